@@ -1,0 +1,1 @@
+"""tap-vobiz: a Singer tap for the Vobiz WhatsApp Conversations API."""

@@ -1,0 +1,3 @@
+from tap_vobiz.tap import TapVobiz
+
+TapVobiz.cli()

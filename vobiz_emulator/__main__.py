@@ -1,0 +1,81 @@
+"""Run the emulator: `python -m vobiz_emulator --conversations 1000 --messages 50000`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import sys
+import time
+
+from vobiz_emulator.dataset import DEFAULT_NOW, Dataset
+from vobiz_emulator.server import (
+    DEFAULT_AUTH_ID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_BEARER_TOKEN,
+    Faults,
+    RunningEmulator,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vobiz_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--days", type=float, default=30, help="history spread over this many days")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--now", default=DEFAULT_NOW.isoformat(), help="the virtual clock's start")
+    parser.add_argument("--conversations-page-size", type=int, default=None,
+                        help="paginate GET /conversations (the real API returns one page today)")
+    parser.add_argument("--auth-id", default=DEFAULT_AUTH_ID)
+    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    parser.add_argument("--bearer-token", default=DEFAULT_BEARER_TOKEN)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="share of 429 answers")
+    parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of non-JSON 200s")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    dataset = Dataset(
+        args.conversations,
+        args.messages,
+        days=args.days,
+        seed=args.seed,
+        now=dt.datetime.fromisoformat(args.now).astimezone(dt.timezone.utc),
+    )
+    emulator = RunningEmulator(
+        dataset,
+        host=args.host,
+        port=args.port,
+        auth_id=args.auth_id,
+        auth_token=args.auth_token,
+        bearer_token=args.bearer_token,
+        conversations_page_size=args.conversations_page_size,
+    )
+    emulator.state.faults = Faults(
+        latency_ms=args.latency_ms,
+        error_rate=args.error_rate,
+        rate_limit_rate=args.rate_limit_rate,
+        malformed_rate=args.malformed_rate,
+        seed=args.seed,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with emulator:
+        print(
+            f"vobiz emulator: {len(dataset.conversations)} conversations, "
+            f"{dataset.message_count()} messages, generated in {time.monotonic() - started:.1f}s; "
+            f"serving {emulator.api_url}",
+            flush=True,
+        )
+        try:
+            emulator.thread.join()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

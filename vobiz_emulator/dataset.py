@@ -1,0 +1,356 @@
+"""The emulator's data: deterministic conversations and messages, and their evolution.
+
+Everything is generated from one seed, on a virtual clock (`now`), so that a given
+set of options always yields the same account, and tests can compare a tap's output
+with the exact data served. `add_activity` moves the clock forward the way a real
+account moves between two scheduled syncs: new conversations and messages, status
+changes of recent outbound messages, conversation windows that expire.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+
+ACCOUNT_ID = "MA_EMULATOR"
+WINDOW = dt.timedelta(hours=24)
+DEFAULT_NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+CATEGORIES = ("service", "marketing", "utility", "authentication")
+MESSAGE_TYPES = (
+    ("text", 50),
+    ("image", 10),
+    ("document", 6),
+    ("template", 12),
+    ("audio", 4),
+    ("video", 3),
+    ("sticker", 3),
+    ("location", 3),
+    ("contacts", 2),
+    ("interactive", 4),
+    ("button", 3),
+)
+# Outbound statuses move forward only, in this order ("failed" can follow any but "read").
+STATUS_ORDER = ("pending", "sent", "delivered", "read")
+TEXT_BODIES = (
+    "How can I help?",
+    "Hi! I'd like to change my delivery address.",
+    'He said "ship it" — is that OK?',
+    "Order #4412 hasn't arrived 😟",
+    "Line one\nLine two\n\ttabbed",
+    "Danke schön, bis später!",
+    "ご注文ありがとうございます。",
+    "مرحبا، أحتاج مساعدة",
+    "Back\\slash and /slash and {braces}",
+    "",
+)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """Format a UTC datetime the way the API does (second precision, `Z`)."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: str) -> dt.datetime:
+    """Parse an RFC 3339 timestamp produced by `rfc3339`."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def message_key(message: dict) -> tuple[str, str]:
+    """The order the API pages in: by creation time, ties broken by id."""
+    return (message["created_at"], message["id"])
+
+
+@dataclass
+class Conversation:
+    """A conversation and its messages, kept oldest first by `message_key`."""
+
+    record: dict
+    messages: list[dict] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    def add(self, message: dict) -> None:
+        bisect.insort(self.messages, message, key=message_key)
+
+
+class Dataset:
+    """A deterministic Vobiz account: conversations, messages and a virtual clock."""
+
+    def __init__(
+        self,
+        conversations: int = 50,
+        messages: int = 1000,
+        *,
+        days: float = 30,
+        seed: int = 1,
+        now: dt.datetime = DEFAULT_NOW,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.now = now
+        self.conversations: list[Conversation] = []
+        self.by_id: dict[str, Conversation] = {}
+        self.channels = [self._uuid() for _ in range(3)]
+        self.contacts = [self._uuid() for _ in range(max(1, conversations // 2))]
+        self._generate(conversations, messages, dt.timedelta(days=days))
+
+    # Generation
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _generate(self, count: int, messages: int, span: dt.timedelta) -> None:
+        starts = sorted(
+            self.now - span * self.rng.random() for _ in range(count)
+        )
+        for start in starts:
+            self._new_conversation(start.replace(microsecond=0))
+        # Skewed sizes: most conversations are short, a few run to many pages.
+        weights = [min(self.rng.paretovariate(1.2), 60.0) for _ in range(count)]
+        total_weight = sum(weights) or 1.0
+        sizes = [int(messages * w / total_weight) for w in weights]
+        for index in range(messages - sum(sizes)):
+            sizes[index % max(count, 1)] += 1
+        for conversation, size in zip(self.conversations, sizes):
+            started = parse_rfc3339(conversation.record["started_at"])
+            end = min(parse_rfc3339(conversation.record["expires_at"]), self.now)
+            self._add_messages(conversation, size, started, end)
+
+    def _new_conversation(self, started: dt.datetime) -> Conversation:
+        expires = started + WINDOW
+        conversation = Conversation(
+            record={
+                "id": self._uuid(),
+                "account_id": ACCOUNT_ID,
+                "channel_id": self.rng.choice(self.channels),
+                "contact_id": self.rng.choice(self.contacts),
+                "category": self.rng.choice(CATEGORIES),
+                "is_billable": self.rng.random() < 0.7,
+                "started_at": rfc3339(started),
+                "expires_at": rfc3339(expires),
+                "status": "open" if expires > self.now else "closed",
+            }
+        )
+        self.conversations.append(conversation)
+        self.by_id[conversation.id] = conversation
+        return conversation
+
+    def _add_messages(
+        self,
+        conversation: Conversation,
+        count: int,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> None:
+        seconds = max(int((end - start).total_seconds()), 0)
+        previous: dt.datetime | None = None
+        for offset in sorted(self.rng.randint(0, seconds) for _ in range(count)):
+            created = start + dt.timedelta(seconds=offset)
+            # Bursts: about one message in ten shares its predecessor's second.
+            if previous is not None and self.rng.random() < 0.1:
+                created = previous
+            previous = created
+            conversation.add(self._new_message(conversation, created))
+
+    def _new_message(self, conversation: Conversation, created: dt.datetime) -> dict:
+        rng = self.rng
+        direction = "outbound" if rng.random() < 0.55 else "inbound"
+        message_type = rng.choices(
+            [name for name, _ in MESSAGE_TYPES], [w for _, w in MESSAGE_TYPES]
+        )[0]
+        age = self.now - created
+        if direction == "inbound":
+            status = "read" if age > dt.timedelta(minutes=30) else "delivered"
+        elif age > dt.timedelta(days=1):
+            status = rng.choices(["read", "delivered", "sent", "failed"], [70, 20, 5, 5])[0]
+        else:
+            status = rng.choice(["pending", "sent", "delivered", "read"])
+        message = {
+            "id": self._uuid(),
+            "account_id": ACCOUNT_ID,
+            "channel_id": conversation.record["channel_id"],
+            "contact_id": conversation.record["contact_id"],
+            "conversation_id": conversation.id,
+            "direction": direction,
+            "type": message_type,
+            "status": status,
+            "content": self._content(message_type),
+            "meta_message_id": "wamid." + uuid.UUID(int=rng.getrandbits(128)).hex.upper(),
+            "created_at": rfc3339(created),
+        }
+        # The documented gaps: no conversation yet, no Meta id yet.
+        if rng.random() < 0.03:
+            del message["conversation_id"]
+        roll = rng.random()
+        if status in {"pending", "failed"} and roll < 0.5:
+            message["meta_message_id"] = None
+        elif roll < 0.05:
+            del message["meta_message_id"]
+        return message
+
+    def _content(self, message_type: str) -> str:
+        rng = self.rng
+        if rng.random() < 0.005:
+            # Content that is not valid JSON: the API passes some through as-is.
+            return rng.choice(['{"body": "truncated', "plain text, not json", "", "{'body': 1}"])
+        payload: object
+        if message_type == "text":
+            payload = {"body": rng.choice(TEXT_BODIES)}
+            if rng.random() < 0.1:
+                payload["preview_url"] = True
+        elif message_type in {"image", "video", "audio", "sticker", "document"}:
+            media: dict[str, object] = (
+                {"id": str(rng.getrandbits(52))}
+                if rng.random() < 0.6
+                else {"link": f"https://cdn.example.com/m/{rng.getrandbits(40):x}"}
+            )
+            mime = {
+                "image": "image/jpeg",
+                "video": "video/mp4",
+                "audio": "audio/ogg",
+                "sticker": "image/webp",
+                "document": "application/pdf",
+            }[message_type]
+            media["mime_type"] = mime
+            if message_type in {"image", "video", "document"} and rng.random() < 0.5:
+                media["caption"] = rng.choice(TEXT_BODIES)
+            if message_type == "document":
+                media["filename"] = rng.choice(["invoice.pdf", "Rechnung März.pdf", "terms.pdf"])
+            payload = media
+        elif message_type == "template":
+            payload = {
+                "name": rng.choice(["order_update", "appointment_reminder", "otp_code"]),
+                "language": rng.choice(["en_US", "de", "pt_BR"]),
+                "components": [
+                    {
+                        "type": "body",
+                        "parameters": [
+                            {"type": "text", "text": rng.choice(TEXT_BODIES)},
+                            {"type": "currency", "currency": {"code": "EUR", "amount_1000": 12990}},
+                        ],
+                    }
+                ],
+            }
+        elif message_type == "location":
+            payload = {
+                "latitude": round(rng.uniform(-60, 60), 6),
+                "longitude": round(rng.uniform(-180, 180), 6),
+                "name": "Warehouse 3",
+                "address": "Kaiserstraße 1, Frankfurt",
+            }
+        elif message_type == "contacts":
+            payload = {
+                "contacts": [
+                    {
+                        "name": {"formatted_name": "Ana Souza", "first_name": "Ana"},
+                        "phones": [{"phone": "+55 11 91234-5678", "type": "CELL"}],
+                    }
+                ]
+            }
+        elif message_type == "interactive":
+            payload = (
+                {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes ✅"}}
+                if rng.random() < 0.5
+                else {"type": "list_reply", "list_reply": {"id": "r2", "title": "Reschedule"}}
+            )
+        else:  # button
+            payload = {"payload": "CONFIRM_ORDER", "text": "Confirm"}
+        # Vary the encoding so that only byte-exact passthrough reproduces it.
+        if rng.random() < 0.5:
+            return json.dumps(payload, ensure_ascii=False)
+        return json.dumps(payload, separators=(",", ":"))
+
+    # Evolution between runs
+
+    def add_activity(
+        self,
+        *,
+        hours: float = 6,
+        new_conversations: int = 0,
+        new_messages: int = 0,
+        status_changes: int = 0,
+    ) -> dict:
+        """Move the clock forward and add the activity of that period.
+
+        New messages go to conversations whose window is open in the period (new ones
+        included); status changes advance recent outbound messages one step (or to
+        `failed`); conversations whose window has expired become `closed`.
+        Returns counts of what changed, with the ids involved.
+        """
+        before = self.now
+        self.now = before + dt.timedelta(hours=hours)
+        span = (self.now - before).total_seconds()
+        created = [
+            self._new_conversation(
+                (before + dt.timedelta(seconds=self.rng.uniform(0, span))).replace(microsecond=0)
+            )
+            for _ in range(new_conversations)
+        ]
+        active = [c for c in self.conversations if parse_rfc3339(c.record["expires_at"]) > before]
+        new_ids = []
+        if active:
+            for _ in range(new_messages):
+                conversation = self.rng.choice(active)
+                low = max(before, parse_rfc3339(conversation.record["started_at"]))
+                high = min(self.now, parse_rfc3339(conversation.record["expires_at"]))
+                moment = low + dt.timedelta(
+                    seconds=self.rng.randint(1, max(int((high - low).total_seconds()), 1))
+                )
+                message = self._new_message(conversation, min(moment, high))
+                conversation.add(message)
+                new_ids.append(message["id"])
+        changed = self._change_statuses(status_changes, since=before - dt.timedelta(days=2))
+        closed = []
+        for conversation in self.conversations:
+            record = conversation.record
+            if record["status"] == "open" and parse_rfc3339(record["expires_at"]) <= self.now:
+                record["status"] = "closed"
+                closed.append(conversation.id)
+        return {
+            "now": rfc3339(self.now),
+            "new_conversations": [c.id for c in created],
+            "new_messages": new_ids,
+            "status_changes": changed,
+            "closed_conversations": closed,
+        }
+
+    def _change_statuses(self, count: int, *, since: dt.datetime) -> list[str]:
+        since_text = rfc3339(since)
+        candidates = [
+            message
+            for conversation in self.conversations
+            if conversation.record["expires_at"] >= since_text
+            for message in conversation.messages
+            if message["direction"] == "outbound"
+            and message["status"] in {"pending", "sent", "delivered"}
+            and message["created_at"] >= since_text
+        ]
+        changed = []
+        for message in self.rng.sample(candidates, min(count, len(candidates))):
+            if message["status"] != "delivered" and self.rng.random() < 0.1:
+                message["status"] = "failed"
+            else:
+                message["status"] = STATUS_ORDER[STATUS_ORDER.index(message["status"]) + 1]
+            if message.get("meta_message_id") is None and message["status"] != "failed":
+                message["meta_message_id"] = "wamid." + uuid.UUID(int=self.rng.getrandbits(128)).hex.upper()
+            changed.append(message["id"])
+        return changed
+
+    # Views
+
+    def message_count(self) -> int:
+        return sum(len(c.messages) for c in self.conversations)
+
+    def export(self) -> dict:
+        """Everything served, as the API serves it, with each message's conversation."""
+        return {
+            "now": rfc3339(self.now),
+            "conversations": [c.record for c in self.conversations],
+            "messages": {c.id: c.messages for c in self.conversations},
+        }

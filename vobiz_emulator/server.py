@@ -1,0 +1,349 @@
+"""The emulator's HTTP server: the Vobiz API's paths, envelopes, auth and cursors.
+
+API paths live under `/api/v1/messaging` like the real base URL. Control paths live
+under `/_emulator/` and are what tests and the demo use to look at the data, add
+activity between runs and inject faults:
+
+- `GET  /_emulator/export`    every conversation and message as served
+- `GET  /_emulator/stats`     requests served, by kind and by status
+- `POST /_emulator/activity`  `{"hours", "new_conversations", "new_messages", "status_changes"}`
+- `POST /_emulator/faults`    `{"latency_ms", "error_rate", "rate_limit_rate", "retry_after",
+                               "malformed_rate", "seed", "script": ["500", "429", ...]}`
+- `POST /_emulator/reset`     forget the stats and the faults
+
+A script is consumed one entry per API request, before the random faults apply:
+`500`/`502`/`503`/`504`, `429` (Retry-After 1 s), `429-date` (as an HTTP date),
+`429-bare` (no header), `malformed` (200 with a non-JSON body), `truncated` (200, cut
+short), `reset` (connection closed without a response), `slow:<seconds>`, `401`, `404`,
+`ok` (served normally).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from vobiz_emulator.dataset import Dataset, message_key
+
+API_PREFIX = "/api/v1/messaging"
+DEFAULT_AUTH_ID = "MA_EMULATOR"
+DEFAULT_AUTH_TOKEN = "emulator-token"  # noqa: S105 - a published test credential
+DEFAULT_BEARER_TOKEN = "emulator-bearer-token"  # noqa: S105
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+MESSAGES_PATH = re.compile(rf"^{API_PREFIX}/conversations/([^/]+)/messages$")
+
+
+def encode_cursor(key: tuple[str, str] | int) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> object:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode()))
+
+
+@dataclass
+class Faults:
+    """What the server does wrong, and how often."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: str | None = "1"
+    malformed_rate: float = 0.0
+    seed: int = 0
+    script: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def next_fault(self) -> str | None:
+        if self.script:
+            entry = self.script.pop(0)
+            return None if entry == "ok" else entry
+        roll = self.rng.random()
+        if roll < self.error_rate:
+            return self.rng.choice(["500", "502", "503", "504"])
+        roll -= self.error_rate
+        if roll < self.rate_limit_rate:
+            return "429"
+        roll -= self.rate_limit_rate
+        if roll < self.malformed_rate:
+            return self.rng.choice(["malformed", "truncated"])
+        return None
+
+
+class EmulatorState:
+    """The dataset, the faults and the counters, shared by the server's threads."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        auth_id: str = DEFAULT_AUTH_ID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        bearer_token: str = DEFAULT_BEARER_TOKEN,
+        conversations_page_size: int | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.auth_id = auth_id
+        self.auth_token = auth_token
+        self.bearer_token = bearer_token
+        self.conversations_page_size = conversations_page_size
+        self.faults = Faults()
+        self.stats: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def authorized(self, headers: object) -> bool:
+        get = headers.get  # type: ignore[attr-defined]
+        if get("Authorization") == f"Bearer {self.bearer_token}":
+            return True
+        return get("X-Auth-ID") == self.auth_id and get("X-Auth-Token") == self.auth_token
+
+
+class BadRequest(Exception):
+    """A 400: invalid parameters."""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle's algorithm and
+    # delayed ACKs add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
+    server: EmulatorServer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Silence per-request logging; `/_emulator/stats` has the counts."""
+
+    # Plumbing
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload, ensure_ascii=False).encode(), headers)
+
+    def _read_json(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b"{}"
+        payload = json.loads(body or b"{}")
+        if not isinstance(payload, dict):
+            raise BadRequest("body must be a JSON object")
+        return payload
+
+    # Routing
+
+    def do_GET(self) -> None:  # noqa: N802
+        state = self.server.state
+        url = urlsplit(self.path)
+        if url.path == "/_emulator/export":
+            with state.lock:
+                self._json(200, state.dataset.export())
+            return
+        if url.path == "/_emulator/stats":
+            with state.lock:
+                self._json(200, dict(state.stats))
+            return
+        self._serve_api(url.path, parse_qs(url.query, keep_blank_values=True))
+
+    def do_POST(self) -> None:  # noqa: N802
+        state = self.server.state
+        path = urlsplit(self.path).path
+        try:
+            payload = self._read_json()
+        except (ValueError, BadRequest) as error:
+            self._json(400, {"error": str(error)})
+            return
+        with state.lock:
+            if path == "/_emulator/activity":
+                result = state.dataset.add_activity(
+                    hours=float(payload.get("hours", 6)),
+                    new_conversations=int(payload.get("new_conversations", 0)),
+                    new_messages=int(payload.get("new_messages", 0)),
+                    status_changes=int(payload.get("status_changes", 0)),
+                )
+                self._json(200, result)
+            elif path == "/_emulator/faults":
+                state.faults = Faults(**payload)
+                self._json(200, {"ok": True})
+            elif path == "/_emulator/reset":
+                state.faults = Faults()
+                state.stats.clear()
+                self._json(200, {"ok": True})
+            else:
+                self._json(404, {"error": "not found"})
+
+    def _serve_api(self, path: str, query: dict[str, list[str]]) -> None:
+        state = self.server.state
+        with state.lock:
+            fault = state.faults.next_fault()
+            latency = state.faults.latency_ms
+        if latency:
+            time.sleep(latency / 1000)
+        kind = "conversations" if path == f"{API_PREFIX}/conversations" else "messages"
+        with state.lock:
+            state.stats[f"requests:{kind}"] += 1
+            state.stats["requests"] += 1
+        if fault and self._inject(fault):
+            with state.lock:
+                state.stats[f"faults:{fault}"] += 1
+            return
+        if not state.authorized(self.headers):
+            self._count(401)
+            self._json(401, {"error": "missing or invalid credentials"})
+            return
+        try:
+            if path == f"{API_PREFIX}/conversations":
+                status, payload = 200, self._conversations_page(query)
+            elif match := MESSAGES_PATH.match(path):
+                status, payload = self._messages_page(match.group(1), query)
+            else:
+                status, payload = 404, {"error": "not found"}
+        except BadRequest as error:
+            status, payload = 400, {"error": str(error)}
+        self._count(status)
+        self._json(status, payload)
+
+    def _count(self, status: int) -> None:
+        with self.server.state.lock:
+            self.server.state.stats[f"status:{status}"] += 1
+
+    def _inject(self, fault: str) -> bool:
+        """Answer with the fault; False when it only delays the real answer."""
+        if fault.startswith("slow:"):
+            time.sleep(float(fault.split(":", 1)[1]))
+            return False
+        if fault in {"500", "502", "503", "504", "401", "404"}:
+            self._json(int(fault), {"error": f"injected {fault}"})
+        elif fault.startswith("429"):
+            headers = {}
+            if fault == "429":
+                headers["Retry-After"] = self.server.state.faults.retry_after or "1"
+            elif fault == "429-date":
+                headers["Retry-After"] = email.utils.formatdate(time.time() + 1, usegmt=True)
+            self._json(429, {"error": "rate limit exceeded"}, headers)
+        elif fault == "malformed":
+            self._send(200, b"<html><body>502 Bad Gateway</body></html>")
+        elif fault == "truncated":
+            self._send(200, b'{"items": [{"id": "0f1e2d3c-')
+        elif fault == "reset":
+            self.close_connection = True
+            self.connection.close()
+        else:
+            return False
+        return True
+
+    # Endpoints
+
+    def _conversations_page(self, query: dict[str, list[str]]) -> dict:
+        records = [c.record for c in self.server.state.dataset.conversations]
+        size = self.server.state.conversations_page_size
+        if not size:
+            return {"items": records}
+        start = 0
+        if cursor := query.get("cursor", [""])[0]:
+            try:
+                start = int(decode_cursor(cursor))  # type: ignore[call-overload]
+            except (ValueError, TypeError, binascii.Error) as error:
+                raise BadRequest("invalid cursor") from error
+        end = start + size
+        page: dict = {"items": records[start:end], "has_more": end < len(records)}
+        page["next_cursor"] = encode_cursor(end) if end < len(records) else None
+        return page
+
+    def _messages_page(self, conversation_id: str, query: dict[str, list[str]]) -> tuple[int, dict]:
+        state = self.server.state
+        raw_limit = query.get("limit", [str(DEFAULT_LIMIT)])[0]
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
+        limit = int(raw_limit)
+        cursor = query.get("cursor", [""])[0]
+        key: tuple[str, str] | None = None
+        if cursor:
+            try:
+                created_at, message_id = decode_cursor(cursor)  # type: ignore[misc]
+                key = (str(created_at), str(message_id))
+            except (ValueError, TypeError, binascii.Error) as error:
+                raise BadRequest("invalid cursor") from error
+        with state.lock:
+            conversation = state.dataset.by_id.get(conversation_id)
+            if conversation is None:
+                return 404, {"error": "conversation not found"}
+            messages = conversation.messages
+            end = len(messages) if key is None else bisect.bisect_left(messages, key, key=message_key)
+            start = max(end - limit, 0)
+            items = [dict(m) for m in messages[start:end]]
+        # Pages go newest to oldest; the order inside a page is unspecified, so shuffle.
+        random.Random(f"{conversation_id}:{cursor}").shuffle(items)
+        page: dict = {"items": items, "has_more": start > 0}
+        if start > 0:
+            page["next_cursor"] = encode_cursor(message_key(messages[start]))
+        else:
+            # The three documented spellings of "no more pages".
+            ending = int(conversation_id[-1], 16) % 3
+            if ending == 0:
+                page["next_cursor"] = None
+            elif ending == 1:
+                page["next_cursor"] = ""
+        return 200, page
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+        super().__init__(address, Handler)
+        self.state = state
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + API_PREFIX
+
+
+class RunningEmulator:
+    """An emulator serving from a background thread: `with RunningEmulator(ds) as emu:`."""
+
+    def __init__(self, dataset: Dataset, host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
+        self.server = EmulatorServer((host, port), EmulatorState(dataset, **options))  # type: ignore[arg-type]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def state(self) -> EmulatorState:
+        return self.server.state
+
+    @property
+    def api_url(self) -> str:
+        return self.server.api_url
+
+    def __enter__(self) -> RunningEmulator:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
