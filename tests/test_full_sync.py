@@ -1,0 +1,71 @@
+"""End to end: the installed `tap-vobiz` command against the emulator, compared exactly."""
+
+from __future__ import annotations
+
+from tests.expected_output import assert_exact_sync
+from tests.tap_runner import emulator_config, run_tap
+
+
+def test_full_sync_of_1000_conversations_and_50000_messages_is_exact(start_emulator, tmp_path):
+    emulator = start_emulator(1000, 50_000, seed=11)
+    dataset = emulator.state.dataset
+    missing = sum(1 for c in dataset.conversations for m in c.messages if "conversation_id" not in m)
+    multi_page = sum(1 for c in dataset.conversations if len(c.messages) > 100)
+    assert missing > 0 and multi_page > 0  # the traps are really in the data
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert_exact_sync(run, dataset)
+    assert len(run.records["messages"]) == 50_000
+    assert all(r["conversation_id"] for r in run.records["messages"])
+
+
+def test_every_message_carries_the_conversation_it_was_read_under(start_emulator, tmp_path):
+    emulator = start_emulator(30, 2000)
+    run = run_tap(emulator_config(emulator), tmp_path)
+    owner = {m["id"]: c.id for c in emulator.state.dataset.conversations for m in c.messages}
+    assert run.returncode == 0
+    assert {r["id"]: r["conversation_id"] for r in run.records["messages"]} == owner
+
+
+def test_bearer_token_and_small_pages_give_the_same_exact_output(start_emulator, tmp_path):
+    emulator = start_emulator(15, 900)
+    config = emulator_config(emulator, page_size=7, bearer_token=emulator.state.bearer_token)
+    del config["auth_id"], config["auth_token"]
+
+    run = run_tap(config, tmp_path)
+
+    assert_exact_sync(run, emulator.state.dataset)
+    assert emulator.state.stats["requests:messages"] > 900 / 7
+
+
+def test_paginated_conversation_listing_is_followed_to_the_end(start_emulator, tmp_path):
+    emulator = start_emulator(25, 300, conversations_page_size=4)
+    run = run_tap(emulator_config(emulator), tmp_path)
+    assert_exact_sync(run, emulator.state.dataset)
+    assert emulator.state.stats["requests:conversations"] == 7
+
+
+def test_content_is_kept_byte_for_byte_and_parsed_beside_it(start_emulator, tmp_path):
+    emulator = start_emulator(40, 4000)
+    run = run_tap(emulator_config(emulator), tmp_path)
+    served = {m["id"]: m["content"] for c in emulator.state.dataset.conversations for m in c.messages}
+    unparseable = [r for r in run.records["messages"] if r["content_json"] is None]
+    assert unparseable, "the dataset should include content that is not a JSON object"
+    for record in run.records["messages"]:
+        assert record["content"] == served[record["id"]]
+        assert record["content"].encode() == served[record["id"]].encode()
+
+
+def test_start_date_limits_a_first_run(start_emulator, tmp_path):
+    emulator = start_emulator(60, 3000)
+    start = "2026-10-20T00:00:00Z"
+    run = run_tap(emulator_config(emulator, start_date=start), tmp_path)
+    dataset = emulator.state.dataset
+
+    assert run.returncode == 0
+    expected_messages = {m["id"] for c in dataset.conversations for m in c.messages if m["created_at"] >= start}
+    expected_conversations = {c.id for c in dataset.conversations if c.record["expires_at"] >= start}
+    assert set(run.ids("messages")) == expected_messages
+    assert set(run.ids("conversations")) == expected_conversations
+    assert 0 < len(expected_messages) < dataset.message_count()

@@ -1,0 +1,83 @@
+"""Record-level rules: content parsing, timestamps and where paging stops."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import requests
+
+from tap_vobiz.pagination import CursorLoopError, CursorPaginator, parse_timestamp
+from tap_vobiz.streams import parse_content
+
+
+@pytest.mark.parametrize(
+    ("content", "parsed"),
+    [
+        ('{"body": "How can I help?"}', {"body": "How can I help?"}),
+        ('{"body":"caf\\u00e9"}', {"body": "café"}),
+        ('{"body": "truncated', None),
+        ("plain text", None),
+        ("", None),
+        ('["a list"]', None),
+        ('"a string"', None),
+        (None, None),
+        (42, None),
+        ("[" * 100_000, None),
+    ],
+)
+def test_content_is_parsed_only_when_it_is_a_json_object(content, parsed):
+    assert parse_content(content) == parsed
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-10-01T12:00:00Z", dt.datetime(2026, 10, 1, 12, tzinfo=dt.timezone.utc)),
+        ("2026-10-01T12:00:00.250Z", dt.datetime(2026, 10, 1, 12, 0, 0, 250000, tzinfo=dt.timezone.utc)),
+        ("2026-10-01T14:00:00+02:00", dt.datetime(2026, 10, 1, 12, tzinfo=dt.timezone.utc)),
+        ("not a date", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_timestamps_parse_to_aware_datetimes_or_none(value, expected):
+    assert parse_timestamp(value) == expected
+
+
+def _response(body: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(body).encode()
+    return response
+
+
+@pytest.mark.parametrize(
+    "ending", [{"has_more": False, "next_cursor": "c2"}, {"has_more": True, "next_cursor": None},
+               {"has_more": True, "next_cursor": ""}, {"has_more": True}, {}],
+)
+def test_any_documented_ending_ends_paging(ending):
+    paginator = CursorPaginator()
+    paginator.advance(_response({"items": [], **ending}))
+    assert paginator.finished
+
+
+def test_a_page_reaching_past_the_bookmark_is_the_last_one_read():
+    stop = dt.datetime(2026, 10, 1, 12, tzinfo=dt.timezone.utc)
+    paginator = CursorPaginator(stop_before=stop)
+    newer = [{"created_at": "2026-10-01T13:00:00Z"}, {"created_at": "2026-10-01T12:00:00Z"}]
+    paginator.advance(_response({"items": newer, "has_more": True, "next_cursor": "c1"}))
+    assert not paginator.finished
+    # The oldest item decides, wherever it sits in the page.
+    mixed = [{"created_at": "2026-10-01T11:59:59Z"}, {"created_at": "2026-10-01T12:30:00Z"}]
+    paginator.advance(_response({"items": mixed, "has_more": True, "next_cursor": "c2"}))
+    assert paginator.finished and paginator.stopped_early
+
+
+def test_a_cursor_seen_before_is_an_error_not_an_endless_loop():
+    paginator = CursorPaginator()
+    paginator.advance(_response({"items": [{}], "has_more": True, "next_cursor": "c1"}))
+    paginator.advance(_response({"items": [{}], "has_more": True, "next_cursor": "c2"}))
+    with pytest.raises(CursorLoopError):
+        paginator.advance(_response({"items": [{}], "has_more": True, "next_cursor": "c1"}))

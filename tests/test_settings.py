@@ -1,0 +1,39 @@
+"""Settings: invalid ones stop the tap before any request, with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tap_runner import emulator_config, run_tap
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"auth_id": None, "auth_token": None}, "set auth_id and auth_token, or bearer_token"),
+        ({"auth_token": None}, "set auth_id and auth_token, or bearer_token"),
+        ({"page_size": 0}, "page_size must be an integer from 1 to 100 (got 0)"),
+        ({"page_size": 101}, "page_size must be an integer from 1 to 100 (got 101)"),
+        ({"start_date": "last tuesday"}, "start_date is not an RFC 3339 date-time (got 'last tuesday')"),
+        ({"api_url": "ftp://example.com"}, "api_url must be an http(s) URL"),
+    ],
+)
+def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_path, overrides, message):
+    emulator = start_emulator(3, 30)
+    config = {k: v for k, v in emulator_config(emulator, **overrides).items() if v is not None}
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 1
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.messages == []
+    assert emulator.state.stats["requests"] == 0
+
+
+def test_invalid_token_is_refused_by_the_api_without_leaking_it(start_emulator, tmp_path):
+    emulator = start_emulator(3, 30)
+    run = run_tap(emulator_config(emulator, auth_token="wrong-secret-value"), tmp_path)
+    assert run.returncode != 0
+    assert "401" in run.stderr
+    assert "wrong-secret-value" not in run.stderr
