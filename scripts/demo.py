@@ -23,9 +23,20 @@ TAP = Path(sys.executable).with_name("tap-vobiz")
 
 def start_emulator(conversations: int, messages: int) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "vobiz_emulator", "--port", "0",
-         "--conversations", str(conversations), "--messages", str(messages)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vobiz_emulator",
+            "--port",
+            "0",
+            "--conversations",
+            str(conversations),
+            "--messages",
+            str(messages),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     banner = process.stdout.readline().strip()  # type: ignore[union-attr]
     if "serving " not in banner:
@@ -64,11 +75,13 @@ def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
 
 
 def post(base_url: str, path: str, payload: dict) -> dict:
-    request = urllib.request.Request(
-        base_url + path, data=json.dumps(payload).encode(), method="POST",
+    request = urllib.request.Request(  # noqa: S310 - the loopback emulator
+        base_url + path,
+        data=json.dumps(payload).encode(),
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback emulator
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
         return json.load(response)
 
 
@@ -90,15 +103,28 @@ def main() -> int:
     base_url = api_url.split("/api/", 1)[0]
     try:
         config_path = OUTPUT / "config.json"
-        config_path.write_text(json.dumps({
-            "auth_id": "MA_EMULATOR", "auth_token": "emulator-token", "api_url": api_url,
-        }))
+        config_path.write_text(
+            json.dumps(
+                {
+                    "auth_id": "MA_EMULATOR",
+                    "auth_token": "emulator-token",
+                    "api_url": api_url,
+                }
+            )
+        )
         first = run_tap(config_path, "run1", None)
         report("run 1 (full sync)", first)
 
-        activity = post(base_url, "/_emulator/activity", {
-            "hours": 6, "new_conversations": 10, "new_messages": 300, "status_changes": 100,
-        })
+        activity = post(
+            base_url,
+            "/_emulator/activity",
+            {
+                "hours": 6,
+                "new_conversations": 10,
+                "new_messages": 300,
+                "status_changes": 100,
+            },
+        )
         print(
             f"emulator: +6h, {len(activity['new_conversations'])} new conversations, "
             f"{len(activity['new_messages'])} new messages, "

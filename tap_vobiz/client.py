@@ -16,7 +16,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-class VobizStream(RESTStream[t.Optional[str]]):
+class VobizStream(RESTStream[str | None]):
     """A Vobiz listing: `{"items": [...], "has_more", "next_cursor"}` behind header auth."""
 
     # The records' own order is not the replication order (pages are newest first).

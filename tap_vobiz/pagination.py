@@ -60,7 +60,7 @@ class CursorLoopError(RuntimeError):
     """The API handed back a cursor this listing has already followed."""
 
 
-class CursorPaginator(BaseAPIPaginator[t.Optional[str]]):
+class CursorPaginator(BaseAPIPaginator[str | None]):
     """Follows `next_cursor` while `has_more` allows, refusing to follow a cursor twice.
 
     With `stop_before` (and `timestamp_field`), pages are taken to run newest to

@@ -30,7 +30,9 @@ class ConversationsStream(VobizStream):
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True, description="Conversation id (UUID)."),
         th.Property("account_id", th.StringType, description="Vobiz account id (`MA_...`)."),
-        th.Property("channel_id", th.StringType, description="WhatsApp channel the conversation belongs to (UUID)."),
+        th.Property(
+            "channel_id", th.StringType, description="WhatsApp channel the conversation belongs to (UUID)."
+        ),
         th.Property("contact_id", th.StringType, description="Customer contact (UUID)."),
         th.Property(
             "category",
@@ -93,7 +95,9 @@ class MessagesStream(VobizStream):
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True, description="Message id (UUID)."),
         th.Property("account_id", th.StringType, description="Vobiz account id (`MA_...`)."),
-        th.Property("channel_id", th.StringType, description="WhatsApp channel it was sent or received on (UUID)."),
+        th.Property(
+            "channel_id", th.StringType, description="WhatsApp channel it was sent or received on (UUID)."
+        ),
         th.Property("contact_id", th.StringType, description="Customer contact (UUID)."),
         th.Property(
             "conversation_id",
@@ -101,17 +105,24 @@ class MessagesStream(VobizStream):
             description="Parent conversation (UUID); filled in from the conversation it was read "
             "under when the API omits it.",
         ),
-        th.Property(
-            "direction", th.StringType, description=_enum("Who sent it.", ["inbound", "outbound"])
-        ),
+        th.Property("direction", th.StringType, description=_enum("Who sent it.", ["inbound", "outbound"])),
         th.Property(
             "type",
             th.StringType,
             description=_enum(
                 "Message type.",
                 [
-                    "text", "image", "document", "template", "audio", "video",
-                    "sticker", "location", "contacts", "interactive", "button",
+                    "text",
+                    "image",
+                    "document",
+                    "template",
+                    "audio",
+                    "video",
+                    "sticker",
+                    "location",
+                    "contacts",
+                    "interactive",
+                    "button",
                 ],
             ),
         ),
@@ -134,7 +145,9 @@ class MessagesStream(VobizStream):
             description="`content` parsed; null when `content` is not a JSON object.",
         ),
         th.Property(
-            "meta_message_id", th.StringType, description="Meta's WhatsApp message id (`wamid...`), when available."
+            "meta_message_id",
+            th.StringType,
+            description="Meta's WhatsApp message id (`wamid...`), when available.",
         ),
         th.Property("created_at", th.DateTimeType, description="When the message was created (UTC)."),
     ).to_dict()
@@ -142,7 +155,10 @@ class MessagesStream(VobizStream):
     _stop_before: dt.datetime | None = None
 
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
-        return {"limit": self.config.get("page_size", 100), **super().get_url_params(context, next_page_token)}
+        return {
+            "limit": self.config.get("page_size", 100),
+            **super().get_url_params(context, next_page_token),
+        }
 
     def get_new_paginator(self) -> CursorPaginator:
         return CursorPaginator(stop_before=self._stop_before, timestamp_field="created_at")

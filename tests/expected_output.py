@@ -42,9 +42,7 @@ def assert_exact_sync(run: TapRun, dataset: Dataset) -> None:
         assert set(record) <= CONVERSATION_FIELDS
         assert {k: record.get(k) for k in CONVERSATION_FIELDS} == served_conversations[conversation_id]
 
-    served_messages = {
-        m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages
-    }
+    served_messages = {m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages}
     emitted_messages = {r["id"]: r for r in run.records["messages"]}
     assert emitted_messages.keys() == served_messages.keys()
     for message_id, record in emitted_messages.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -36,9 +37,11 @@ def test_message_pages_run_newest_to_oldest_and_cover_everything_once(start_emul
             break
     assert [len(p) for p in pages] == [50] * 10 + [37]
     keys = [[(m["created_at"], m["id"]) for m in page] for page in pages]
-    for newer, older in zip(keys, keys[1:]):
+    for newer, older in itertools.pairwise(keys):
         assert min(newer) > max(older)
-    assert sorted(k for page in keys for k in page) == [(m["created_at"], m["id"]) for m in conversation.messages]
+    assert sorted(k for page in keys for k in page) == [
+        (m["created_at"], m["id"]) for m in conversation.messages
+    ]
     # The order within a page is not specified: the emulator does not sort it.
     assert any(page != sorted(page) and page != sorted(page, reverse=True) for page in keys)
 

@@ -64,7 +64,9 @@ def test_start_date_limits_a_first_run(start_emulator, tmp_path):
     dataset = emulator.state.dataset
 
     assert run.returncode == 0
-    expected_messages = {m["id"] for c in dataset.conversations for m in c.messages if m["created_at"] >= start}
+    expected_messages = {
+        m["id"] for c in dataset.conversations for m in c.messages if m["created_at"] >= start
+    }
     expected_conversations = {c.id for c in dataset.conversations if c.record["expires_at"] >= start}
     assert set(run.ids("messages")) == expected_messages
     assert set(run.ids("conversations")) == expected_conversations

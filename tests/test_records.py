@@ -54,8 +54,14 @@ def _response(body: dict) -> requests.Response:
 
 
 @pytest.mark.parametrize(
-    "ending", [{"has_more": False, "next_cursor": "c2"}, {"has_more": True, "next_cursor": None},
-               {"has_more": True, "next_cursor": ""}, {"has_more": True}, {}],
+    "ending",
+    [
+        {"has_more": False, "next_cursor": "c2"},
+        {"has_more": True, "next_cursor": None},
+        {"has_more": True, "next_cursor": ""},
+        {"has_more": True},
+        {},
+    ],
 )
 def test_any_documented_ending_ends_paging(ending):
     paginator = CursorPaginator()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import signal
 import sys
@@ -27,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=30, help="history spread over this many days")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--now", default=DEFAULT_NOW.isoformat(), help="the virtual clock's start")
-    parser.add_argument("--conversations-page-size", type=int, default=None,
-                        help="paginate GET /conversations (the real API returns one page today)")
+    parser.add_argument(
+        "--conversations-page-size",
+        type=int,
+        default=None,
+        help="paginate GET /conversations (the real API returns one page today)",
+    )
     parser.add_argument("--auth-id", default=DEFAULT_AUTH_ID)
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     parser.add_argument("--bearer-token", default=DEFAULT_BEARER_TOKEN)
@@ -70,10 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             f"serving {emulator.api_url}",
             flush=True,
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             emulator.thread.join()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

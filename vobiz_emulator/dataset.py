@@ -106,9 +106,7 @@ class Dataset:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def _generate(self, count: int, messages: int, span: dt.timedelta) -> None:
-        starts = sorted(
-            self.now - span * self.rng.random() for _ in range(count)
-        )
+        starts = sorted(self.now - span * self.rng.random() for _ in range(count))
         for start in starts:
             self._new_conversation(start.replace(microsecond=0))
         # Skewed sizes: most conversations are short, a few run to many pages.
@@ -117,7 +115,7 @@ class Dataset:
         sizes = [int(messages * w / total_weight) for w in weights]
         for index in range(messages - sum(sizes)):
             sizes[index % max(count, 1)] += 1
-        for conversation, size in zip(self.conversations, sizes):
+        for conversation, size in zip(self.conversations, sizes, strict=True):
             started = parse_rfc3339(conversation.record["started_at"])
             end = min(parse_rfc3339(conversation.record["expires_at"]), self.now)
             self._add_messages(conversation, size, started, end)
@@ -161,9 +159,7 @@ class Dataset:
     def _new_message(self, conversation: Conversation, created: dt.datetime) -> dict:
         rng = self.rng
         direction = "outbound" if rng.random() < 0.55 else "inbound"
-        message_type = rng.choices(
-            [name for name, _ in MESSAGE_TYPES], [w for _, w in MESSAGE_TYPES]
-        )[0]
+        message_type = rng.choices([name for name, _ in MESSAGE_TYPES], [w for _, w in MESSAGE_TYPES])[0]
         age = self.now - created
         if direction == "inbound":
             status = "read" if age > dt.timedelta(minutes=30) else "delivered"

@@ -125,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: EmulatorServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Silence per-request logging; `/_emulator/stats` has the counts."""
 
     # Plumbing
@@ -152,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # Routing
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         state = self.server.state
         url = urlsplit(self.path)
         if url.path == "/_emulator/export":
@@ -165,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._serve_api(url.path, parse_qs(url.query, keep_blank_values=True))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         state = self.server.state
         path = urlsplit(self.path).path
         try:
