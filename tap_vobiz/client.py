@@ -1,19 +1,59 @@
-"""The base stream that knows the Vobiz API: base URL, auth, page envelopes, errors."""
+"""The base stream that knows the Vobiz API: base URL, auth, page envelopes, errors, retries."""
 
 from __future__ import annotations
 
+import email.utils
+import time
 import typing as t
 from functools import cached_property
+from http import HTTPStatus
+from urllib.parse import urlsplit
 
+import backoff
+import requests
 from singer_sdk.authenticators import BearerTokenAuthenticator, SimpleAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.streams import RESTStream
 
+from tap_vobiz import run_report
+from tap_vobiz.errors import CredentialsRejectedError, InvalidRequestError, RetriesExhaustedError
+from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
 
 if t.TYPE_CHECKING:
-    import requests
-    from singer_sdk.helpers.types import Context
+    from backoff.types import Details
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context, Record
+
+    from tap_vobiz.run_report import RunReport
+
+# What a retry can fix: rate limits, server errors, broken connections and bodies.
+TRANSIENT_ERRORS = (
+    RetriableAPIError,
+    ConnectionResetError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+DEFAULT_MAX_RETRY_SECONDS = 300
+MAX_BACKOFF_SECONDS = 60
+LOGGED_BAD_RECORDS = 10  # per stream; the final log line has the full counts
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    """The wait a 429/503 asks for in `Retry-After`, in seconds or as an HTTP date."""
+    if response is None or not (value := response.headers.get("Retry-After", "").strip()):
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
 
 
 class VobizStream(RESTStream[str | None]):
@@ -21,6 +61,12 @@ class VobizStream(RESTStream[str | None]):
 
     # The records' own order is not the replication order (pages are newest first).
     is_sorted = False
+
+    def __init__(self, tap: Tap) -> None:
+        super().__init__(tap)
+        self.report: RunReport = tap.report  # type: ignore[attr-defined]
+        self._field_checks = field_checks(self.schema)
+        self._bad_records_logged = 0
 
     @property
     def url_base(self) -> str:
@@ -48,20 +94,143 @@ class VobizStream(RESTStream[str | None]):
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
         return {"cursor": next_page_token} if next_page_token else {}
 
+    # Responses
+
     def validate_response(self, response: requests.Response) -> None:
-        """Classify errors as the SDK does, and retry 2xx bodies that are not a page."""
-        super().validate_response(response)
+        """Retry what can pass, fail fast with a fix for what cannot, and check the body."""
+        self.report.add(run_report.REQUESTS)
+        status = response.status_code
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            problem = "refused the credentials" if status == HTTPStatus.UNAUTHORIZED else "denied access"
+            raise CredentialsRejectedError(
+                f"Vobiz {problem} ({self.response_error_message(response)}): check auth_id and "
+                "auth_token (or bearer_token), and that the account may read WhatsApp conversations"
+            )
+        if status == HTTPStatus.NOT_FOUND:
+            raise InvalidRequestError(
+                f"Vobiz has no such resource ({self.response_error_message(response)}): check api_url"
+            )
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise InvalidRequestError(f"Vobiz rejected the request ({self.response_error_message(response)})")
         try:
             read_page(response)
         except MalformedPageError as error:
-            raise RetriableAPIError(f"{error} for path {self.path}", response) from error
+            raise RetriableAPIError(f"{error} ({self.describe_request(response)})", response) from error
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """Status, request and the API's own `error` text; never headers or the full body."""
+        detail = ""
+        try:
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                detail = f": {body['error'][:200]}"
+        except ValueError:
+            pass
+        return f"{response.status_code} {response.reason} for {self.describe_request(response)}{detail}"
+
+    @staticmethod
+    def describe_request(response: requests.Response) -> str:
+        url = urlsplit(response.request.url if response.request else response.url or "")
+        query = f"?{url.query}" if url.query else ""
+        return f"{response.request.method if response.request else 'GET'} {url.path}{query}"
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         for item in read_page(response)["items"]:
             if isinstance(item, dict):
                 yield item
             else:
-                self.logger.warning("Skipping a %s item that is not an object", self.name)
+                self.report.add(run_report.DROPPED_WITHOUT_ID)
+                self._log_bad_record("Dropping a %s item that is not an object", self.name)
 
     def get_new_paginator(self) -> CursorPaginator:
         return CursorPaginator()
+
+    # Retries
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """Retry transient faults with backoff for at most `max_retry_seconds`, then fail clearly."""
+        budget = float(self.config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS))
+        retrying = backoff.on_exception(
+            self.backoff_wait_generator,
+            TRANSIENT_ERRORS,
+            max_tries=None,
+            max_time=budget,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
+
+        def request(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            try:
+                return retrying(prepared_request, context)
+            except TRANSIENT_ERRORS as error:
+                raise RetriesExhaustedError(
+                    f"Gave up after retrying for {budget:.0f}s (max_retry_seconds): "
+                    f"{describe_transient_error(error)}. The API or the network is failing; "
+                    "rerun later, or raise max_retry_seconds"
+                ) from None
+
+        return request
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:  # type: ignore[override]
+        """Exponential waits (1, 2, 4 ... 60 s), or what `Retry-After` asks for."""
+        exponential = backoff.expo(base=2, factor=1, max_value=MAX_BACKOFF_SECONDS)
+        next(exponential)  # prime: backoff.expo yields a None first
+        error = yield  # type: ignore[misc]
+        while True:
+            asked = retry_after_seconds(getattr(error, "response", None))
+            wait = next(exponential)
+            error = yield (asked if asked is not None else wait)
+
+    def backoff_handler(self, details: Details) -> None:
+        self.report.add(run_report.RETRIES)
+        self.logger.warning(
+            "Retrying in %.1fs (attempt %d, %.0fs so far): %s",
+            details.get("wait", 0.0),
+            details.get("tries", 0),
+            details.get("elapsed", 0.0),
+            describe_transient_error(details.get("exception")),
+        )
+
+    # Records
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        """Drop records without an id; set aside values that do not match their type."""
+        record_id = row.get("id")
+        if not isinstance(record_id, str) or not record_id:
+            self.report.add(run_report.DROPPED_WITHOUT_ID)
+            self._log_bad_record("Dropping a %s record without an id (fields: %s)", self.name, _fields(row))
+            return None
+        if malformed := set_aside_malformed_fields(row, self._field_checks):
+            self.report.add(run_report.MALFORMED_FIELDS, len(malformed))
+            self._log_bad_record(
+                "Kept %s %s with malformed %s; the values as received are in malformed_fields",
+                self.name,
+                record_id,
+                ", ".join(malformed),
+            )
+        return row
+
+    def _log_bad_record(self, message: str, *args: object) -> None:
+        self._bad_records_logged += 1
+        if self._bad_records_logged <= LOGGED_BAD_RECORDS:
+            self.logger.warning(message, *args)
+        elif self._bad_records_logged == LOGGED_BAD_RECORDS + 1:
+            self.logger.warning("More bad %s records; see the counts at the end of the run", self.name)
+
+
+def describe_transient_error(error: object) -> str:
+    """A one-line description of a transient fault, without request headers."""
+    if isinstance(error, RetriableAPIError):
+        return str(error)
+    if isinstance(error, requests.exceptions.Timeout):
+        return "the request timed out (request_timeout)"
+    if isinstance(error, requests.exceptions.RequestException):
+        return f"connection failed ({type(error).__name__})"
+    return type(error).__name__
+
+
+def _fields(row: dict) -> str:
+    return ", ".join(sorted(map(str, row)))[:200] or "none"

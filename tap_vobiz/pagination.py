@@ -15,6 +15,8 @@ import typing as t
 
 from singer_sdk.pagination import BaseAPIPaginator
 
+from tap_vobiz.errors import CursorLoopError
+
 if t.TYPE_CHECKING:
     import requests
 
@@ -56,10 +58,6 @@ def parse_timestamp(value: object) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-class CursorLoopError(RuntimeError):
-    """The API handed back a cursor this listing has already followed."""
-
-
 class CursorPaginator(BaseAPIPaginator[str | None]):
     """Follows `next_cursor` while `has_more` allows, refusing to follow a cursor twice.
 
@@ -95,8 +93,8 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
         cursor: str = read_page(response)["next_cursor"]
         if cursor in self._followed:
             raise CursorLoopError(
-                f"the API returned cursor {cursor[:40]!r} a second time after "
-                f"{self.count} pages; stopping instead of paging forever"
+                f"Vobiz returned cursor {cursor[:40]!r} a second time after {self.count} pages "
+                "of the same listing; stopping instead of paging forever (an API fault: rerun later)"
             )
         self._followed.add(cursor)
         return cursor

@@ -5,14 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import typing as t
+from http import HTTPStatus
 
 from singer_sdk import typing as th
 
+from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
+from tap_vobiz.errors import ConversationGoneError
+from tap_vobiz.malformed_fields import MALFORMED_FIELDS
 from tap_vobiz.pagination import CursorPaginator, parse_timestamp
 
 if t.TYPE_CHECKING:
+    import requests
     from singer_sdk.helpers.types import Context, Record
+
+MALFORMED_FIELDS_PROPERTY = th.Property(
+    MALFORMED_FIELDS,
+    th.ObjectType(additional_properties=True),
+    description="Values that did not match their field's documented type (e.g. an unparseable "
+    "timestamp), exactly as received, keyed by field name; those fields are null. "
+    "Null when every field was well-formed.",
+)
 
 
 def _enum(description: str, values: t.Iterable[str]) -> str:
@@ -51,6 +64,7 @@ class ConversationsStream(VobizStream):
             th.StringType,
             description=_enum("Whether the conversation window is still open.", ["open", "closed"]),
         ),
+        MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -73,9 +87,9 @@ class ConversationsStream(VobizStream):
                 yield record
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        if not row.get("id"):
-            self.logger.warning("Skipping a conversation without an id: %s", _describe(row))
-            return None
+        row = super().post_process(row, context)
+        if row is not None:
+            self.report.add(run_report.EMITTED_CONVERSATIONS)
         return row
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
@@ -150,6 +164,7 @@ class MessagesStream(VobizStream):
             description="Meta's WhatsApp message id (`wamid...`), when available.",
         ),
         th.Property("created_at", th.DateTimeType, description="When the message was created (UTC)."),
+        MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
     _stop_before: dt.datetime | None = None
@@ -170,18 +185,32 @@ class MessagesStream(VobizStream):
         second; the target upserts them by `id`.
         """
         since = self._stop_before = self.get_starting_timestamp(context)
-        for record in self.request_records(context):
-            created = parse_timestamp(record.get("created_at"))
-            if since is None or created is None or created >= since:
-                yield record
+        try:
+            for record in self.request_records(context):
+                created = parse_timestamp(record.get("created_at"))
+                if since is None or created is None or created >= since:
+                    yield record
+        except ConversationGoneError as gone:
+            # Deleted since the conversation list was read: nothing left to extract.
+            self.report.add(run_report.SKIPPED_CONVERSATIONS)
+            self.logger.warning("Skipping conversation %s: %s", (context or {}).get("conversation_id"), gone)
+
+    def validate_response(self, response: requests.Response) -> None:
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            self.report.add(run_report.REQUESTS)
+            raise ConversationGoneError(self.response_error_message(response))
+        super().validate_response(response)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        if not row.get("id"):
-            self.logger.warning("Skipping a message without an id: %s", _describe(row))
+        row = super().post_process(row, context)
+        if row is None:
             return None
         if not row.get("conversation_id") and context:
             row["conversation_id"] = context["conversation_id"]
         row["content_json"] = parse_content(row.get("content"))
+        if row["content_json"] is None and row.get("content") is not None:
+            self.report.add(run_report.UNPARSEABLE_CONTENT)
+        self.report.add(run_report.EMITTED_MESSAGES)
         return row
 
 
@@ -194,8 +223,3 @@ def parse_content(content: object) -> dict | None:
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _describe(row: dict) -> str:
-    """A short, secret-free description of a bad record for the log."""
-    return ", ".join(sorted(row))[:200] or "(empty record)"

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import sys
 import typing as t
+from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS
+from tap_vobiz.errors import VobizError
 from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.run_report import RunReport
 from tap_vobiz.streams import ConversationsStream, MessagesStream
+
+if t.TYPE_CHECKING:
+    from types import FrameType
 
 DEFAULT_API_URL = "https://api.vobiz.ai/api/v1/messaging"
 
@@ -48,7 +58,8 @@ class TapVobiz(Tap):
             th.StringType,
             default=DEFAULT_API_URL,
             title="API URL",
-            description="Base URL of the Vobiz messaging API.",
+            description="Base URL of the Vobiz messaging API. Must use https, except on a "
+            "loopback host (a local emulator).",
         ),
         th.Property(
             "start_date",
@@ -73,6 +84,15 @@ class TapVobiz(Tap):
             description="Seconds to wait for one HTTP response before retrying it.",
         ),
         th.Property(
+            "max_retry_seconds",
+            th.IntegerType,
+            default=DEFAULT_MAX_RETRY_SECONDS,
+            title="Max Retry Seconds",
+            description="How long one request may be retried after transient faults (429, 5xx, "
+            "timeouts, dropped connections, malformed bodies), with exponential backoff and "
+            "jitter or the wait `Retry-After` asks for, before the run fails.",
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             title="User Agent",
@@ -91,6 +111,33 @@ class TapVobiz(Tap):
     def discover_streams(self) -> list[ConversationsStream | MessagesStream]:
         return [ConversationsStream(self), MessagesStream(self)]
 
+    @property
+    def report(self) -> RunReport:
+        """The run's counters, shared by the streams and logged when the run ends."""
+        if not hasattr(self, "_report"):
+            self._report = RunReport()
+        return self._report
+
+    def sync_all(self) -> None:
+        """Sync, then log the run's counts; known failures end it with one line and exit 1."""
+        try:
+            super().sync_all()
+        except VobizError as error:
+            self.logger.error("%s", error)
+            self.report.log(self.logger, completed=False)
+            raise SystemExit(1) from None
+        except Exception:
+            self.report.log(self.logger, completed=False)
+            raise
+        self.report.log(self.logger, completed=True)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """On SIGTERM/SIGINT write the STATE as the SDK does, but exit non-zero: the run did not complete."""
+        with contextlib.suppress(SystemExit):
+            super()._handle_termination(signum, frame)
+        self.report.log(self.logger, completed=False)
+        sys.exit(128 + signum)
+
 
 def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """What is wrong with a config, one short sentence each, without echoing secrets."""
@@ -101,16 +148,38 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     page_size = config.get("page_size", 100)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 100:
         errors.append(f"page_size must be an integer from 1 to 100 (got {page_size!r})")
-    timeout = config.get("request_timeout", 60)
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
-        errors.append(f"request_timeout must be a positive number of seconds (got {timeout!r})")
+    for name in ("request_timeout", "max_retry_seconds"):
+        value = config.get(name, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            errors.append(f"{name} must be a positive number of seconds (got {value!r})")
     start_date = config.get("start_date")
     if start_date is not None and parse_timestamp(start_date) is None:
         errors.append(f"start_date is not an RFC 3339 date-time (got {start_date!r})")
-    api_url = config.get("api_url", DEFAULT_API_URL)
-    if not isinstance(api_url, str) or not api_url.startswith(("https://", "http://")):
-        errors.append(f"api_url must be an http(s) URL (got {api_url!r})")
+    if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
+        errors.append(error)
     return errors
+
+
+def api_url_error(api_url: object) -> str | None:
+    """Credentials travel in headers: refuse plain http except to this machine."""
+    url = urlsplit(api_url) if isinstance(api_url, str) else None
+    if url is None or url.scheme not in {"https", "http"} or not url.hostname:
+        return f"api_url must be an https URL (got {api_url!r})"
+    if url.scheme == "http" and not _is_loopback(url.hostname):
+        return (
+            f"api_url must use https: {url.hostname} is not a loopback host, and plain http "
+            "would send the credentials unencrypted"
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -40,7 +40,10 @@ def assert_exact_sync(run: TapRun, dataset: Dataset) -> None:
     assert emitted_conversations.keys() == served_conversations.keys()
     for conversation_id, record in emitted_conversations.items():
         assert set(record) <= CONVERSATION_FIELDS
-        assert {k: record.get(k) for k in CONVERSATION_FIELDS} == served_conversations[conversation_id]
+        served = served_conversations[conversation_id]
+        assert {k: record.get(k) for k in CONVERSATION_FIELDS} == {
+            k: served.get(k) for k in CONVERSATION_FIELDS
+        }
 
     served_messages = {m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages}
     emitted_messages = {r["id"]: r for r in run.records["messages"]}

@@ -8,7 +8,8 @@ import json
 import pytest
 import requests
 
-from tap_vobiz.pagination import CursorLoopError, CursorPaginator, parse_timestamp
+from tap_vobiz.errors import CursorLoopError
+from tap_vobiz.pagination import CursorPaginator, parse_timestamp
 from tap_vobiz.streams import parse_content
 
 

@@ -15,7 +15,7 @@ from tests.tap_runner import emulator_config, run_tap
         ({"page_size": 0}, "page_size must be an integer from 1 to 100 (got 0)"),
         ({"page_size": 101}, "page_size must be an integer from 1 to 100 (got 101)"),
         ({"start_date": "last tuesday"}, "start_date is not an RFC 3339 date-time (got 'last tuesday')"),
-        ({"api_url": "ftp://example.com"}, "api_url must be an http(s) URL"),
+        ({"api_url": "ftp://example.com"}, "api_url must be an https URL"),
     ],
 )
 def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_path, overrides, message):

@@ -14,8 +14,9 @@ activity between runs and inject faults:
 A script is consumed one entry per API request, before the random faults apply:
 `500`/`502`/`503`/`504`, `429` (Retry-After 1 s), `429-date` (as an HTTP date),
 `429-bare` (no header), `malformed` (200 with a non-JSON body), `truncated` (200, cut
-short), `reset` (connection closed without a response), `slow:<seconds>`, `401`, `404`,
-`ok` (served normally).
+short), `reset` (connection closed without a response), `slow:<seconds>`, `400`, `401`,
+`403`, `404`, `loop` (a messages page whose `next_cursor` is always the same), `ok`
+(served normally).
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.stats[f"requests:{kind}"] += 1
             state.stats["requests"] += 1
-        if fault and self._inject(fault):
+        if fault and fault != "loop" and self._inject(fault):
             with state.lock:
                 state.stats[f"faults:{fault}"] += 1
             return
@@ -216,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload = 200, self._conversations_page(query)
             elif match := MESSAGES_PATH.match(path):
                 status, payload = self._messages_page(match.group(1), query)
+                if fault == "loop" and status == 200:
+                    payload.update(has_more=True, next_cursor=encode_cursor(["loop", "loop"]))
             else:
                 status, payload = 404, {"error": "not found"}
         except BadRequest as error:
@@ -232,7 +235,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault.startswith("slow:"):
             time.sleep(float(fault.split(":", 1)[1]))
             return False
-        if fault in {"500", "502", "503", "504", "401", "404"}:
+        if fault in {"400", "401", "403", "404", "500", "502", "503", "504"}:
             self._json(int(fault), {"error": f"injected {fault}"})
         elif fault.startswith("429"):
             headers = {}

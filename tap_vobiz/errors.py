@@ -1,0 +1,29 @@
+"""The failures a user can act on, each with a one-line message that says what to fix."""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError
+
+
+class VobizError(Exception):
+    """A failure that ends the run with its message alone: no traceback, exit code 1."""
+
+
+class CredentialsRejectedError(VobizError, FatalAPIError):
+    """401/403: retrying cannot help, the settings must change."""
+
+
+class InvalidRequestError(VobizError, FatalAPIError):
+    """400 and other 4xx the tap cannot recover from."""
+
+
+class RetriesExhaustedError(VobizError):
+    """A transient fault outlasted the retry budget (`max_retry_seconds`)."""
+
+
+class CursorLoopError(VobizError, RuntimeError):
+    """The API handed back a cursor this listing has already followed."""
+
+
+class ConversationGoneError(FatalAPIError):
+    """404 on a conversation's messages: it was deleted after the listing was read."""
