@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -55,6 +56,7 @@ def run_tap(
     *,
     state: dict | None = None,
     args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
     timeout: float = 600,
 ) -> TapRun:
     """Run `tap-vobiz --config ... [--state ...]` and parse its output."""
@@ -65,6 +67,13 @@ def run_tap(
         state_path = workdir / "state.json"
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     messages = [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
     return TapRun(completed.returncode, messages, completed.stderr)

@@ -28,6 +28,7 @@ import email.utils
 import json
 import random
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -317,6 +318,11 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
         super().__init__(address, Handler)
         self.state = state
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (after a timeout, say) is normal; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,190 @@
+"""Faults of a network service: retried to the same exact output, or failed fast and clearly."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.expected_output import assert_exact_sync
+from tests.tap_runner import emulator_config, run_tap
+from vobiz_emulator.server import Faults
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """ERROR lines, less the SDK's own generic "An unhandled error occurred while syncing"."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if "| ERROR" in line and "An unhandled error occurred" not in line
+    ]
+
+
+def test_injected_faults_give_the_same_output_as_a_clean_run(start_emulator, tmp_path):
+    emulator = start_emulator(30, 1500)
+    emulator.state.faults = Faults(
+        error_rate=0.1,
+        malformed_rate=0.02,
+        seed=4,
+        # Each scripted fault is followed by a success, so that each costs one retry.
+        script=[
+            *("429", "ok", "429-date", "ok", "429-bare", "ok", "reset", "ok"),
+            *("truncated", "ok", "slow:3", "ok", "503", "ok", "malformed", "ok"),
+        ],
+    )
+
+    run = run_tap(emulator_config(emulator, request_timeout=1), tmp_path)
+
+    assert_exact_sync(run, emulator.state.dataset)
+    faults = {k: v for k, v in emulator.state.stats.items() if k.startswith("faults:")}
+    assert sum(faults.values()) >= 10, faults
+    retries = int(re.search(r"(\d+) retries", run.stderr).group(1))
+    assert retries == sum(faults.values()) + 1  # +1: the slow response timed out on our side
+    assert "Sync completed" in run.stderr
+
+
+def test_retry_after_is_honoured(start_emulator, tmp_path):
+    emulator = start_emulator(2, 20)
+    emulator.state.faults = Faults(script=["429"], retry_after="3")
+
+    started = time.monotonic()
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0
+    assert time.monotonic() - started >= 3
+    waits = [float(w) for w in re.findall(r"Retrying in ([\d.]+)s \(attempt 1", run.stderr)]
+    assert len(waits) == 1 and 3.0 <= waits[0] <= 4.0  # Retry-After plus under a second of jitter
+
+
+def test_a_fault_outlasting_the_retry_budget_fails_with_one_clear_line(start_emulator, tmp_path):
+    emulator = start_emulator(2, 20)
+    emulator.state.faults = Faults(error_rate=1.0)
+
+    started = time.monotonic()
+    run = run_tap(emulator_config(emulator, max_retry_seconds=4), tmp_path)
+
+    assert run.returncode == 1
+    assert time.monotonic() - started < 30
+    errors = _error_lines(run.stderr)
+    assert len(errors) == 1
+    assert "Gave up after retrying for 4s (max_retry_seconds)" in errors[0]
+    assert "Traceback" not in run.stderr
+    assert "Sync FAILED" in run.stderr
+
+
+def test_rejected_credentials_fail_fast_naming_them(start_emulator, tmp_path):
+    emulator = start_emulator(2, 20)
+    run = run_tap(emulator_config(emulator, auth_token="not-the-token"), tmp_path)  # noqa: S106
+
+    assert run.returncode == 1
+    assert emulator.state.stats["requests"] == 1
+    errors = _error_lines(run.stderr)
+    assert len(errors) == 1
+    assert "401" in errors[0] and "check auth_id and auth_token (or bearer_token)" in errors[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_forbidden_fails_fast_naming_the_credentials(start_emulator, tmp_path):
+    emulator = start_emulator(2, 20)
+    emulator.state.faults = Faults(script=["403"])
+    run = run_tap(emulator_config(emulator), tmp_path)
+    assert run.returncode == 1
+    assert emulator.state.stats["requests"] == 1
+    assert "403" in run.stderr and "check auth_id and auth_token" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_bad_request_fails_fast_naming_the_request(start_emulator, tmp_path):
+    emulator = start_emulator(2, 20)
+    emulator.state.faults = Faults(script=["ok", "400"])
+    run = run_tap(emulator_config(emulator), tmp_path)
+    assert run.returncode == 1
+    assert emulator.state.stats["requests"] == 2
+    errors = _error_lines(run.stderr)
+    assert len(errors) == 1
+    assert re.search(
+        r"400 Bad Request for GET /api/v1/messaging/conversations/[0-9a-f-]+/messages\?limit=100", errors[0]
+    )
+
+
+def test_a_conversation_deleted_meanwhile_is_skipped_and_counted(start_emulator, tmp_path):
+    emulator = start_emulator(10, 400)
+    emulator.state.faults = Faults(script=["ok", "404"])
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0
+    assert "1 conversations skipped (404)" in run.stderr
+    assert "Skipping conversation" in run.stderr
+    dataset = emulator.state.dataset
+    emitted = set(run.ids("messages"))
+    skipped = [c for c in dataset.conversations if not {m["id"] for m in c.messages} & emitted]
+    assert len([c for c in skipped if c.messages]) == 1
+    assert emitted == {m["id"] for c in dataset.conversations for m in c.messages} - {
+        m["id"] for c in skipped for m in c.messages
+    }
+
+
+def test_a_cursor_loop_ends_with_a_clear_error(start_emulator, tmp_path):
+    emulator = start_emulator(3, 600, days=1)
+    emulator.state.faults = Faults(script=["ok", "loop", "loop", "loop"])
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 1
+    assert emulator.state.stats["requests:messages"] == 2
+    errors = _error_lines(run.stderr)
+    assert len(errors) == 1 and "a second time" in errors[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_plain_http_to_a_remote_host_is_refused_before_any_request(tmp_path):
+    config = {"auth_id": "MA_X", "auth_token": "secret", "api_url": "http://api.vobiz.ai/api/v1/messaging"}
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 1
+    assert "api_url must use https: api.vobiz.ai is not a loopback host" in run.stderr
+    assert run.messages == []
+
+
+def test_bad_records_never_stop_the_run_and_are_counted(start_emulator, tmp_path):
+    emulator = start_emulator(3, 60, days=1)
+    dataset = emulator.state.dataset
+    conversation = max(dataset.conversations, key=lambda c: len(c.messages))
+    newest, oldest = conversation.messages[-1], conversation.messages[0]
+    # Keep the emulator's (created_at, id) order intact while breaking the values.
+    newest["created_at"] = "not a timestamp"
+    oldest["id"] = ""
+    dataset.conversations[0].record["is_billable"] = "yes"
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0
+    messages = {r["id"]: r for r in run.records["messages"]}
+    assert "" not in messages
+    assert messages[newest["id"]]["created_at"] is None
+    assert messages[newest["id"]]["malformed_fields"] == {"created_at": "not a timestamp"}
+    conversations = {r["id"]: r for r in run.records["conversations"]}
+    assert conversations[dataset.conversations[0].id]["malformed_fields"] == {"is_billable": "yes"}
+    assert "1 records dropped without an id" in run.stderr
+    assert "2 malformed fields set aside" in run.stderr
+
+
+def test_a_terminated_run_exits_non_zero_after_writing_its_state(start_emulator, tmp_path):
+    import signal
+    import subprocess
+
+    from tests.tap_runner import TAP
+
+    emulator = start_emulator(40, 2000)
+    emulator.state.faults = Faults(latency_ms=50)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(__import__("json").dumps(emulator_config(emulator)))
+    process = subprocess.Popen(
+        [str(TAP), "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(3)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Sync FAILED" in stderr
+    assert stdout.splitlines()[-1].startswith('{"type":"STATE"')
