@@ -71,7 +71,21 @@ def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
                 statuses[message["record"].get("status")] += 1
         elif message["type"] == "STATE":
             last_state = message["value"]
-    return {"seconds": seconds, "records": records, "statuses": statuses, "state": last_state}
+    summary = next(
+        (
+            line.split("| ", 3)[-1].strip()
+            for line in (OUTPUT / f"{name}.log").open()
+            if "Sync completed" in line
+        ),
+        "",
+    )
+    return {
+        "seconds": seconds,
+        "records": records,
+        "statuses": statuses,
+        "state": last_state,
+        "summary": summary,
+    }
 
 
 def post(base_url: str, path: str, payload: dict) -> dict:
@@ -90,6 +104,7 @@ def report(title: str, run: dict) -> None:
     statuses = ", ".join(f"{status}: {n}" for status, n in run["statuses"].most_common())
     print(f"{title}: {records} in {run['seconds']:.1f}s")
     print(f"  messages by status: {statuses or '-'}")
+    print(f"  tap: {run['summary']}")
 
 
 def main() -> int:
