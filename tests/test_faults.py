@@ -25,9 +25,9 @@ def test_injected_faults_give_the_same_output_as_a_clean_run(start_emulator, tmp
         error_rate=0.1,
         malformed_rate=0.02,
         seed=4,
-        # Each scripted fault is followed by a success, so that each costs one retry.
+        # A burst of rate limits, then single faults each followed by a success.
         script=[
-            *("429", "ok", "429-date", "ok", "429-bare", "ok", "reset", "ok"),
+            *("429", "429", "429", "429-date", "ok", "429-bare", "ok", "reset", "ok"),
             *("truncated", "ok", "slow:3", "ok", "503", "ok", "malformed", "ok"),
         ],
     )
