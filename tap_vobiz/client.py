@@ -16,7 +16,12 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
-from tap_vobiz.errors import CredentialsRejectedError, InvalidRequestError, RetriesExhaustedError
+from tap_vobiz.errors import (
+    ONE_LINE_FAILURES,
+    CredentialsRejectedError,
+    InvalidRequestError,
+    RetriesExhaustedError,
+)
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
 
@@ -65,6 +70,7 @@ class VobizStream(RESTStream[str | None]):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self.report: RunReport = tap.report  # type: ignore[attr-defined]
+        self.logger.addFilter(ONE_LINE_FAILURES)
         self._field_checks = field_checks(self.schema)
         self._bad_records_logged = 0
 
@@ -132,9 +138,11 @@ class VobizStream(RESTStream[str | None]):
 
     @staticmethod
     def describe_request(response: requests.Response) -> str:
-        url = urlsplit(response.request.url if response.request else response.url or "")
+        """`METHOD /path?query` of the request behind a response (never its headers)."""
+        request = response.request
+        url = urlsplit(str(request.url if request else response.url or ""))
         query = f"?{url.query}" if url.query else ""
-        return f"{response.request.method if response.request else 'GET'} {url.path}{query}"
+        return f"{request.method if request else 'GET'} {url.path}{query}"
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         for item in read_page(response)["items"]:

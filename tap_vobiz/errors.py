@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from singer_sdk.exceptions import FatalAPIError
 
 
@@ -27,3 +30,20 @@ class CursorLoopError(VobizError, RuntimeError):
 
 class ConversationGoneError(FatalAPIError):
     """404 on a conversation's messages: it was deleted after the listing was read."""
+
+
+class OneLineFailures(logging.Filter):
+    """Drops the SDK's generic "An unhandled error occurred while syncing" for a VobizError.
+
+    The SDK logs that line for any exception leaving a stream's sync; for the failures
+    above the tap logs their own message once, which says what to fix.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        in_flight = sys.exc_info()[1]
+        return not (
+            isinstance(in_flight, VobizError) and record.msg.startswith("An unhandled error occurred")
+        )
+
+
+ONE_LINE_FAILURES = OneLineFailures()

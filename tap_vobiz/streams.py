@@ -87,10 +87,10 @@ class ConversationsStream(VobizStream):
                 yield record
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        row = super().post_process(row, context)
-        if row is not None:
+        record = super().post_process(row, context)
+        if record is not None:
             self.report.add(run_report.EMITTED_CONVERSATIONS)
-        return row
+        return record
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
         return {"conversation_id": record["id"]}
@@ -202,16 +202,16 @@ class MessagesStream(VobizStream):
         super().validate_response(response)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        row = super().post_process(row, context)
-        if row is None:
+        record = super().post_process(row, context)
+        if record is None:
             return None
-        if not row.get("conversation_id") and context:
-            row["conversation_id"] = context["conversation_id"]
-        row["content_json"] = parse_content(row.get("content"))
-        if row["content_json"] is None and row.get("content") is not None:
+        if not record.get("conversation_id") and context:
+            record["conversation_id"] = context["conversation_id"]
+        record["content_json"] = parse_content(record.get("content"))
+        if record["content_json"] is None and record.get("content") is not None:
             self.report.add(run_report.UNPARSEABLE_CONTENT)
         self.report.add(run_report.EMITTED_MESSAGES)
-        return row
+        return record
 
 
 def parse_content(content: object) -> dict | None:

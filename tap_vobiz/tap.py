@@ -118,8 +118,12 @@ class TapVobiz(Tap):
             self._report = RunReport()
         return self._report
 
-    def sync_all(self) -> None:
-        """Sync, then log the run's counts; known failures end it with one line and exit 1."""
+    def sync_all(self) -> None:  # type: ignore[misc]
+        """Sync, then log the run's counts; known failures end it with one line and exit 1.
+
+        The SDK marks `sync_all` final; this extends it (the SDK's sync runs unchanged
+        inside) because it is the one place that sees the whole run end, well or not.
+        """
         try:
             super().sync_all()
         except VobizError as error:

@@ -29,4 +29,3 @@ def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_pa
     assert "Traceback" not in run.stderr
     assert run.messages == []
     assert emulator.state.stats["requests"] == 0
-

@@ -195,7 +195,7 @@ class Dataset:
         if rng.random() < 0.005:
             # Content that is not valid JSON: the API passes some through as-is.
             return rng.choice(['{"body": "truncated', "plain text, not json", "", "{'body': 1}"])
-        payload: object
+        payload: dict[str, object]
         if message_type == "text":
             payload = {"body": rng.choice(TEXT_BODIES)}
             if rng.random() < 0.1:

@@ -48,7 +48,7 @@ MAX_LIMIT = 100
 MESSAGES_PATH = re.compile(rf"^{API_PREFIX}/conversations/([^/]+)/messages$")
 
 
-def encode_cursor(key: tuple[str, str] | int) -> str:
+def encode_cursor(key: tuple[str, str] | list[str] | int) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
@@ -284,8 +284,10 @@ class Handler(BaseHTTPRequestHandler):
         key: tuple[str, str] | None = None
         if cursor:
             try:
-                created_at, message_id = decode_cursor(cursor)  # type: ignore[misc]
-                key = (str(created_at), str(message_id))
+                decoded = decode_cursor(cursor)
+                if not isinstance(decoded, list) or len(decoded) != 2:
+                    raise TypeError("not a message cursor")
+                key = (str(decoded[0]), str(decoded[1]))
             except (ValueError, TypeError, binascii.Error) as error:
                 raise BadRequest("invalid cursor") from error
         with state.lock:
@@ -327,7 +329,7 @@ class EmulatorServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def api_url(self) -> str:
