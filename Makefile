@@ -20,6 +20,8 @@ test: $(BIN)/tap-vobiz
 
 lint: $(BIN)/tap-vobiz
 	$(BIN)/ruff check tap_vobiz vobiz_emulator tests scripts
+	$(BIN)/ruff format --check tap_vobiz vobiz_emulator tests scripts
+	$(BIN)/mypy tap_vobiz vobiz_emulator
 
 clean:
 	rm -rf $(VENV) output

@@ -182,7 +182,7 @@ class VobizStream(RESTStream[str | None]):
 
         return request
 
-    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:  # type: ignore[override]
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """Exponential waits (1, 2, 4 ... 60 s), or what `Retry-After` asks for."""
         exponential = backoff.expo(base=2, factor=1, max_value=MAX_BACKOFF_SECONDS)
         next(exponential)  # prime: backoff.expo yields a None first
