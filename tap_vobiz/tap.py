@@ -65,9 +65,9 @@ class TapVobiz(Tap):
             "start_date",
             th.DateTimeType,
             title="Start Date",
-            description="On a first run (no state), extract only messages created at or after "
-            "this time, and conversations whose window ends at or after it. RFC 3339, "
-            "e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
+            description="Extract only messages created at or after this time, and conversations "
+            "whose window ends at or after it (a later bookmark from the state wins). "
+            "RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
         ),
         th.Property(
             "page_size",
