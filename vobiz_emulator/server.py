@@ -205,10 +205,11 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.stats[f"requests:{kind}"] += 1
             state.stats["requests"] += 1
-        if fault and fault != "loop" and self._inject(fault):
+        if fault:
             with state.lock:
-                state.stats[f"faults:{fault}"] += 1
-            return
+                state.stats[f"faults:{fault.split(':')[0]}"] += 1
+            if fault != "loop" and self._inject(fault):
+                return
         if not state.authorized(self.headers):
             self._count(401)
             self._json(401, {"error": "missing or invalid credentials"})
