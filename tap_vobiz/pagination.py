@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import typing as t
 
 from singer_sdk.pagination import BaseAPIPaginator
@@ -21,6 +22,7 @@ if t.TYPE_CHECKING:
     import requests
 
 _PAGE_ATTRIBUTE = "_vobiz_page"
+_FRACTION = re.compile(r"\.(\d+)(?=[+-]\d\d:?\d\d$|$)")
 
 
 class MalformedPageError(ValueError):
@@ -51,6 +53,9 @@ def parse_timestamp(value: object) -> dt.datetime | None:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
+    if fraction := _FRACTION.search(text):
+        # Python 3.10's fromisoformat takes only 3 or 6 fractional digits; RFC 3339 allows any.
+        text = f"{text[: fraction.start()]}.{fraction.group(1)[:6].ljust(6, '0')}{text[fraction.end() :]}"
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:

@@ -37,6 +37,11 @@ def test_content_is_parsed_only_when_it_is_a_json_object(content, parsed):
     [
         ("2026-10-01T12:00:00Z", dt.datetime(2026, 10, 1, 12, tzinfo=dt.timezone.utc)),
         ("2026-10-01T12:00:00.250Z", dt.datetime(2026, 10, 1, 12, 0, 0, 250000, tzinfo=dt.timezone.utc)),
+        ("2026-10-01T12:00:00.5Z", dt.datetime(2026, 10, 1, 12, 0, 0, 500000, tzinfo=dt.timezone.utc)),
+        (
+            "2026-10-01T12:00:00.123456789Z",
+            dt.datetime(2026, 10, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc),
+        ),
         ("2026-10-01T14:00:00+02:00", dt.datetime(2026, 10, 1, 12, tzinfo=dt.timezone.utc)),
         ("not a date", None),
         ("", None),
