@@ -1,8 +1,10 @@
 """The main job on the embedded default: sync from the local emulator, add activity, sync again.
 
 Starts the emulator, runs `tap-vobiz` (full sync), lets the emulator add six hours of
-activity, reruns `tap-vobiz` with the STATE the first run emitted, prints a summary and
-stops the emulator. Singer output goes to `output/`.
+activity, reruns `tap-vobiz` with the STATE the first run emitted, checks that the two
+runs upserted by `id` equal the emulator's data exactly (every new message, status change
+and conversation status), prints a summary and stops the emulator. Singer output goes to
+`output/`. `--conversations 5000 --messages 250000 --days 90` is the scale of issue 3.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+import typing as t
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -21,7 +24,7 @@ OUTPUT = ROOT / "output"
 TAP = Path(sys.executable).with_name("tap-vobiz")
 
 
-def start_emulator(conversations: int, messages: int) -> tuple[subprocess.Popen, str]:
+def start_emulator(conversations: int, messages: int, days: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -33,6 +36,8 @@ def start_emulator(conversations: int, messages: int) -> tuple[subprocess.Popen,
             str(conversations),
             "--messages",
             str(messages),
+            "--days",
+            str(days),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -62,15 +67,20 @@ def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
         raise SystemExit(f"tap-vobiz exited {code}; see {OUTPUT / (name + '.log')}")
     records: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
+    rows: dict[str, dict[str, dict]] = {"conversations": {}, "messages": {}}
     last_state: dict = {}
+    state_messages = state_bytes = 0
     for line in out_path.open():
         message = json.loads(line)
         if message["type"] == "RECORD":
             records[message["stream"]] += 1
+            rows[message["stream"]][message["record"]["id"]] = message["record"]
             if message["stream"] == "messages":
                 statuses[message["record"].get("status")] += 1
         elif message["type"] == "STATE":
             last_state = message["value"]
+            state_messages += 1
+            state_bytes += len(line)
     summary = next(
         (
             line.split("| ", 3)[-1].strip()
@@ -84,8 +94,35 @@ def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
         "records": records,
         "statuses": statuses,
         "state": last_state,
+        "state_messages": state_messages,
+        "state_bytes": state_bytes,
+        "rows": rows,
         "summary": summary,
     }
+
+
+def get(base_url: str, path: str) -> t.Any:
+    with urllib.request.urlopen(base_url + path, timeout=120) as response:  # noqa: S310 - loopback
+        return json.load(response)
+
+
+def differences(target: dict[str, dict[str, dict]], served: dict) -> list[str]:
+    """How the upserted output differs from what the emulator serves now (empty: exact)."""
+    problems = []
+    conversations = {c["id"]: c for c in served["conversations"]}
+    messages = {m["id"]: m for items in served["messages"].values() for m in items}
+    for table, expected in (("conversations", conversations), ("messages", messages)):
+        rows = target[table]
+        if missing := expected.keys() - rows.keys():
+            problems.append(f"{len(missing)} {table} missing")
+        if extra := rows.keys() - expected.keys():
+            problems.append(f"{len(extra)} unexpected {table}")
+        stale = [
+            i for i in expected.keys() & rows.keys() if rows[i].get("status") != expected[i].get("status")
+        ]
+        if stale:
+            problems.append(f"{len(stale)} {table} with a stale status")
+    return problems
 
 
 def post(base_url: str, path: str, payload: dict) -> dict:
@@ -99,10 +136,26 @@ def post(base_url: str, path: str, payload: dict) -> dict:
         return json.load(response)
 
 
+def print_requests(base_url: str, conversations: int) -> None:
+    """What the run cost: the emulator's count of requests, and which conversations were read."""
+    stats = get(base_url, "/_emulator/stats")
+    read = {
+        path.split("/conversations/")[1].split("/")[0]
+        for path in get(base_url, "/_emulator/requests")
+        if "/messages" in path
+    }
+    print(
+        f"  requests: {stats.get('requests', 0)} ({stats.get('requests:conversations', 0)} conversation "
+        f"list pages, {stats.get('requests:messages', 0)} message pages of {len(read)} of the "
+        f"account's {conversations} conversations)"
+    )
+
+
 def report(title: str, run: dict) -> None:
     records = ", ".join(f"{n} {stream}" for stream, n in sorted(run["records"].items()))
     statuses = ", ".join(f"{status}: {n}" for status, n in run["statuses"].most_common())
     print(f"{title}: {records} in {run['seconds']:.1f}s")
+    print(f"  STATE: {run['state_messages']} messages, {run['state_bytes']:,} bytes")
     print(f"  messages by status: {statuses or '-'}")
     print(f"  tap: {run['summary']}")
 
@@ -111,10 +164,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--days", type=float, default=30)
     args = parser.parse_args()
 
     OUTPUT.mkdir(exist_ok=True)
-    emulator, api_url = start_emulator(args.conversations, args.messages)
+    emulator, api_url = start_emulator(args.conversations, args.messages, args.days)
     base_url = api_url.split("/api/", 1)[0]
     try:
         config_path = OUTPUT / "config.json"
@@ -129,6 +183,8 @@ def main() -> int:
         )
         first = run_tap(config_path, "run1", None)
         report("run 1 (full sync)", first)
+        print_requests(base_url, args.conversations)
+        post(base_url, "/_emulator/reset", {})
 
         activity = post(
             base_url,
@@ -147,15 +203,42 @@ def main() -> int:
         )
         second = run_tap(config_path, "run2", first["state"])
         report("run 2 (incremental, with run 1's state)", second)
+        print_requests(base_url, args.conversations + len(activity["new_conversations"]))
 
-        state = second["state"]
-        partitions = state.get("bookmarks", {}).get("messages", {}).get("partitions", [])
+        target = {t: {**first["rows"][t], **second["rows"][t]} for t in ("conversations", "messages")}
+        rerun = second["rows"]["messages"]
+        served_now = get(base_url, "/_emulator/export")
+        changes = {
+            "new messages": set(activity["new_messages"]) - rerun.keys(),
+            "status changes": set(activity["status_changes"]) - rerun.keys(),
+            "new conversations": set(activity["new_conversations"]) - second["rows"]["conversations"].keys(),
+            "closed conversations": {
+                c
+                for c in activity["closed_conversations"]
+                if second["rows"]["conversations"].get(c, {}).get("status") != "closed"
+            },
+        }
         print(
-            f"state after run 2: {len(json.dumps(state))} bytes; conversations bookmark "
-            f"{state['bookmarks']['conversations'].get('replication_key_value')}; "
-            f"{len(partitions)} message bookmarks (one per conversation)"
+            "  run 2 brought: "
+            + ", ".join(
+                f"{name} {len(activity[key]) - len(changes[name])}/{len(activity[key])}"
+                for name, key in (
+                    ("new messages", "new_messages"),
+                    ("status changes", "status_changes"),
+                    ("new conversations", "new_conversations"),
+                    ("closed conversations", "closed_conversations"),
+                )
+            )
         )
+        problems = differences(target, served_now) + [
+            f"{len(v)} {k} not in run 2" for k, v in changes.items() if v
+        ]
+        verdict = "yes" if not problems else "NO: " + "; ".join(problems)
+        print(f"run 1 + run 2 upserted by id = the emulator's data: {verdict}")
+        print(f"state after run 2: {json.dumps(second['state'])}")
         print(f"Singer output and logs: {OUTPUT}/")
+        if problems:
+            return 1
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

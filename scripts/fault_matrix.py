@@ -37,9 +37,9 @@ SCENARIOS: list[tuple[str, dict, dict]] = [
     ("503 on every request, max_retry_seconds=5", {"error_rate": 1.0}, {"max_retry_seconds": 5}),
     ("401 (wrong auth_token)", {}, {"auth_token": "wrong"}),
     ("403", {"script": ["403"]}, {}),
-    ("400 on a messages page", {"script": ["ok", "400"]}, {}),
-    ("404 on one conversation's messages", {"script": ["ok", "404"]}, {}),
-    ("cursor loop", {"script": ["ok", "loop", "loop", "loop"]}, {}),
+    ("400 on a messages page", {"script": ["ok", "ok", "400"]}, {}),
+    ("404 on one conversation's messages", {"script": ["ok", "ok", "404"]}, {}),
+    ("cursor loop", {"script": ["ok", "ok", "loop", "loop", "loop"]}, {}),
     ("plain http to a remote host", {}, {"api_url": "http://api.vobiz.ai/api/v1/messaging"}),
 ]
 

@@ -10,8 +10,8 @@ from http import HTTPStatus
 from singer_sdk import typing as th
 
 from tap_vobiz import run_report
-from tap_vobiz.client import VobizStream
 from tap_vobiz.errors import ConversationGoneError
+from tap_vobiz.incremental import WindowedStream, window_end
 from tap_vobiz.malformed_fields import MALFORMED_FIELDS
 from tap_vobiz.pagination import CursorPaginator, parse_timestamp
 
@@ -32,7 +32,7 @@ def _enum(description: str, values: t.Iterable[str]) -> str:
     return f"{description} One of: {', '.join(values)}."
 
 
-class ConversationsStream(VobizStream):
+class ConversationsStream(WindowedStream):
     """WhatsApp conversations: one per channel, contact and 24-hour conversation window."""
 
     name = "conversations"
@@ -68,23 +68,24 @@ class ConversationsStream(VobizStream):
     ).to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Every conversation whose window reaches the starting point.
+        """Every conversation whose window reaches the horizon (see `tap_vobiz.incremental`).
 
-        The API has no time filter and conversations change (`open` -> `closed`) without
-        a timestamp, so the whole list is read and a conversation is emitted when its
-        window ends at or after the bookmark (or `start_date`): those are the ones that
-        can be new, can have changed status, or can hold messages not yet extracted.
+        The API has no time filter and a conversation closes without a timestamp saying
+        so: the whole list is read, and the conversations that can be new, can have
+        changed status, or can hold messages not yet extracted are emitted.
         """
-        since = self.get_starting_timestamp(context)
+        window = self.open_window()
         for record in self.request_records(context):
-            if since is None:
+            if window.includes(window_end(record)):
                 yield record
-                continue
-            window_end = parse_timestamp(record.get("expires_at")) or parse_timestamp(
-                record.get("started_at")
-            )
-            if window_end is None or window_end >= since:
-                yield record
+        self.close_window()
+
+    def list_conversation_ids(self) -> t.Iterator[tuple[str, dt.datetime | None]]:
+        """Every conversation id in the account's list, with the end of its window."""
+        for record in self.request_records(None):
+            conversation_id = record.get("id")
+            if isinstance(conversation_id, str) and conversation_id:
+                yield conversation_id, window_end(record)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         record = super().post_process(row, context)
@@ -92,19 +93,14 @@ class ConversationsStream(VobizStream):
             self.report.add(run_report.EMITTED_CONVERSATIONS)
         return record
 
-    def get_child_context(self, record: Record, context: Context | None) -> Context:
-        return {"conversation_id": record["id"]}
 
-
-class MessagesStream(VobizStream):
-    """WhatsApp messages of each conversation, newest pages first."""
+class MessagesStream(WindowedStream):
+    """WhatsApp messages of the conversations that can hold new or changed ones."""
 
     name = "messages"
     path = "/conversations/{conversation_id}/messages"
     primary_keys = ("id",)
     replication_key = "created_at"
-    parent_stream_type = ConversationsStream
-    state_partitioning_keys = ("conversation_id",)
 
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True, description="Message id (UUID)."),
@@ -167,8 +163,6 @@ class MessagesStream(VobizStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
-    _stop_before: dt.datetime | None = None
-
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
         return {
             "limit": self.config.get("page_size", 100),
@@ -176,24 +170,33 @@ class MessagesStream(VobizStream):
         }
 
     def get_new_paginator(self) -> CursorPaginator:
-        return CursorPaginator(stop_before=self._stop_before, timestamp_field="created_at")
+        horizon = self._window.horizon if self._window else None
+        return CursorPaginator(stop_before=horizon, timestamp_field="created_at")
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The conversation's messages created at or after its bookmark (or `start_date`).
+        """The messages at or after the horizon, in the conversations whose window reaches it.
 
-        Messages at exactly the bookmark are read again, since others may share that
-        second; the target upserts them by `id`.
+        Every other conversation costs no request; in one that is read, paging stops
+        after the first page that reaches back past the horizon (pages run newest first).
         """
-        since = self._stop_before = self.get_starting_timestamp(context)
+        window = self.open_window()
+        conversations: ConversationsStream = self._tap.streams["conversations"]  # type: ignore[assignment]
+        for conversation_id, ends in conversations.list_conversation_ids():
+            if window.includes(ends):
+                yield from self._read_conversation(conversation_id)
+        self.close_window()
+
+    def _read_conversation(self, conversation_id: str) -> t.Iterator[dict[str, t.Any]]:
+        window = self._window
         try:
-            for record in self.request_records(context):
-                created = parse_timestamp(record.get("created_at"))
-                if since is None or created is None or created >= since:
+            for record in self.request_records({"conversation_id": conversation_id}):
+                if window is None or window.includes(parse_timestamp(record.get("created_at"))):
+                    record[_READ_UNDER] = conversation_id
                     yield record
         except ConversationGoneError as gone:
             # Deleted since the conversation list was read: nothing left to extract.
             self.report.add(run_report.SKIPPED_CONVERSATIONS)
-            self.logger.warning("Skipping conversation %s: %s", (context or {}).get("conversation_id"), gone)
+            self.logger.warning("Skipping conversation %s: %s", conversation_id, gone)
 
     def validate_response(self, response: requests.Response) -> None:
         if response.status_code == HTTPStatus.NOT_FOUND:
@@ -202,16 +205,21 @@ class MessagesStream(VobizStream):
         super().validate_response(response)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        read_under = row.pop(_READ_UNDER, None)
         record = super().post_process(row, context)
         if record is None:
             return None
-        if not record.get("conversation_id") and context:
-            record["conversation_id"] = context["conversation_id"]
+        if not record.get("conversation_id"):
+            record["conversation_id"] = read_under
         record["content_json"] = parse_content(record.get("content"))
         if record["content_json"] is None and record.get("content") is not None:
             self.report.add(run_report.UNPARSEABLE_CONTENT)
         self.report.add(run_report.EMITTED_MESSAGES)
         return record
+
+
+# Where a message was read, carried from `get_records` to `post_process` (never emitted).
+_READ_UNDER = "__read_under_conversation"
 
 
 def parse_content(content: object) -> dict | None:

@@ -14,6 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS
 from tap_vobiz.errors import VobizError
+from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.streams import ConversationsStream, MessagesStream
@@ -66,8 +67,22 @@ class TapVobiz(Tap):
             th.DateTimeType,
             title="Start Date",
             description="Extract only messages created at or after this time, and conversations "
-            "whose window ends at or after it (a later bookmark from the state wins). "
-            "RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
+            "whose window ends at or after it. Applies to the first run (no state) and to "
+            "`--full-refresh`; reruns start at bookmark minus `lookback_hours`, never before "
+            "it. RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
+        ),
+        th.Property(
+            "lookback_hours",
+            th.NumberType,
+            default=DEFAULT_LOOKBACK_HOURS,
+            title="Lookback Hours",
+            description="How far before the bookmark each rerun reads again, so that status "
+            "changes (sent, delivered, read, failed) of messages already extracted reach the "
+            "target, and conversations that closed since arrive closed. Messages have no "
+            "`updated_at`: a change to a message older than this is not seen. The default, 72, "
+            "covers a conversation's 24-hour window plus two days of late delivery and read "
+            "receipts (a message sent on Friday evening read on Monday). 0 re-reads only the "
+            "bookmark's own second.",
         ),
         th.Property(
             "page_size",
@@ -110,6 +125,13 @@ class TapVobiz(Tap):
 
     def discover_streams(self) -> list[ConversationsStream | MessagesStream]:
         return [ConversationsStream(self), MessagesStream(self)]
+
+    @property
+    def api_clock(self) -> ApiClock:
+        """The API's time, read from its responses; caps the bookmarks (see `tap_vobiz.incremental`)."""
+        if not hasattr(self, "_api_clock"):
+            self._api_clock = ApiClock()
+        return self._api_clock
 
     @property
     def report(self) -> RunReport:
@@ -156,6 +178,9 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(name, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(f"{name} must be a positive number of seconds (got {value!r})")
+    lookback = config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)
+    if not isinstance(lookback, (int, float)) or isinstance(lookback, bool) or not 0 <= lookback <= 24 * 366:
+        errors.append(f"lookback_hours must be a number of hours from 0 to 8784 (got {lookback!r})")
     start_date = config.get("start_date")
     if start_date is not None and parse_timestamp(start_date) is None:
         errors.append(f"start_date is not an RFC 3339 date-time (got {start_date!r})")

@@ -29,25 +29,42 @@ def assert_no_duplicates(run: TapRun, stream: str) -> None:
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicate {stream} ids"
 
 
+def expected_tables(dataset: Dataset) -> dict[str, dict[str, dict]]:
+    """The dataset as a target that upserts by `id` should hold it: table -> id -> fields."""
+    return {
+        "conversations": {
+            c.id: {k: c.record.get(k) for k in CONVERSATION_FIELDS} for c in dataset.conversations
+        },
+        "messages": {m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages},
+    }
+
+
+def upsert(*runs: TapRun) -> dict[str, dict[str, dict]]:
+    """What a target that upserts by `id` holds after loading these runs' output in order."""
+    tables: dict[str, dict[str, dict]] = {"conversations": {}, "messages": {}}
+    for run in runs:
+        for stream, records in run.records.items():
+            for record in records:
+                tables[stream][record["id"]] = record
+    return tables
+
+
+def assert_tables_equal(tables: dict[str, dict[str, dict]], dataset: Dataset) -> None:
+    """Every row of every table equals the dataset's, field by field; nothing missing or extra."""
+    fields = {"conversations": CONVERSATION_FIELDS, "messages": MESSAGE_FIELDS}
+    for table, expected in expected_tables(dataset).items():
+        rows = tables[table]
+        missing, extra = expected.keys() - rows.keys(), rows.keys() - expected.keys()
+        assert not missing and not extra, f"{table}: {len(missing)} missing, {len(extra)} unexpected"
+        for row_id, row in rows.items():
+            assert set(row) <= fields[table]
+            projected = {k: row.get(k) for k in fields[table]}
+            assert projected == expected[row_id], f"{table} {row_id} differs"
+
+
 def assert_exact_sync(run: TapRun, dataset: Dataset) -> None:
     """Every conversation and message of the dataset, once, exactly as served."""
     assert run.returncode == 0, run.stderr[-3000:]
     assert_no_duplicates(run, "conversations")
     assert_no_duplicates(run, "messages")
-
-    served_conversations = {c.id: c.record for c in dataset.conversations}
-    emitted_conversations = {r["id"]: r for r in run.records["conversations"]}
-    assert emitted_conversations.keys() == served_conversations.keys()
-    for conversation_id, record in emitted_conversations.items():
-        assert set(record) <= CONVERSATION_FIELDS
-        served = served_conversations[conversation_id]
-        assert {k: record.get(k) for k in CONVERSATION_FIELDS} == {
-            k: served.get(k) for k in CONVERSATION_FIELDS
-        }
-
-    served_messages = {m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages}
-    emitted_messages = {r["id"]: r for r in run.records["messages"]}
-    assert emitted_messages.keys() == served_messages.keys()
-    for message_id, record in emitted_messages.items():
-        assert set(record) <= MESSAGE_FIELDS
-        assert {k: record.get(k) for k in MESSAGE_FIELDS} == served_messages[message_id]
+    assert_tables_equal(upsert(run), dataset)

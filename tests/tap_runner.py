@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,18 @@ def emulator_config(emulator, **overrides: object) -> dict:
     return config
 
 
+def tap_command(config: dict, workdir: Path, state: dict | None, args: tuple[str, ...] = ()) -> list[str]:
+    """The `tap-vobiz --config ... [--state ...]` command line, with its files written."""
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [str(TAP), "--config", str(config_path), *args]
+    if state is not None:
+        state_path = workdir / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    return command
+
+
 def run_tap(
     config: dict,
     workdir: Path,
@@ -60,15 +74,8 @@ def run_tap(
     timeout: float = 600,
 ) -> TapRun:
     """Run `tap-vobiz --config ... [--state ...]` and parse its output."""
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
-    command = [str(TAP), "--config", str(config_path), *args]
-    if state is not None:
-        state_path = workdir / "state.json"
-        state_path.write_text(json.dumps(state))
-        command += ["--state", str(state_path)]
     completed = subprocess.run(
-        command,
+        tap_command(config, workdir, state, args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -77,3 +84,39 @@ def run_tap(
     )
     messages = [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
     return TapRun(completed.returncode, messages, completed.stderr)
+
+
+def run_tap_until(
+    config: dict,
+    workdir: Path,
+    stop_when: Callable[[list[dict]], bool],
+    *,
+    state: dict | None = None,
+    on_stop: Callable[[subprocess.Popen], None] = lambda process: process.send_signal(signal.SIGKILL),
+    timeout: float = 600,
+) -> TapRun:
+    """Run the tap, reading its output as it comes; once `stop_when(messages so far)`, call `on_stop`.
+
+    The default kills it (kill -9). What it wrote before dying is read to the end, as a
+    target would; a line cut short by the kill is not a message and is left out.
+    """
+    stderr_path = workdir / "stderr.log"
+    with (
+        stderr_path.open("w") as stderr,
+        subprocess.Popen(
+            tap_command(config, workdir, state), stdout=subprocess.PIPE, stderr=stderr, text=True
+        ) as process,
+    ):
+        assert process.stdout is not None
+        messages: list[dict] = []
+        stopped = False
+        for line in process.stdout:
+            try:
+                messages.append(json.loads(line))
+            except ValueError:
+                continue
+            if not stopped and stop_when(messages):
+                stopped = True
+                on_stop(process)
+        returncode = process.wait(timeout=timeout)
+    return TapRun(returncode, messages, stderr_path.read_text())

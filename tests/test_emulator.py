@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import json
 
@@ -97,3 +98,15 @@ def test_the_same_options_give_the_same_account(start_emulator):
     first = start_emulator(20, 500, seed=5).state.dataset.export()
     second = start_emulator(20, 500, seed=5).state.dataset.export()
     assert first == second
+
+
+def test_date_header_tells_the_virtual_clock_and_the_list_is_not_in_time_order(start_emulator):
+    emulator = start_emulator(30, 100)
+    dataset = emulator.state.dataset
+    response = requests.get(f"{emulator.api_url}/conversations", headers=AUTH, timeout=10)
+    assert email.utils.parsedate_to_datetime(response.headers["Date"]) == dataset.now
+    started = [c["started_at"] for c in response.json()["items"]]
+    assert started != sorted(started) and started != sorted(started, reverse=True)
+    dataset.add_activity(hours=5)
+    later = requests.get(f"{emulator.api_url}/conversations", headers=AUTH, timeout=10)
+    assert email.utils.parsedate_to_datetime(later.headers["Date"]) == dataset.now

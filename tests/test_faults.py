@@ -90,10 +90,10 @@ def test_forbidden_fails_fast_naming_the_credentials(start_emulator, tmp_path):
 
 def test_bad_request_fails_fast_naming_the_request(start_emulator, tmp_path):
     emulator = start_emulator(2, 20)
-    emulator.state.faults = Faults(script=["ok", "400"])
+    emulator.state.faults = Faults(script=["ok", "ok", "400"])
     run = run_tap(emulator_config(emulator), tmp_path)
     assert run.returncode == 1
-    assert emulator.state.stats["requests"] == 2
+    assert emulator.state.stats["requests"] == 3
     errors = _error_lines(run.stderr)
     assert len(errors) == 1
     assert re.search(
@@ -103,7 +103,7 @@ def test_bad_request_fails_fast_naming_the_request(start_emulator, tmp_path):
 
 def test_a_conversation_deleted_meanwhile_is_skipped_and_counted(start_emulator, tmp_path):
     emulator = start_emulator(10, 400)
-    emulator.state.faults = Faults(script=["ok", "404"])
+    emulator.state.faults = Faults(script=["ok", "ok", "404"])
 
     run = run_tap(emulator_config(emulator), tmp_path)
 
@@ -121,7 +121,7 @@ def test_a_conversation_deleted_meanwhile_is_skipped_and_counted(start_emulator,
 
 def test_a_cursor_loop_ends_with_a_clear_error(start_emulator, tmp_path):
     emulator = start_emulator(3, 600, days=1)
-    emulator.state.faults = Faults(script=["ok", "loop", "loop", "loop"])
+    emulator.state.faults = Faults(script=["ok", "ok", "loop", "loop", "loop"])
 
     run = run_tap(emulator_config(emulator), tmp_path)
 

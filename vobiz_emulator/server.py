@@ -6,6 +6,7 @@ activity between runs and inject faults:
 
 - `GET  /_emulator/export`    every conversation and message as served
 - `GET  /_emulator/stats`     requests served, by kind and by status
+- `GET  /_emulator/requests`  every API request's path and query, in order
 - `POST /_emulator/activity`  `{"hours", "new_conversations", "new_messages", "status_changes"}`
 - `POST /_emulator/faults`    `{"latency_ms", "error_rate", "rate_limit_rate", "retry_after",
                                "malformed_rate", "seed", "script": ["500", "429", ...]}`
@@ -17,6 +18,10 @@ A script is consumed one entry per API request, before the random faults apply:
 short), `reset` (connection closed without a response), `slow:<seconds>`, `400`, `401`,
 `403`, `404`, `loop` (a messages page whose `next_cursor` is always the same), `ok`
 (served normally).
+
+Every response's `Date` header tells the dataset's virtual clock, as a real server's
+tells the clock its data is written with. The conversation list comes in no particular
+time order (by id), since none is documented.
 """
 
 from __future__ import annotations
@@ -107,7 +112,25 @@ class EmulatorState:
         self.conversations_page_size = conversations_page_size
         self.faults = Faults()
         self.stats: Counter[str] = Counter()
+        self.requests: list[str] = []
         self.lock = threading.Lock()
+        self._listing: list[dict] = []
+        self._listing_size = -1
+
+    def conversation_listing(self) -> list[dict]:
+        """The conversations in the list's order: by id, unrelated to time (call with the lock held)."""
+        conversations = self.dataset.conversations
+        if len(conversations) != self._listing_size:
+            self._listing = sorted((c.record for c in conversations), key=lambda record: record["id"])
+            self._listing_size = len(conversations)
+        return self._listing
+
+    def messages_requested(self) -> Counter[str]:
+        """How many message pages were requested, per conversation id."""
+        with self.lock:
+            return Counter(
+                m.group(1) for path in self.requests if (m := MESSAGES_PATH.match(path.split("?")[0]))
+            )
 
     def authorized(self, headers: object) -> bool:
         get = headers.get  # type: ignore[attr-defined]
@@ -129,6 +152,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence per-request logging; `/_emulator/stats` has the counts."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header: the dataset's virtual clock, the time its data is written in."""
+        return email.utils.formatdate(self.server.state.dataset.now.timestamp(), usegmt=True)
 
     # Plumbing
 
@@ -165,6 +192,10 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 self._json(200, dict(state.stats))
             return
+        if url.path == "/_emulator/requests":
+            with state.lock:
+                self._json(200, list(state.requests))
+            return
         self._serve_api(url.path, parse_qs(url.query, keep_blank_values=True))
 
     def do_POST(self) -> None:
@@ -190,6 +221,7 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_emulator/reset":
                 state.faults = Faults()
                 state.stats.clear()
+                state.requests.clear()
                 self._json(200, {"ok": True})
             else:
                 self._json(404, {"error": "not found"})
@@ -197,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
     def _serve_api(self, path: str, query: dict[str, list[str]]) -> None:
         state = self.server.state
         with state.lock:
+            state.requests.append(self.path)
             fault = state.faults.next_fault()
             latency = state.faults.latency_ms
         if latency:
@@ -260,7 +293,8 @@ class Handler(BaseHTTPRequestHandler):
     # Endpoints
 
     def _conversations_page(self, query: dict[str, list[str]]) -> dict:
-        records = [c.record for c in self.server.state.dataset.conversations]
+        with self.server.state.lock:
+            records = list(self.server.state.conversation_listing())
         size = self.server.state.conversations_page_size
         if not size:
             return {"items": records}

@@ -1,0 +1,214 @@
+"""Incremental reads of an API with no `updated_at` and no time filter: one bookmark per stream.
+
+The state holds one bookmark per stream (`replication_key_value`, RFC 3339 UTC), however
+many conversations the account has. A run reads from its *horizon*:
+
+    horizon = bookmark - lookback_hours    (never before start_date; start_date on a first run)
+
+- conversations: every conversation whose window (up to `expires_at`) reaches the horizon
+  is emitted, so new ones, open ones and those that expired since arrive with their
+  current `status`;
+- messages: only those conversations are read, each from its newest page back to the
+  first page that reaches past the horizon, and every message at or after the horizon is
+  emitted again, so the status changes of the lookback window reach the target (which
+  upserts by `id`).
+
+The bookmark moves only when a stream's sync completes, to the newest timestamp it
+emitted but never past the API's clock (its `Date` header) when the stream began reading:
+a message created mid-run in a conversation already read stays ahead of the next horizon.
+Until then every STATE message carries the previous bookmark, so a run stopped at any
+point, even by kill -9, loses nothing when rerun with the last STATE it emitted.
+
+This is the one place the tap goes beyond the SDK's state handling. The SDK would keep a
+partition per conversation for a child stream, and compares timestamps as strings;
+`WindowedStream` instead replaces the SDK's per-record hook (`_increment_stream_state`)
+and writes the bookmark itself when the stream's records are exhausted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import threading
+import typing as t
+from dataclasses import dataclass
+
+from tap_vobiz.client import VobizStream
+from tap_vobiz.pagination import parse_timestamp
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context, Record
+
+DEFAULT_LOOKBACK_HOURS = 72
+CONVERSATION_WINDOW = dt.timedelta(hours=24)
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with `Z`, as the API writes its timestamps."""
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def window_end(conversation: t.Mapping[str, t.Any]) -> dt.datetime | None:
+    """When a conversation's window closes: `expires_at`, else 24 h after `started_at`."""
+    if (expires := parse_timestamp(conversation.get("expires_at"))) is not None:
+        return expires
+    if (started := parse_timestamp(conversation.get("started_at"))) is not None:
+        return started + CONVERSATION_WINDOW
+    return None
+
+
+@dataclass
+class SyncWindow:
+    """One stream's run: where reading starts, and the bookmark the run may leave."""
+
+    bookmark: dt.datetime | None
+    horizon: dt.datetime | None
+    newest: dt.datetime | None = None
+    api_time_at_start: dt.datetime | None = None
+
+    @classmethod
+    def start(
+        cls,
+        bookmark: dt.datetime | None,
+        *,
+        lookback: dt.timedelta,
+        start_date: dt.datetime | None,
+    ) -> SyncWindow:
+        horizon = bookmark - lookback if bookmark is not None else None
+        if start_date is not None and (horizon is None or horizon < start_date):
+            horizon = start_date
+        return cls(bookmark=bookmark, horizon=horizon)
+
+    def includes(self, moment: dt.datetime | None) -> bool:
+        """Whether a record at `moment` is to be emitted (unknown times always are)."""
+        return self.horizon is None or moment is None or moment >= self.horizon
+
+    def observe(self, moment: dt.datetime | None) -> None:
+        if moment is not None and (self.newest is None or moment > self.newest):
+            self.newest = moment
+
+    def next_bookmark(self) -> dt.datetime | None:
+        """The bookmark a completed run leaves: never back, never past the API's clock at start."""
+        candidate = self.newest
+        if candidate is not None and self.api_time_at_start is not None:
+            candidate = min(candidate, self.api_time_at_start)
+        if self.bookmark is not None and (candidate is None or candidate < self.bookmark):
+            return self.bookmark
+        return candidate
+
+
+class ApiClock:
+    """The API's own time, from the `Date` header of the first response a window waits for."""
+
+    def __init__(self) -> None:
+        self._waiting: list[SyncWindow] = []
+        self._lock = threading.Lock()
+
+    def wait_for_reading(self, window: SyncWindow) -> None:
+        with self._lock:
+            self._waiting.append(window)
+
+    def observe(self, response: requests.Response) -> None:
+        if not self._waiting:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return
+        if moment.tzinfo is None:
+            return
+        with self._lock:
+            for window in self._waiting:
+                window.api_time_at_start = moment
+            self._waiting.clear()
+
+
+class WindowedStream(VobizStream):
+    """A stream read from its horizon, leaving one bookmark when its sync completes."""
+
+    _window: SyncWindow | None = None
+
+    @property
+    def api_clock(self) -> ApiClock:
+        return self._tap.api_clock  # type: ignore[attr-defined]
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        """Never partitioned: one bookmark for the stream, whatever the number of conversations."""
+        return None
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> dt.datetime | None:
+        """No signpost: `SyncWindow.next_bookmark` caps the bookmark with the API's clock instead."""
+        return None
+
+    def open_window(self) -> SyncWindow:
+        """Start this run's window from the stream's bookmark, `lookback_hours` and `start_date`."""
+        lookback = dt.timedelta(hours=float(self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)))
+        window = SyncWindow.start(
+            self._read_bookmark(),
+            lookback=lookback,
+            start_date=parse_timestamp(self.config.get("start_date")),
+        )
+        self.api_clock.wait_for_reading(window)
+        self._window = window
+        if window.horizon is None:
+            self.logger.info("Reading all %s: no bookmark and no start_date", self.name)
+        else:
+            self.logger.info(
+                "Reading %s from %s (bookmark %s, lookback_hours %s, start_date %s)",
+                self.name,
+                format_timestamp(window.horizon),
+                format_timestamp(window.bookmark) if window.bookmark else "none",
+                self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS),
+                self.config.get("start_date") or "none",
+            )
+        return window
+
+    def close_window(self) -> None:
+        """The stream's records are all emitted: move its bookmark."""
+        window = self._window
+        if window is None:
+            return
+        if (bookmark := window.next_bookmark()) is not None:
+            state = self.stream_state
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = format_timestamp(bookmark)
+        self._window = None
+
+    def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
+        """The SDK's per-record state hook: note the timestamp; the state waits for the end."""
+        if self._window is not None and self.replication_key:
+            self._window.observe(parse_timestamp(latest_record.get(self.replication_key)))
+
+    def validate_response(self, response: requests.Response) -> None:
+        super().validate_response(response)
+        self.api_clock.observe(response)
+
+    def _read_bookmark(self) -> dt.datetime | None:
+        """The stream's bookmark; state from per-conversation versions becomes its oldest bookmark."""
+        state = self.stream_state
+        if partitions := state.pop("partitions", None):
+            values = [parse_timestamp(p.get("replication_key_value")) for p in partitions]
+            known = [v for v in values if v is not None]
+            # A partition without a bookmark was never read: start over for all of them.
+            oldest = min(known) if known and len(known) == len(values) else None
+            self.logger.info("Merged %d per-conversation bookmarks into one", len(partitions))
+            if oldest is not None:
+                state["replication_key"] = self.replication_key
+                state["replication_key_value"] = format_timestamp(oldest)
+            else:
+                state.pop("replication_key_value", None)
+        value = state.get("replication_key_value")
+        if value is None:
+            return None
+        moment = parse_timestamp(value)
+        if moment is None or state.get("replication_key") not in {None, self.replication_key}:
+            self.logger.warning(
+                "Ignoring the %s bookmark in the state (%r of %r): reading as on a first run",
+                self.name,
+                value,
+                state.get("replication_key"),
+            )
+            return None
+        return moment
