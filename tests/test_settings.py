@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.tap_runner import emulator_config, run_tap
+from tests.tap_runner import TAP, emulator_config, run_tap
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.mark.parametrize(
@@ -16,6 +22,7 @@ from tests.tap_runner import emulator_config, run_tap
         ({"page_size": 101}, "page_size must be an integer from 1 to 100 (got 101)"),
         ({"start_date": "last tuesday"}, "start_date is not an RFC 3339 date-time (got 'last tuesday')"),
         ({"api_url": "ftp://example.com"}, "api_url must be an https URL"),
+        ({"lookback_hours": -1}, "lookback_hours must be a number of hours from 0 to 8784 (got -1)"),
     ],
 )
 def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_path, overrides, message):
@@ -29,3 +36,11 @@ def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_pa
     assert "Traceback" not in run.stderr
     assert run.messages == []
     assert emulator.state.stats["requests"] == 0
+
+
+def test_readme_settings_table_is_the_taps_own():
+    about = subprocess.run(
+        [str(TAP), "--about", "--format=markdown"], capture_output=True, text=True, check=True
+    ).stdout
+    table = re.compile(r"^\| Setting \|.*?(?=\n\n)", re.S | re.M)
+    assert table.search(README.read_text()).group(0) == table.search(about).group(0)  # type: ignore[union-attr]
