@@ -10,10 +10,12 @@ bookmark instead of reading the whole history. Both live here, in one paginator.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import typing as t
 
+import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_vobiz.errors import CursorLoopError
@@ -23,6 +25,18 @@ if t.TYPE_CHECKING:
 
 _PAGE_ATTRIBUTE = "_vobiz_page"
 _FRACTION = re.compile(r"\.(\d+)(?=[+-]\d\d:?\d\d$|$)")
+
+
+_DECODER = msgspec.json.Decoder()
+
+
+def decode_json(data: bytes | str) -> t.Any:
+    """Decode JSON (msgspec: several times faster than `json`); ValueError when it is not JSON."""
+    try:
+        return _DECODER.decode(data)
+    except msgspec.DecodeError:
+        # msgspec refuses numbers beyond 64 bits or a double's range, which `json` takes.
+        return json.loads(data)
 
 
 class MalformedPageError(ValueError):
@@ -37,7 +51,7 @@ def read_page(response: requests.Response) -> dict[str, t.Any]:
     page = getattr(response, _PAGE_ATTRIBUTE, None)
     if page is None:
         try:
-            page = json.loads(response.content)
+            page = decode_json(response.content)
         except ValueError as error:
             raise MalformedPageError(f"response body is not JSON ({error})") from error
         if not isinstance(page, dict) or not isinstance(page.get("items"), list):
@@ -48,8 +62,15 @@ def read_page(response: requests.Response) -> dict[str, t.Any]:
 
 def parse_timestamp(value: object) -> dt.datetime | None:
     """An RFC 3339 timestamp as an aware datetime; None when it is not one."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         return None
+    return _parse_timestamp_text(value)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_timestamp_text(value: str) -> dt.datetime | None:
+    # Cached: each message's `created_at` is checked, compared with the horizon and
+    # bookmarked, close together in time (the cache is thread-safe).
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 from tests.expected_output import assert_exact_sync
-from tests.tap_runner import emulator_config, run_tap
+from tests.tap_runner import TAP, emulator_config, run_tap
 
 
 def test_full_sync_of_1000_conversations_and_50000_messages_is_exact(start_emulator, tmp_path):
@@ -72,3 +75,34 @@ def test_start_date_limits_a_first_run(start_emulator, tmp_path):
     assert set(run.ids("messages")) == expected_messages
     assert set(run.ids("conversations")) == expected_conversations
     assert 0 < len(expected_messages) < dataset.message_count()
+
+
+def test_fields_the_schema_does_not_know_are_dropped_and_named_once(start_emulator, tmp_path):
+    emulator = start_emulator(5, 200)
+    for conversation in emulator.state.dataset.conversations:
+        for message in conversation.messages:
+            message["reaction"] = {"emoji": "👍"}
+    run = run_tap(emulator_config(emulator), tmp_path)
+    assert run.returncode == 0
+    assert all("reaction" not in record for record in run.records["messages"])
+    assert run.stderr.count("Dropping messages fields not in the schema: reaction") == 1
+
+
+def test_fields_deselected_in_the_catalog_are_not_emitted(start_emulator, tmp_path):
+    emulator = start_emulator(5, 200)
+    config = emulator_config(emulator)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    discover = [str(TAP), "--config", str(tmp_path / "config.json"), "--discover"]
+    catalog = json.loads(subprocess.run(discover, capture_output=True, text=True, check=True).stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if entry["stream"] == "messages" and metadata["breadcrumb"] == ["properties", "content"]:
+                metadata["metadata"]["selected"] = False
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+
+    run = run_tap(config, tmp_path, args=("--catalog", str(tmp_path / "catalog.json")))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records["messages"]) == 200
+    assert all("content" not in r and "content_json" in r for r in run.records["messages"])
+    assert all("status" in r for r in run.records["messages"] + run.records["conversations"])
