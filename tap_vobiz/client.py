@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
+from requests.adapters import HTTPAdapter
 from singer_sdk.authenticators import BearerTokenAuthenticator, SimpleAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
@@ -23,6 +25,7 @@ from tap_vobiz.errors import (
     RetriesExhaustedError,
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
+from tap_vobiz.output import LeanRecordMessages
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
 
 if t.TYPE_CHECKING:
@@ -30,6 +33,7 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context, Record
 
+    from tap_vobiz.concurrency import RequestPacer
     from tap_vobiz.run_report import RunReport
 
 # What a retry can fix: rate limits, server errors, broken connections and bodies.
@@ -61,18 +65,30 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
     return max(moment.timestamp() - time.time(), 0.0)
 
 
-class VobizStream(RESTStream[str | None]):
+class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     """A Vobiz listing: `{"items": [...], "has_more", "next_cursor"}` behind header auth."""
 
     # The records' own order is not the replication order (pages are newest first).
     is_sorted = False
+    # `post_process` already checks every field's type (values that do not match go to
+    # `malformed_fields`) and drops fields the schema does not know, so the SDK's own
+    # per-record type conformance would only repeat the work.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self.report: RunReport = tap.report  # type: ignore[attr-defined]
         self.logger.addFilter(ONE_LINE_FAILURES)
+        configure_session(self.requests_session, self.url_base, int(self.config.get("max_workers", 8)))
         self._field_checks = field_checks(self.schema)
+        self._known_fields = frozenset(self.schema["properties"])
+        self._unknown_fields_seen: set[str] = set()
         self._bad_records_logged = 0
+
+    @property
+    def pacer(self) -> RequestPacer:
+        """The gate all requests of the run pass (`max_requests_per_second`, 429 pauses)."""
+        return self._tap.pacer  # type: ignore[attr-defined]
 
     @property
     def url_base(self) -> str:
@@ -160,6 +176,12 @@ class VobizStream(RESTStream[str | None]):
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """Retry transient faults with backoff for at most `max_retry_seconds`, then fail clearly."""
         budget = float(self.config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS))
+        pacer = self.pacer
+
+        def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            pacer.wait_turn()
+            return func(prepared_request, context)
+
         retrying = backoff.on_exception(
             self.backoff_wait_generator,
             TRANSIENT_ERRORS,
@@ -168,7 +190,7 @@ class VobizStream(RESTStream[str | None]):
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,
             logger=None,
-        )(func)
+        )(paced)
 
         def request(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
             try:
@@ -193,6 +215,11 @@ class VobizStream(RESTStream[str | None]):
             error = yield (asked if asked is not None else wait)
 
     def backoff_handler(self, details: Details) -> None:
+        error = details.get("exception")
+        response = getattr(error, "response", None)
+        if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+            self.pacer.slow_down(details.get("wait", 0.0))
+            self.logger.warning("Rate limited: all requests pause for %.1fs", details.get("wait", 0.0))
         self.report.add(run_report.RETRIES)
         self.logger.warning(
             "Retrying in %.1fs (attempt %d, %.0fs so far): %s",
@@ -204,6 +231,10 @@ class VobizStream(RESTStream[str | None]):
 
     # Records
 
+    def generate_child_contexts(self, record: Record, context: Context | None) -> t.Iterable[Context | None]:
+        """None: no stream here has children (messages reads the conversation list itself)."""
+        return ()
+
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Drop records without an id; set aside values that do not match their type."""
         record_id = row.get("id")
@@ -211,6 +242,8 @@ class VobizStream(RESTStream[str | None]):
             self.report.add(run_report.DROPPED_WITHOUT_ID)
             self._log_bad_record("Dropping a %s record without an id (fields: %s)", self.name, _fields(row))
             return None
+        if unknown := row.keys() - self._known_fields:
+            self._drop_unknown_fields(row, unknown)
         if malformed := set_aside_malformed_fields(row, self._field_checks):
             self.report.add(run_report.MALFORMED_FIELDS, len(malformed))
             self._log_bad_record(
@@ -221,12 +254,35 @@ class VobizStream(RESTStream[str | None]):
             )
         return row
 
+    def _drop_unknown_fields(self, row: Record, unknown: t.AbstractSet[str]) -> None:
+        """Fields the API added that the schema does not declare: dropped, named once per run."""
+        for name in unknown:
+            del row[name]
+        if new := unknown - self._unknown_fields_seen:
+            self._unknown_fields_seen |= new
+            self.logger.warning(
+                "Dropping %s fields not in the schema: %s", self.name, ", ".join(sorted(map(str, new)))
+            )
+
     def _log_bad_record(self, message: str, *args: object) -> None:
         self._bad_records_logged += 1
         if self._bad_records_logged <= LOGGED_BAD_RECORDS:
             self.logger.warning(message, *args)
         elif self._bad_records_logged == LOGGED_BAD_RECORDS + 1:
             self.logger.warning("More bad %s records; see the counts at the end of the run", self.name)
+
+
+def configure_session(session: requests.Session, url: str, workers: int) -> None:
+    """A connection per worker to keep alive, and the environment's proxies read once.
+
+    Requests would otherwise scan the environment for proxy settings (`HTTPS_PROXY`,
+    `NO_PROXY`, ...) on every request, which costs more than parsing the page.
+    """
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(10, workers))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    session.trust_env = False
 
 
 def describe_transient_error(error: object) -> str:

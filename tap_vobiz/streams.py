@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import typing as t
 from http import HTTPStatus
 
 from singer_sdk import typing as th
 
 from tap_vobiz import run_report
+from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.errors import ConversationGoneError
 from tap_vobiz.incremental import WindowedStream, window_end
 from tap_vobiz.malformed_fields import MALFORMED_FIELDS
-from tap_vobiz.pagination import CursorPaginator, parse_timestamp
+from tap_vobiz.pagination import CursorPaginator, decode_json, parse_timestamp
 
 if t.TYPE_CHECKING:
     import requests
@@ -92,6 +92,9 @@ class ConversationsStream(WindowedStream):
         if record is not None:
             self.report.add(run_report.EMITTED_CONVERSATIONS)
         return record
+
+
+DEFAULT_MAX_WORKERS = 8
 
 
 class MessagesStream(WindowedStream):
@@ -178,25 +181,41 @@ class MessagesStream(WindowedStream):
 
         Every other conversation costs no request; in one that is read, paging stops
         after the first page that reaches back past the horizon (pages run newest first).
+        Up to `max_workers` conversations are fetched at once (`tap_vobiz.concurrency`);
+        records still come out in the order a sequential run emits them.
         """
         window = self.open_window()
         conversations: ConversationsStream = self._tap.streams["conversations"]  # type: ignore[assignment]
-        for conversation_id, ends in conversations.list_conversation_ids():
-            if window.includes(ends):
-                yield from self._read_conversation(conversation_id)
+        to_read = (
+            conversation_id
+            for conversation_id, ends in conversations.list_conversation_ids()
+            if window.includes(ends)
+        )
+        workers = int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
+        for conversation_id, pages in fetch_in_order(to_read, self._fetch_pages, workers=workers):
+            try:
+                for page in pages:
+                    yield from page
+            except ConversationGoneError as gone:
+                # Deleted since the conversation list was read: nothing left to extract.
+                self.report.add(run_report.SKIPPED_CONVERSATIONS)
+                self.logger.warning("Skipping conversation %s: %s", conversation_id, gone)
         self.close_window()
 
-    def _read_conversation(self, conversation_id: str) -> t.Iterator[dict[str, t.Any]]:
+    def _fetch_pages(self, conversation_id: str) -> t.Iterator[list[dict[str, t.Any]]]:
+        """A conversation's messages at or after the horizon, a page at a time (runs on a worker)."""
         window = self._window
-        try:
-            for record in self.request_records({"conversation_id": conversation_id}):
-                if window is None or window.includes(parse_timestamp(record.get("created_at"))):
-                    record[_READ_UNDER] = conversation_id
-                    yield record
-        except ConversationGoneError as gone:
-            # Deleted since the conversation list was read: nothing left to extract.
-            self.report.add(run_report.SKIPPED_CONVERSATIONS)
-            self.logger.warning("Skipping conversation %s: %s", conversation_id, gone)
+        page_size = int(self.config.get("page_size", 100))
+        page: list[dict[str, t.Any]] = []
+        for record in self.request_records({"conversation_id": conversation_id}):
+            if window is None or window.includes(parse_timestamp(record.get("created_at"))):
+                record[_READ_UNDER] = conversation_id
+                page.append(record)
+                if len(page) == page_size:
+                    yield page
+                    page = []
+        if page:
+            yield page
 
     def validate_response(self, response: requests.Response) -> None:
         if response.status_code == HTTPStatus.NOT_FOUND:
@@ -227,7 +246,7 @@ def parse_content(content: object) -> dict | None:
     if not isinstance(content, str):
         return None
     try:
-        value = json.loads(content)
+        value = decode_json(content)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -13,11 +13,13 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS
+from tap_vobiz.concurrency import RequestPacer
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
+from tap_vobiz.output import SingerOutput
 from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.run_report import RunReport
-from tap_vobiz.streams import ConversationsStream, MessagesStream
+from tap_vobiz.streams import DEFAULT_MAX_WORKERS, ConversationsStream, MessagesStream
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -29,6 +31,7 @@ class TapVobiz(Tap):
     """Extracts WhatsApp conversations and messages from Vobiz."""
 
     name = "tap-vobiz"
+    message_writer_class = SingerOutput
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -92,6 +95,21 @@ class TapVobiz(Tap):
             description="Messages requested per page (`limit`), 1 to 100.",
         ),
         th.Property(
+            "max_workers",
+            th.IntegerType,
+            default=DEFAULT_MAX_WORKERS,
+            title="Max Workers",
+            description="Conversations whose messages are fetched at the same time, 1 to 64 (1: "
+            "one after another). Output order and state are the same whatever the value.",
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType,
+            title="Max Requests Per Second",
+            description="Cap on requests per second across all workers. Unset: no cap until "
+            "a 429, which pauses every worker (for `Retry-After`) and lowers the rate.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -132,6 +150,13 @@ class TapVobiz(Tap):
         if not hasattr(self, "_api_clock"):
             self._api_clock = ApiClock()
         return self._api_clock
+
+    @property
+    def pacer(self) -> RequestPacer:
+        """The gate all requests pass: `max_requests_per_second`, and 429 pauses for all workers."""
+        if not hasattr(self, "_pacer"):
+            self._pacer = RequestPacer(self.config.get("max_requests_per_second"))
+        return self._pacer
 
     @property
     def report(self) -> RunReport:
@@ -178,6 +203,12 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(name, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(f"{name} must be a positive number of seconds (got {value!r})")
+    workers = config.get("max_workers", DEFAULT_MAX_WORKERS)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        errors.append(f"max_workers must be an integer from 1 to 64 (got {workers!r})")
+    rate = config.get("max_requests_per_second")
+    if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0):
+        errors.append(f"max_requests_per_second must be a positive number (got {rate!r})")
     lookback = config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)
     if not isinstance(lookback, (int, float)) or isinstance(lookback, bool) or not 0 <= lookback <= 24 * 366:
         errors.append(f"lookback_hours must be a number of hours from 0 to 8784 (got {lookback!r})")

@@ -93,7 +93,8 @@ def test_bad_request_fails_fast_naming_the_request(start_emulator, tmp_path):
     emulator.state.faults = Faults(script=["ok", "ok", "400"])
     run = run_tap(emulator_config(emulator), tmp_path)
     assert run.returncode == 1
-    assert emulator.state.stats["requests"] == 3
+    # Two list reads, the 400, and at most the other conversation's page, already in flight.
+    assert emulator.state.stats["requests"] <= 4
     errors = _error_lines(run.stderr)
     assert len(errors) == 1
     assert re.search(
@@ -109,13 +110,11 @@ def test_a_conversation_deleted_meanwhile_is_skipped_and_counted(start_emulator,
 
     assert run.returncode == 0
     assert "1 conversations skipped (404)" in run.stderr
-    assert "Skipping conversation" in run.stderr
+    skipped = re.search(r"Skipping conversation ([0-9a-f-]+): 404", run.stderr)
+    assert skipped
     dataset = emulator.state.dataset
-    emitted = set(run.ids("messages"))
-    skipped = [c for c in dataset.conversations if not {m["id"] for m in c.messages} & emitted]
-    assert len([c for c in skipped if c.messages]) == 1
-    assert emitted == {m["id"] for c in dataset.conversations for m in c.messages} - {
-        m["id"] for c in skipped for m in c.messages
+    assert set(run.ids("messages")) == {
+        m["id"] for c in dataset.conversations if c.id != skipped.group(1) for m in c.messages
     }
 
 
@@ -123,7 +122,7 @@ def test_a_cursor_loop_ends_with_a_clear_error(start_emulator, tmp_path):
     emulator = start_emulator(3, 600, days=1)
     emulator.state.faults = Faults(script=["ok", "ok", "loop", "loop", "loop"])
 
-    run = run_tap(emulator_config(emulator), tmp_path)
+    run = run_tap(emulator_config(emulator, max_workers=1), tmp_path)  # the script hits one conversation
 
     assert run.returncode == 1
     assert emulator.state.stats["requests:messages"] == 2
@@ -182,4 +181,10 @@ def test_a_terminated_run_exits_non_zero_after_writing_its_state(start_emulator,
 
     assert process.returncode == 128 + signal.SIGTERM
     assert "Sync FAILED" in stderr
-    assert stdout.splitlines()[-1].startswith('{"type":"STATE"')
+    messages = [__import__("json").loads(line) for line in stdout.splitlines()]
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    # Conversations completed and were bookmarked; messages were cut short, so the
+    # state holds no bookmark for them: a rerun reads them all again.
+    assert states[-1]["bookmarks"]["conversations"]["replication_key_value"]
+    assert "replication_key_value" not in states[-1]["bookmarks"].get("messages", {})
+    assert any(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages)

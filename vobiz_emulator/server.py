@@ -113,6 +113,7 @@ class EmulatorState:
         self.faults = Faults()
         self.stats: Counter[str] = Counter()
         self.requests: list[str] = []
+        self.request_times: list[float] = []  # time.monotonic() of each entry of `requests`
         self.lock = threading.Lock()
         self._listing: list[dict] = []
         self._listing_size = -1
@@ -222,6 +223,7 @@ class Handler(BaseHTTPRequestHandler):
                 state.faults = Faults()
                 state.stats.clear()
                 state.requests.clear()
+                state.request_times.clear()
                 self._json(200, {"ok": True})
             else:
                 self._json(404, {"error": "not found"})
@@ -230,6 +232,7 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append(self.path)
+            state.request_times.append(time.monotonic())
             fault = state.faults.next_fault()
             latency = state.faults.latency_ms
         if latency:

@@ -1,0 +1,189 @@
+"""Concurrent fetching: the same output as a sequential run, bounded memory, one pace for all workers."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+
+import pytest
+
+from tap_vobiz.concurrency import RequestPacer, fetch_in_order
+from tests.expected_output import assert_exact_sync
+from tests.tap_runner import emulator_config, run_tap
+from vobiz_emulator.server import Faults
+
+
+def _records_in_order(run) -> list[tuple[str, str]]:
+    return [(m["stream"], m["record"]["id"]) for m in run.messages if m["type"] == "RECORD"]
+
+
+def test_eight_workers_emit_exactly_what_one_worker_emits_in_the_same_order(start_emulator, tmp_path):
+    emulator = start_emulator(150, 9000, days=20)
+    emulator.state.faults = Faults(latency_ms=3)
+    dataset = emulator.state.dataset
+
+    sequential = run_tap(emulator_config(emulator, max_workers=1), tmp_path)
+    concurrent = run_tap(emulator_config(emulator, max_workers=8), tmp_path)
+
+    assert_exact_sync(concurrent, dataset)
+    assert _records_in_order(concurrent) == _records_in_order(sequential)
+    assert concurrent.states == sequential.states
+    schemas = [m["stream"] for m in concurrent.messages if m["type"] == "SCHEMA"]
+    assert schemas == ["conversations", "messages"]
+    first_record = {
+        stream: next(i for i, m in enumerate(concurrent.messages) if m.get("stream") == stream)
+        for stream in schemas
+    }
+    for stream, index in first_record.items():
+        assert concurrent.messages[index]["type"] == "SCHEMA", f"{stream}: a RECORD before its SCHEMA"
+
+
+def test_a_429_pauses_every_worker_for_its_retry_after(start_emulator, tmp_path):
+    emulator = start_emulator(120, 6000, days=10)
+    emulator.state.faults = Faults(
+        latency_ms=5, script=["ok", "ok", "ok", "ok", "ok", "429"], retry_after="2"
+    )
+    dataset = emulator.state.dataset
+
+    run = run_tap(emulator_config(emulator, max_workers=8), tmp_path)
+
+    assert_exact_sync(run, dataset)
+    assert re.search(r"Rate limited: all requests pause for 2\.\ds", run.stderr)  # + under 1 s of jitter
+    times = emulator.state.request_times
+    limited_at = times[5]
+    # Requests already on their way when the 429 came back arrive within milliseconds;
+    # after that no worker sends anything until Retry-After has passed.
+    during_pause = [moment for moment in times if limited_at + 0.5 < moment < limited_at + 1.95]
+    assert during_pause == []
+    assert any(moment >= limited_at + 1.95 for moment in times)
+
+
+def test_max_requests_per_second_caps_the_rate_across_all_workers(start_emulator, tmp_path):
+    emulator = start_emulator(60, 600, days=10)
+
+    run = run_tap(emulator_config(emulator, max_workers=8, max_requests_per_second=20), tmp_path)
+
+    assert_exact_sync(run, emulator.state.dataset)
+    times = sorted(emulator.state.request_times)
+    assert len(times) >= 60
+    # Spaced 1/20 s apart: any second holds at most 20 (+1 for the edge) requests.
+    for index, start in enumerate(times):
+        assert sum(1 for moment in times[index:] if moment < start + 1.0) <= 21
+    assert times[-1] - times[0] >= (len(times) - 1) / 20 - 0.2
+
+
+# fetch_in_order, without HTTP
+
+
+def _pages(task: int, produced: list[int], delay: float = 0.0):
+    for page in range(task % 5 + 1):
+        if delay:
+            time.sleep(random.random() * delay)
+        produced.append(task)
+        yield (task, page)
+
+
+def test_results_come_in_task_order_whatever_the_timing():
+    produced: list[int] = []
+    results = [
+        result
+        for _, pages in fetch_in_order(range(60), lambda n: _pages(n, produced, 0.002), workers=8)
+        for result in pages
+    ]
+    assert results == [(task, page) for task in range(60) for page in range(task % 5 + 1)]
+
+
+def test_pages_held_ahead_of_the_consumer_stay_bounded():
+    produced: list[int] = []
+    consumed = 0
+    most_ahead = 0
+
+    def fifty_pages(task: int):
+        for page in range(50):
+            produced.append(task)
+            yield (task, page)
+
+    for _, pages in fetch_in_order(range(40), fifty_pages, workers=4, lookahead=8, buffer=2):
+        for _ in pages:
+            consumed += 1
+            time.sleep(0.0005)
+            most_ahead = max(most_ahead, len(produced) - consumed)
+    assert consumed == 40 * 50
+    # 8 conversations in flight, each at most 2 pages queued plus 1 being put.
+    assert most_ahead <= 8 * 3
+
+
+def test_a_failure_surfaces_at_its_task_and_stops_the_workers():
+    def fetch(task: int):
+        if task == 7:
+            raise ValueError("page 7 is broken")
+        yield task
+
+    seen = []
+    with pytest.raises(ValueError, match="page 7 is broken"):
+        for task, pages in fetch_in_order(range(100), fetch, workers=4):
+            seen.extend(pages)
+            assert task == seen[-1]
+    assert seen == list(range(7))
+    deadline = time.monotonic() + 2
+    while (
+        any(t.name.startswith("vobiz-fetch") for t in threading.enumerate()) and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    assert not any(t.name.startswith("vobiz-fetch") for t in threading.enumerate())
+
+
+def test_one_worker_runs_on_the_calling_thread():
+    threads = set()
+
+    def fetch(task: int):
+        threads.add(threading.current_thread().name)
+        yield task
+
+    assert [r for _, pages in fetch_in_order(range(5), fetch, workers=1) for r in pages] == list(range(5))
+    assert threads == {threading.current_thread().name}
+
+
+# RequestPacer, on a fake clock
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pacer_spaces_requests_and_pauses_all_after_a_429(monkeypatch):
+    clock = FakeClock()
+    slept: list[float] = []
+    monkeypatch.setattr(
+        time, "sleep", lambda seconds: (slept.append(seconds), setattr(clock, "now", clock.now + seconds))
+    )
+    pacer = RequestPacer(4, clock=clock)
+    for _ in range(3):
+        pacer.wait_turn()
+    assert slept == [0.25, 0.25]
+    pacer.slow_down(3.0)
+    before = clock.now
+    pacer.wait_turn()
+    assert clock.now - before == pytest.approx(3.0)
+    assert pacer.rate is not None and pacer.rate < 4
+
+
+def test_pacer_recovers_after_a_quiet_spell(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time, "sleep", lambda seconds: setattr(clock, "now", clock.now + seconds))
+    pacer = RequestPacer(None, clock=clock)
+    for _ in range(50):
+        pacer.wait_turn()
+        clock.now += 0.1  # ten a second
+    pacer.slow_down(1.0)
+    assert pacer.rate == pytest.approx(5.0, rel=0.2)
+    for _ in range(1000):
+        pacer.wait_turn()
+        clock.now += 0.1
+    assert pacer.rate is None  # the cap stopped binding and was lifted
