@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/tap-vobiz: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,12 @@ demo: $(BIN)/tap-vobiz
 test: $(BIN)/tap-vobiz
 	$(BIN)/pytest
 
+bench: $(BIN)/tap-vobiz
+	$(BIN)/python benchmarks/run.py
+
 lint: $(BIN)/tap-vobiz
-	$(BIN)/ruff check tap_vobiz vobiz_emulator tests scripts
-	$(BIN)/ruff format --check tap_vobiz vobiz_emulator tests scripts
+	$(BIN)/ruff check tap_vobiz vobiz_emulator tests scripts benchmarks
+	$(BIN)/ruff format --check tap_vobiz vobiz_emulator tests scripts benchmarks
 	$(BIN)/mypy tap_vobiz vobiz_emulator
 
 clean:

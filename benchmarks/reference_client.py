@@ -1,0 +1,47 @@
+"""The minimal reference client: plain `requests` + `json`, no SDK, one request at a time.
+
+Reads every conversation and every message from a Vobiz API (the emulator) and writes
+each as a Singer-style RECORD line to stdout, as directly as Python allows. The
+benchmark compares the tap's records per second with this one's.
+
+    python benchmarks/reference_client.py API_URL AUTH_ID AUTH_TOKEN > /dev/null
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import requests
+
+
+def main(api_url: str, auth_id: str, auth_token: str) -> int:
+    session = requests.Session()
+    session.headers.update({"X-Auth-ID": auth_id, "X-Auth-Token": auth_token})
+    out = sys.stdout
+    count = 0
+    conversations = session.get(f"{api_url}/conversations", timeout=60).json()["items"]
+    for conversation in conversations:
+        out.write(json.dumps({"type": "RECORD", "stream": "conversations", "record": conversation}) + "\n")
+        count += 1
+    for conversation in conversations:
+        url = f"{api_url}/conversations/{conversation['id']}/messages"
+        cursor = None
+        while True:
+            params: dict[str, object] = {"limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            page = session.get(url, params=params, timeout=60).json()
+            for message in page["items"]:
+                message.setdefault("conversation_id", conversation["id"])
+                out.write(json.dumps({"type": "RECORD", "stream": "messages", "record": message}) + "\n")
+                count += 1
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                break
+    print(count, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))

@@ -1,0 +1,204 @@
+"""Throughput and memory of `tap-vobiz` against the emulator, in one run, as a markdown table.
+
+    .venv/bin/python benchmarks/run.py            # about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py --repeat 1 # one run of each, quicker and noisier
+
+Measures, each as the median of `--repeat` runs taken in turn (machines here are shared
+and noisy, so compare figures of one run, not across runs):
+
+1. 25 ms of latency per request: wall time and records/s with `max_workers=1` and with
+   the default (8); the speed-up is the ratio of the two medians.
+2. Zero latency: records/s of the tap (default settings, and `max_workers=1`) against
+   `benchmarks/reference_client.py` (plain `requests` + `json`, no SDK) on the same emulator.
+3. Peak memory (max RSS of the tap process) of full syncs of 20,000, 100,000 and 200,000
+   messages: bounded memory means it does not grow with the account.
+
+The tap and the reference write to /dev/null; the emulator runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}
+COUNTS = re.compile(r"Sync completed: (\d+) conversations emitted; (\d+) messages emitted")
+
+
+@dataclass
+class Measure:
+    seconds: float
+    records: int
+    max_rss_mb: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+
+class Emulator:
+    """`python -m vobiz_emulator` in its own process, on a free port."""
+
+    def __init__(self, conversations: int, messages: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vobiz_emulator", "--port", "0", "--conversations", str(conversations),
+             "--messages", str(messages), "--days", "60"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        banner = self.process.stdout.readline()  # type: ignore[union-attr]
+        self.api_url = banner.rsplit("serving ", 1)[1].strip()
+        self.base_url = self.api_url.split("/api/", 1)[0]
+
+    def faults(self, **faults: object) -> None:
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            self.base_url + "/_emulator/faults", data=json.dumps(faults).encode(), method="POST"
+        )
+        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def measure(command: list[str], count_from_stderr: t.Callable[[str], int]) -> Measure:
+    """Run a command with stdout to /dev/null; its wall time, records and peak RSS."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        log = stderr.read()
+    if process.returncode != 0:
+        raise SystemExit(f"{command[0]} exited {process.returncode}:\n{log[-2000:]}")
+    return Measure(seconds, count_from_stderr(log), usage.ru_maxrss / 1024)
+
+
+def tap(emulator: Emulator, workdir: Path, **settings: object) -> Measure:
+    config = workdir / "config.json"
+    config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, **settings}))
+
+    def records(log: str) -> int:
+        found = COUNTS.search(log)
+        if not found:
+            raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
+        return int(found.group(1)) + int(found.group(2))
+
+    return measure([str(BIN / "tap-vobiz"), "--config", str(config)], records)
+
+
+def reference(emulator: Emulator) -> Measure:
+    script = ROOT / "benchmarks" / "reference_client.py"
+    command = [sys.executable, str(script), emulator.api_url, AUTH["auth_id"], AUTH["auth_token"]]
+    return measure(command, lambda log: int(log.strip().splitlines()[-1]))
+
+
+def medians(runs: list[Measure]) -> Measure:
+    return Measure(
+        statistics.median(r.seconds for r in runs),
+        runs[0].records,
+        statistics.median(r.max_rss_mb for r in runs),
+    )
+
+
+def timed(scenario: str, client: str, run: Measure) -> tuple[str, str, str, str]:
+    return (scenario, client, f"{run.seconds:.1f} s", f"{run.per_second:,.0f}")
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()  # fmt: skip
+    memory = ""
+    if Path("/proc/meminfo").exists():
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB"
+    return (
+        f"{os.cpu_count()} CPUs ({model}){memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median); default 3")
+    args = parser.parse_args()
+    repeat = args.repeat
+    workdir = Path(tempfile.mkdtemp(prefix="tap-vobiz-bench-"))
+    rows: list[tuple[str, str, str, str]] = []
+    print(f"machine: {machine()}", flush=True)
+
+    with Emulator(1000, 50_000) as emulator:
+        emulator.faults(latency_ms=25)
+        one, eight = [], []
+        for _ in range(repeat):
+            one.append(tap(emulator, workdir, max_workers=1))
+            eight.append(tap(emulator, workdir))
+        one_m, eight_m = medians(one), medians(eight)
+        rows += [
+            timed("25 ms latency, 1,000 conversations / 50,000 messages", "tap, max_workers=1", one_m),
+            timed("", "tap, max_workers=8 (default)", eight_m),
+            ("", "**speed-up, 8 workers vs 1**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
+        ]
+        print(f"25 ms: 1 worker {one_m.seconds:.1f}s, 8 workers {eight_m.seconds:.1f}s", flush=True)
+
+    with Emulator(1000, 100_000) as emulator:
+        ref, default, single = [], [], []
+        for _ in range(repeat):
+            ref.append(reference(emulator))
+            default.append(tap(emulator, workdir))
+            single.append(tap(emulator, workdir, max_workers=1))
+        ref_m, default_m, single_m = medians(ref), medians(default), medians(single)
+        default_ratio = default_m.per_second / ref_m.per_second
+        single_ratio = single_m.per_second / ref_m.per_second
+        rows += [
+            timed("0 ms latency, 1,000 conversations / 100,000 messages", "reference client", ref_m),
+            timed("", "tap, max_workers=8 (default)", default_m),
+            timed("", "tap, max_workers=1", single_m),
+            ("", "**tap (default) / reference**", f"**{default_ratio:.0%}**", ""),
+            ("", "**tap (max_workers=1) / reference**", f"**{single_ratio:.0%}**", ""),
+        ]  # fmt: skip
+        print(f"0 ms: reference {ref_m.per_second:,.0f}/s, tap {default_m.per_second:,.0f}/s", flush=True)
+
+    memory = [("peak memory (max RSS), full sync, default settings", "tap", "", "")]
+    for conversations, messages in ((200, 20_000), (1000, 100_000), (2000, 200_000)):
+        with Emulator(conversations, messages) as emulator:
+            run = tap(emulator, workdir)
+        memory.append(("", f"{messages:,} messages", f"{run.max_rss_mb:.0f} MB", f"{run.per_second:,.0f}"))
+        print(f"memory: {messages:,} messages, {run.max_rss_mb:.0f} MB", flush=True)
+    rows += memory
+
+    print()
+    print(f"Machine: {machine()}; median of {repeat} runs each.")
+    print()
+    print("| scenario | client | wall time / ratio | records/s |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
