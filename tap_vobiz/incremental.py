@@ -142,14 +142,18 @@ class WindowedStream(VobizStream):
         """No signpost: `SyncWindow.next_bookmark` caps the bookmark with the API's clock instead."""
         return None
 
-    def open_window(self) -> SyncWindow:
-        """Start this run's window from the stream's bookmark, `lookback_hours` and `start_date`."""
+    def planned_window(self) -> SyncWindow:
+        """The window this stream's run will read, from its bookmark, `lookback_hours` and `start_date`."""
         lookback = dt.timedelta(hours=float(self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)))
-        window = SyncWindow.start(
+        return SyncWindow.start(
             self._read_bookmark(),
             lookback=lookback,
             start_date=parse_timestamp(self.config.get("start_date")),
         )
+
+    def open_window(self) -> SyncWindow:
+        """Start this run's window (`planned_window`); the bookmark moves at `close_window`."""
+        window = self.planned_window()
         self.api_clock.wait_for_reading(window)
         self._window = window
         if window.horizon is None:

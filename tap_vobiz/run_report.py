@@ -1,10 +1,11 @@
-"""What a run did and what it set aside, counted as it goes and logged at the end."""
+"""What a run did and what it set aside: counted as it goes, logged periodically and at the end."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import typing as t
 from collections import Counter
 
 # Counter names, in the order the final log line gives them.
@@ -17,14 +18,26 @@ DROPPED_WITHOUT_ID = "records dropped without an id"
 MALFORMED_FIELDS = "malformed fields set aside"
 UNPARSEABLE_CONTENT = "contents that are not a JSON object"
 
+DEFAULT_PROGRESS_INTERVAL = 30
+
 
 class RunReport:
     """Counters shared by the tap's streams."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
         self.counts: Counter[str] = Counter()
-        self.started = time.monotonic()
+        self._clock = clock
+        self.started = clock()
         self._lock = threading.Lock()
+        self.progress_interval = progress_interval
+        self._next_progress = self.started + progress_interval
+        self._last_progress = (self.started, 0)
+        self._stage: tuple[str, float] | None = None
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -44,6 +57,57 @@ class RunReport:
         parts = [f"{self.counts[name]} {name}" for name in order]
         return f"{'; '.join(parts)}; {time.monotonic() - self.started:.1f}s"
 
+    def progress(self, logger: logging.Logger, stage: str, done: int, total: int | None = None) -> None:
+        """Log a progress line when `progress_interval` has passed since the last one.
+
+        Called often (after every page) from the thread that emits records; `done` of
+        `total` are the stage's units (conversations listed, or conversations read of
+        those to read; `total` None when not known).
+        """
+        now = self._clock()
+        if self._stage is None or self._stage[0] != stage:
+            self._stage = (stage, now)
+        if self.progress_interval <= 0 or now < self._next_progress:
+            return
+        self._next_progress = now + self.progress_interval
+        with self._lock:
+            counts = dict(self.counts)
+        records = counts.get(EMITTED_CONVERSATIONS, 0) + counts.get(EMITTED_MESSAGES, 0)
+        since, records_then = self._last_progress
+        self._last_progress = (now, records)
+        rate = (records - records_then) / max(now - since, 1e-9)
+        if total is None:
+            where = f"{done:,} {stage}"
+        else:
+            total = max(total, done)
+            where = f"{done:,} of {total:,} {stage} ({100 * done / max(total, 1):.0f}%)"
+            stage_seconds = now - self._stage[1]
+            if 0 < done < total and stage_seconds > 0:
+                where += f", about {_duration(stage_seconds * (total - done) / done)} left"
+        logger.info(
+            "Progress: %s; %s conversations and %s messages emitted; %s requests; %s retries; "
+            "%s records/s; %s elapsed",
+            where,
+            f"{counts.get(EMITTED_CONVERSATIONS, 0):,}",
+            f"{counts.get(EMITTED_MESSAGES, 0):,}",
+            f"{counts.get(REQUESTS, 0):,}",
+            f"{counts.get(RETRIES, 0):,}",
+            f"{rate:,.0f}",
+            _duration(now - self.started),
+        )
+
     def log(self, logger: logging.Logger, *, completed: bool) -> None:
         outcome = "Sync completed" if completed else "Sync FAILED"
         logger.info("%s: %s", outcome, self.summary())
+
+
+def _duration(seconds: float) -> str:
+    """`1h02m`, `4m05s` or `12s`."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -75,9 +75,19 @@ class ConversationsStream(WindowedStream):
         changed status, or can hold messages not yet extracted are emitted.
         """
         window = self.open_window()
-        for record in self.request_records(context):
-            if window.includes(window_end(record)):
+        messages: MessagesStream = self._tap.streams["messages"]  # type: ignore[assignment]
+        messages_window = messages.planned_window() if messages.selected else None
+        to_read = 0
+        for listed, record in enumerate(self.request_records(context), start=1):
+            ends = window_end(record)
+            if messages_window is not None and messages_window.includes(ends):
+                to_read += 1
+            if window.includes(ends):
                 yield record
+            self.report.progress(self.logger, "conversations listed", listed)
+        if messages_window is not None:
+            # For the messages stream's progress: how many conversations it is to read.
+            messages.conversations_to_read = to_read
         self.close_window()
 
     def list_conversation_ids(self) -> t.Iterator[tuple[str, dt.datetime | None]]:
@@ -104,6 +114,8 @@ class MessagesStream(WindowedStream):
     path = "/conversations/{conversation_id}/messages"
     primary_keys = ("id",)
     replication_key = "created_at"
+    # Set by the conversations stream when it has read the whole list (progress logging only).
+    conversations_to_read: int | None = None
 
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True, description="Message id (UUID)."),
@@ -192,14 +204,18 @@ class MessagesStream(WindowedStream):
             if window.includes(ends)
         )
         workers = int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
-        for conversation_id, pages in fetch_in_order(to_read, self._fetch_pages, workers=workers):
+        stage = "conversations' messages read"
+        pending = fetch_in_order(to_read, self._fetch_pages, workers=workers)
+        for read, (conversation_id, pages) in enumerate(pending, start=1):
             try:
                 for page in pages:
                     yield from page
+                    self.report.progress(self.logger, stage, read - 1, self.conversations_to_read)
             except ConversationGoneError as gone:
                 # Deleted since the conversation list was read: nothing left to extract.
                 self.report.add(run_report.SKIPPED_CONVERSATIONS)
                 self.logger.warning("Skipping conversation %s: %s", conversation_id, gone)
+            self.report.progress(self.logger, stage, read, self.conversations_to_read)
         self.close_window()
 
     def _fetch_pages(self, conversation_id: str) -> t.Iterator[list[dict[str, t.Any]]]:

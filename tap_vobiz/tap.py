@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import ipaddress
 import sys
 import typing as t
@@ -18,7 +19,7 @@ from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.pagination import parse_timestamp
-from tap_vobiz.run_report import RunReport
+from tap_vobiz.run_report import DEFAULT_PROGRESS_INTERVAL, RunReport
 from tap_vobiz.streams import DEFAULT_MAX_WORKERS, ConversationsStream, MessagesStream
 
 if t.TYPE_CHECKING:
@@ -126,6 +127,14 @@ class TapVobiz(Tap):
             "jitter or the wait `Retry-After` asks for, before the run fails.",
         ),
         th.Property(
+            "progress_interval_seconds",
+            th.NumberType,
+            default=DEFAULT_PROGRESS_INTERVAL,
+            title="Progress Interval Seconds",
+            description="How often a long sync logs its progress (conversations read of those "
+            "to read, messages, requests, retries, records per second). 0 turns it off.",
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             title="User Agent",
@@ -155,14 +164,19 @@ class TapVobiz(Tap):
     def pacer(self) -> RequestPacer:
         """The gate all requests pass: `max_requests_per_second`, and 429 pauses for all workers."""
         if not hasattr(self, "_pacer"):
-            self._pacer = RequestPacer(self.config.get("max_requests_per_second"))
+            rate = self.config.get("max_requests_per_second")
+            self._pacer = RequestPacer(float(rate) if rate is not None else None)
         return self._pacer
 
     @property
     def report(self) -> RunReport:
         """The run's counters, shared by the streams and logged when the run ends."""
         if not hasattr(self, "_report"):
-            self._report = RunReport()
+            self._report = RunReport(
+                progress_interval=float(
+                    self.config.get("progress_interval_seconds", DEFAULT_PROGRESS_INTERVAL)
+                )
+            )
         return self._report
 
     def sync_all(self) -> None:  # type: ignore[misc]
@@ -207,10 +221,13 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
         errors.append(f"max_workers must be an integer from 1 to 64 (got {workers!r})")
     rate = config.get("max_requests_per_second")
-    if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0):
+    if rate is not None and (not _is_number(rate) or rate <= 0):
         errors.append(f"max_requests_per_second must be a positive number (got {rate!r})")
+    interval = config.get("progress_interval_seconds", DEFAULT_PROGRESS_INTERVAL)
+    if not _is_number(interval) or interval < 0:
+        errors.append(f"progress_interval_seconds must be a number of seconds, 0 or more (got {interval!r})")
     lookback = config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)
-    if not isinstance(lookback, (int, float)) or isinstance(lookback, bool) or not 0 <= lookback <= 24 * 366:
+    if not _is_number(lookback) or not 0 <= lookback <= 24 * 366:
         errors.append(f"lookback_hours must be a number of hours from 0 to 8784 (got {lookback!r})")
     start_date = config.get("start_date")
     if start_date is not None and parse_timestamp(start_date) is None:
@@ -218,6 +235,11 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)
     return errors
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number: the SDK reads `1.5` in a config file as a Decimal."""
+    return isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool)
 
 
 def api_url_error(api_url: object) -> str | None:

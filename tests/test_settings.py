@@ -23,6 +23,13 @@ README = Path(__file__).resolve().parent.parent / "README.md"
         ({"start_date": "last tuesday"}, "start_date is not an RFC 3339 date-time (got 'last tuesday')"),
         ({"api_url": "ftp://example.com"}, "api_url must be an https URL"),
         ({"lookback_hours": -1}, "lookback_hours must be a number of hours from 0 to 8784 (got -1)"),
+        ({"lookback_hours": "72"}, "lookback_hours must be a number of hours from 0 to 8784 (got '72')"),
+        ({"max_workers": 0}, "max_workers must be an integer from 1 to 64 (got 0)"),
+        ({"max_requests_per_second": 0}, "max_requests_per_second must be a positive number (got 0)"),
+        (
+            {"progress_interval_seconds": -1},
+            "progress_interval_seconds must be a number of seconds, 0 or more (got -1)",
+        ),
     ],
 )
 def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_path, overrides, message):
@@ -36,6 +43,19 @@ def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_pa
     assert "Traceback" not in run.stderr
     assert run.messages == []
     assert emulator.state.stats["requests"] == 0
+
+
+def test_fractional_numbers_in_a_config_file_are_accepted(start_emulator, tmp_path):
+    # The SDK reads 1.5 in a JSON config as a Decimal; it is a number like any other.
+    emulator = start_emulator(5, 100)
+    config = emulator_config(
+        emulator, lookback_hours=1.5, max_requests_per_second=500.5, progress_interval_seconds=0.5
+    )
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records["messages"]) == 100
 
 
 def test_readme_settings_table_is_the_taps_own():

@@ -1,0 +1,91 @@
+"""Progress: a long sync says how far it is, periodically, in its log."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from tap_vobiz.run_report import EMITTED_MESSAGES, REQUESTS, RunReport
+from tests.expected_output import assert_exact_sync
+from tests.tap_runner import emulator_config, run_tap
+from vobiz_emulator.server import Faults
+
+PROGRESS = re.compile(
+    r"Progress: (?P<done>[\d,]+) of (?P<total>[\d,]+) conversations' messages read \(\d+%\)"
+    r"(, about \S+ left)?; (?P<conversations>[\d,]+) conversations and (?P<messages>[\d,]+) messages "
+    r"emitted; (?P<requests>[\d,]+) requests; (?P<retries>[\d,]+) retries; [\d,]+ records/s; \S+ elapsed"
+)
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_a_slow_sync_logs_conversations_read_of_those_to_read(start_emulator, tmp_path):
+    emulator = start_emulator(80, 3000, days=10)
+    emulator.state.faults = Faults(latency_ms=30)
+
+    run = run_tap(emulator_config(emulator, max_workers=2, progress_interval_seconds=0.3), tmp_path)
+
+    assert_exact_sync(run, emulator.state.dataset)
+    lines = [m.groupdict() for m in PROGRESS.finditer(run.stderr)]
+    assert len(lines) >= 3, run.stderr
+    assert {_number(line["total"]) for line in lines} == {80}
+    done = [_number(line["done"]) for line in lines]
+    assert done == sorted(done) and 0 < done[-1] < 80
+    messages = [_number(line["messages"]) for line in lines]
+    assert messages == sorted(messages) and 0 < messages[-1] < 3000
+    assert all(_number(line["conversations"]) == 80 for line in lines)
+    assert all(_number(line["requests"]) > 0 and line["retries"] == "0" for line in lines)
+
+
+def test_rerun_progress_counts_only_the_conversations_it_reads(start_emulator, tmp_path):
+    emulator = start_emulator(120, 3000, days=30)
+    first = run_tap(emulator_config(emulator), tmp_path)
+    emulator.state.dataset.add_activity(hours=2, new_messages=40, status_changes=10)
+    emulator.state.faults = Faults(latency_ms=40)
+
+    rerun = run_tap(
+        emulator_config(emulator, max_workers=1, progress_interval_seconds=0.2),
+        tmp_path,
+        state=first.last_state,
+    )
+
+    totals = {_number(m["total"]) for m in PROGRESS.finditer(rerun.stderr)}
+    read = len({r["conversation_id"] for r in rerun.records["messages"]})
+    assert totals == {read}, rerun.stderr
+    assert read < 120
+
+
+def test_progress_interval_zero_logs_no_progress(start_emulator, tmp_path):
+    emulator = start_emulator(30, 600)
+    emulator.state.faults = Faults(latency_ms=20)
+
+    run = run_tap(emulator_config(emulator, progress_interval_seconds=0), tmp_path)
+
+    assert run.returncode == 0
+    assert "Progress:" not in run.stderr
+
+
+def test_progress_line_is_throttled_and_estimates_the_time_left(caplog):
+    now = [100.0]
+    report = RunReport(progress_interval=30, clock=lambda: now[0])
+    logger = logging.getLogger("test-progress")
+    caplog.set_level(logging.INFO)
+
+    report.progress(logger, "conversations' messages read", 0, 400)  # the stage starts at 100 s
+    now[0] = 120.0
+    report.add(EMITTED_MESSAGES, 5_000)
+    report.add(REQUESTS, 120)
+    report.progress(logger, "conversations' messages read", 100, 400)
+    assert caplog.messages == []  # under 30 s since the run started
+
+    now[0] = 140.0
+    report.progress(logger, "conversations' messages read", 100, 400)
+    now[0] = 150.0
+    report.progress(logger, "conversations' messages read", 150, 400)  # under 30 s since the last line
+
+    assert caplog.messages == [
+        "Progress: 100 of 400 conversations' messages read (25%), about 2m00s left; 0 conversations "
+        "and 5,000 messages emitted; 120 requests; 0 retries; 125 records/s; 40s elapsed"
+    ]
