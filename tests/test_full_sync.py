@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 
@@ -106,3 +107,30 @@ def test_fields_deselected_in_the_catalog_are_not_emitted(start_emulator, tmp_pa
     assert len(run.records["messages"]) == 200
     assert all("content" not in r and "content_json" in r for r in run.records["messages"])
     assert all("status" in r for r in run.records["messages"] + run.records["conversations"])
+
+
+def test_batch_messages_carry_exactly_the_records_of_a_record_sync(start_emulator, tmp_path):
+    # The `batch` capability meltano.yml declares: records go to gzipped JSONL files instead.
+    emulator = start_emulator(25, 900)
+    batches = tmp_path / "batches"
+    batches.mkdir()
+    config = emulator_config(
+        emulator,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": batches.as_uri(), "prefix": "vobiz-"},
+        },
+    )
+
+    run = run_tap(config, tmp_path)
+    plain = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert [m for m in run.messages if m["type"] == "RECORD"] == []
+    loaded: dict[str, list[dict]] = {}
+    for message in (m for m in run.messages if m["type"] == "BATCH"):
+        for url in message["manifest"]:
+            with gzip.open(url.removeprefix("file://"), "rt") as batch_file:
+                loaded.setdefault(message["stream"], []).extend(json.loads(line) for line in batch_file)
+    assert loaded == dict(plain.records)
+    assert run.last_state == plain.last_state
