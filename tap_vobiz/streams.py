@@ -19,9 +19,28 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context, Record
 
+
+class FreeFormObjectType(th.ObjectType):
+    """A JSON object with any keys, declared without `properties`.
+
+    An empty `properties` would make the SDK's schema flattening drop the column from the
+    SCHEMA while still writing its keys into the records; without it, flattening keeps
+    the object whole, as JSON text, in a column the SCHEMA declares.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(additional_properties=True)
+
+    @property
+    def type_dict(self) -> dict:
+        result = super().type_dict
+        result.pop("properties", None)
+        return result
+
+
 MALFORMED_FIELDS_PROPERTY = th.Property(
     MALFORMED_FIELDS,
-    th.ObjectType(additional_properties=True),
+    FreeFormObjectType(),
     description="Values that did not match their field's documented type (e.g. an unparseable "
     "timestamp), exactly as received, keyed by field name; those fields are null. "
     "Null when every field was well-formed.",
@@ -166,7 +185,7 @@ class MessagesStream(WindowedStream):
         ),
         th.Property(
             "content_json",
-            th.ObjectType(additional_properties=True),
+            FreeFormObjectType(),
             description="`content` parsed; null when `content` is not a JSON object.",
         ),
         th.Property(

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
 
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS
 from tap_vobiz.concurrency import RequestPacer
@@ -189,6 +189,12 @@ class TapVobiz(Tap):
             super().sync_all()
         except VobizError as error:
             self.logger.error("%s", error)
+            self.report.log(self.logger, completed=False)
+            raise SystemExit(1) from None
+        except MapExpressionError as error:
+            # A user's stream_maps expression, not a fault of the tap: one line, no traceback.
+            cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
+            self.logger.error("Invalid stream_maps: %s%s", error, cause)
             self.report.log(self.logger, completed=False)
             raise SystemExit(1) from None
         except Exception:

@@ -134,3 +134,63 @@ def test_batch_messages_carry_exactly_the_records_of_a_record_sync(start_emulato
                 loaded.setdefault(message["stream"], []).extend(json.loads(line) for line in batch_file)
     assert loaded == dict(plain.records)
     assert run.last_state == plain.last_state
+
+
+def test_stream_maps_filter_remove_and_add_fields(start_emulator, tmp_path):
+    # The `stream-maps` capability, through the tap's own record path (tap_vobiz/output.py).
+    emulator = start_emulator(25, 900)
+    config = emulator_config(
+        emulator,
+        stream_maps={
+            "conversations": {"__filter__": "category == 'marketing'"},
+            "messages": {"content": None, "content_start": "content[:12] if content else None"},
+        },
+    )
+
+    run = run_tap(config, tmp_path)
+    plain = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    kept = [c for c in plain.records["conversations"] if c["category"] == "marketing"]
+    assert 0 < len(kept) < len(plain.records["conversations"])
+    assert run.records["conversations"] == kept
+    expected = [
+        {**{k: v for k, v in m.items() if k != "content"}, "content_start": (m["content"] or "")[:12] or None}
+        for m in plain.records["messages"]
+    ]
+    assert run.records["messages"] == expected
+    schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == "messages")
+    assert "content" not in schema["properties"] and "content_start" in schema["properties"]
+
+
+def test_schema_flattening_keeps_free_form_objects_whole_as_json_text(start_emulator, tmp_path):
+    # `schema-flattening`: every key of every record is a column of its SCHEMA.
+    emulator = start_emulator(10, 300)
+    config = emulator_config(emulator, flattening_enabled=True, flattening_max_depth=1)
+
+    run = run_tap(config, tmp_path)
+    plain = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    assert schemas["messages"]["properties"]["content_json"]["type"] == ["string", "null"]
+    for stream in ("conversations", "messages"):
+        assert len(run.records[stream]) == len(plain.records[stream])
+        for flat, nested in zip(run.records[stream], plain.records[stream], strict=True):
+            assert flat.keys() <= schemas[stream]["properties"].keys()
+            for key, value in nested.items():
+                if isinstance(value, dict):
+                    assert json.loads(flat[key]) == value
+                else:
+                    assert flat[key] == value
+
+
+def test_a_stream_map_expression_that_fails_is_one_clear_line(start_emulator, tmp_path):
+    emulator = start_emulator(3, 30)
+    config = emulator_config(emulator, stream_maps={"messages": {"size": "len(content)"}})
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "stream_maps: Failed to evaluate simpleeval expressions len(content)" in run.stderr
