@@ -32,9 +32,9 @@ def test_a_slow_sync_logs_conversations_read_of_those_to_read(start_emulator, tm
     assert len(lines) >= 3, run.stderr
     assert {_number(line["total"]) for line in lines} == {80}
     done = [_number(line["done"]) for line in lines]
-    assert done == sorted(done) and 0 < done[-1] < 80
+    assert done == sorted(done) and 0 < done[0] < 80 and done[-1] <= 80
     messages = [_number(line["messages"]) for line in lines]
-    assert messages == sorted(messages) and 0 < messages[-1] < 3000
+    assert messages == sorted(messages) and 0 < messages[0] < 3000 and messages[-1] <= 3000
     assert all(_number(line["conversations"]) == 80 for line in lines)
     assert all(_number(line["requests"]) > 0 and line["retries"] == "0" for line in lines)
 
@@ -54,7 +54,7 @@ def test_rerun_progress_counts_only_the_conversations_it_reads(start_emulator, t
     totals = {_number(m["total"]) for m in PROGRESS.finditer(rerun.stderr)}
     read = len({r["conversation_id"] for r in rerun.records["messages"]})
     assert totals == {read}, rerun.stderr
-    assert read < 120
+    assert 10 < read < 120
 
 
 def test_progress_interval_zero_logs_no_progress(start_emulator, tmp_path):
