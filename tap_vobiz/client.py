@@ -18,6 +18,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
+from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
     CredentialsRejectedError,
@@ -79,7 +80,9 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         super().__init__(tap)
         self.report: RunReport = tap.report  # type: ignore[attr-defined]
         self.logger.addFilter(ONE_LINE_FAILURES)
-        configure_session(self.requests_session, self.url_base, int(self.config.get("max_workers", 8)))
+        configure_session(
+            self.requests_session, self.url_base, int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
+        )
         self._field_checks = field_checks(self.schema)
         self._known_fields = frozenset(self.schema["properties"])
         self._unknown_fields_seen: set[str] = set()

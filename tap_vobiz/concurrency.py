@@ -28,6 +28,9 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+# Conversations fetched at once unless `max_workers` says otherwise.
+DEFAULT_MAX_WORKERS = 8
+
 T = t.TypeVar("T")
 R = t.TypeVar("R")
 

@@ -55,7 +55,7 @@ class RunReport:
             UNPARSEABLE_CONTENT,
         ]
         parts = [f"{self.counts[name]} {name}" for name in order]
-        return f"{'; '.join(parts)}; {time.monotonic() - self.started:.1f}s"
+        return f"{'; '.join(parts)}; {self._clock() - self.started:.1f}s"
 
     def progress(self, logger: logging.Logger, stage: str, done: int, total: int | None = None) -> None:
         """Log a progress line when `progress_interval` has passed since the last one.

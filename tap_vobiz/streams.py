@@ -9,7 +9,7 @@ from http import HTTPStatus
 from singer_sdk import typing as th
 
 from tap_vobiz import run_report
-from tap_vobiz.concurrency import fetch_in_order
+from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
 from tap_vobiz.errors import ConversationGoneError
 from tap_vobiz.incremental import WindowedStream, window_end
 from tap_vobiz.malformed_fields import MALFORMED_FIELDS
@@ -121,9 +121,6 @@ class ConversationsStream(WindowedStream):
         if record is not None:
             self.report.add(run_report.EMITTED_CONVERSATIONS)
         return record
-
-
-DEFAULT_MAX_WORKERS = 8
 
 
 class MessagesStream(WindowedStream):

@@ -14,13 +14,13 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
 
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS
-from tap_vobiz.concurrency import RequestPacer
+from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.run_report import DEFAULT_PROGRESS_INTERVAL, RunReport
-from tap_vobiz.streams import DEFAULT_MAX_WORKERS, ConversationsStream, MessagesStream
+from tap_vobiz.streams import ConversationsStream, MessagesStream
 
 if t.TYPE_CHECKING:
     from types import FrameType
