@@ -173,23 +173,30 @@ def table_summary(pg: Postgres) -> dict[str, t.Any]:
     return summary
 
 
-def warehouse_differences(pg: Postgres, served: dict) -> list[str]:
-    """How the loaded tables differ from what the emulator serves now (empty: exact)."""
+def status_differences(loaded: dict[str, dict[str, object]], served: dict) -> list[str]:
+    """How tables (table -> id -> status) differ from what the emulator serves now (empty: exact)."""
     expected = {
         "conversations": {c["id"]: c["status"] for c in served["conversations"]},
         "messages": {m["id"]: m["status"] for items in served["messages"].values() for m in items},
     }
     problems = []
     for table in TABLES:
-        rows = pg.query(f"SELECT id, status FROM {SCHEMA}.{table}")  # noqa: S608
-        loaded = dict(rows)
-        if len(loaded) != len(rows):
-            problems.append(f"{len(rows) - len(loaded)} duplicate {table} ids")
-        if missing := expected[table].keys() - loaded.keys():
+        rows, want = loaded[table], expected[table]
+        if missing := want.keys() - rows.keys():
             problems.append(f"{len(missing)} {table} missing")
-        if extra := loaded.keys() - expected[table].keys():
+        if extra := rows.keys() - want.keys():
             problems.append(f"{len(extra)} unexpected {table}")
-        stale = [i for i in expected[table].keys() & loaded.keys() if loaded[i] != expected[table][i]]
-        if stale:
+        if stale := [i for i in want.keys() & rows.keys() if rows[i] != want[i]]:
             problems.append(f"{len(stale)} {table} with a stale status")
     return problems
+
+
+def warehouse_differences(pg: Postgres, served: dict) -> list[str]:
+    """How the loaded tables differ from what the emulator serves now, duplicates included."""
+    problems, loaded = [], {}
+    for table in TABLES:
+        rows = pg.query(f"SELECT id, status FROM {SCHEMA}.{table}")  # noqa: S608
+        loaded[table] = dict(rows)
+        if len(loaded[table]) != len(rows):
+            problems.append(f"{len(rows) - len(loaded[table])} duplicate {table} ids")
+    return problems + status_differences(loaded, served)

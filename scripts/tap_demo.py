@@ -76,25 +76,6 @@ def run_tap(config_path: Path, name: str, state: dict | None) -> dict:
     }
 
 
-def differences(target: dict[str, dict[str, dict]], served: dict) -> list[str]:
-    """How the upserted output differs from what the emulator serves now (empty: exact)."""
-    problems = []
-    conversations = {c["id"]: c for c in served["conversations"]}
-    messages = {m["id"]: m for items in served["messages"].values() for m in items}
-    for table, expected in (("conversations", conversations), ("messages", messages)):
-        rows = target[table]
-        if missing := expected.keys() - rows.keys():
-            problems.append(f"{len(missing)} {table} missing")
-        if extra := rows.keys() - expected.keys():
-            problems.append(f"{len(extra)} unexpected {table}")
-        stale = [
-            i for i in expected.keys() & rows.keys() if rows[i].get("status") != expected[i].get("status")
-        ]
-        if stale:
-            problems.append(f"{len(stale)} {table} with a stale status")
-    return problems
-
-
 def print_requests(api: stack.Emulator, conversations: int) -> None:
     """What the run cost: the emulator's count of requests, and which conversations were read."""
     stats = api.get("/_emulator/stats")
@@ -188,7 +169,10 @@ def main() -> int:
                 )
             )
         )
-        problems = differences(target, served_now) + [
+        statuses = {
+            table: {i: row.get("status") for i, row in rows.items()} for table, rows in target.items()
+        }
+        problems = stack.status_differences(statuses, served_now) + [
             f"{len(v)} {k} not in run 2" for k, v in changes.items() if v
         ]
         verdict = "yes" if not problems else "NO: " + "; ".join(problems)
