@@ -18,11 +18,12 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
-from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS
+from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
     CredentialsRejectedError,
     InvalidRequestError,
+    ListGoneError,
     RetriesExhaustedError,
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
@@ -71,6 +72,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     # The records' own order is not the replication order (pages are newest first).
     is_sorted = False
+    # For a list under a parent (a conversation's messages, a channel's templates): what the
+    # parent is called. A 404 on such a list means the parent was deleted after the parent
+    # list was read: the list is skipped, with a warning and a count, and the run goes on.
+    parent_name: str | None = None
     # `post_process` already checks every field's type (values that do not match go to
     # `malformed_fields`) and drops fields the schema does not know, so the SDK's own
     # per-record type conformance would only repeat the work.
@@ -87,6 +92,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         self._known_fields = frozenset(self.schema["properties"])
         self._unknown_fields_seen: set[str] = set()
         self._bad_records_logged = 0
+        self._emitted = run_report.emitted(self.name)
 
     @property
     def pacer(self) -> RequestPacer:
@@ -133,6 +139,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 f"Vobiz {problem} ({self.response_error_message(response)}): check auth_id and "
                 "auth_token (or bearer_token), and that the account may read WhatsApp conversations"
             )
+        if status == HTTPStatus.NOT_FOUND and self.parent_name:
+            raise ListGoneError(self.response_error_message(response))
         if status == HTTPStatus.NOT_FOUND:
             raise InvalidRequestError(
                 f"Vobiz has no such resource ({self.response_error_message(response)}): check api_url"
@@ -182,8 +190,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         pacer = self.pacer
 
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
-            pacer.wait_turn()
-            return func(prepared_request, context)
+            with pacer.turn():
+                return func(prepared_request, context)
 
         retrying = backoff.on_exception(
             self.backoff_wait_generator,
@@ -232,6 +240,40 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             describe_transient_error(details.get("exception")),
         )
 
+    # Many lists at once
+
+    def read_lists(
+        self,
+        contexts: t.Iterable[Context | None],
+        read: t.Callable[[Context | None], t.Iterable[list[dict[str, t.Any]]]],
+        *,
+        lists_to_read: t.Callable[[], int | None] = lambda: None,
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """The records of one list per context, `read` on `max_workers` threads, emitted in context order.
+
+        `read(context)` yields a list's records a page at a time (on a worker thread); the
+        records come out exactly as a sequential run emits them (`fetch_in_order`). A list
+        whose parent was deleted meanwhile (404) is skipped, warned about and counted.
+        `lists_to_read` tells the progress line how many lists there are, once known.
+        """
+        workers = int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
+        stage = f"{self.parent_name}s' {self.name} read" if self.parent_name else f"{self.name} pages read"
+        done = 0
+        for context, pages in fetch_in_order(contexts, read, workers=workers):
+            try:
+                for page in pages:
+                    yield from page
+                    if not self.parent_name:
+                        done += 1
+                    self.report.progress(self.logger, stage, done, lists_to_read())
+            except ListGoneError as gone:
+                self.report.add(f"{self.parent_name}s skipped (404)")
+                parent = next(iter(context.values())) if context else "?"
+                self.logger.warning("Skipping %s %s: %s", self.parent_name, parent, gone)
+            if self.parent_name:
+                done += 1
+                self.report.progress(self.logger, stage, done, lists_to_read())
+
     # Records
 
     def generate_child_contexts(self, record: Record, context: Context | None) -> t.Iterable[Context | None]:
@@ -241,7 +283,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Drop records without an id; set aside values that do not match their type."""
         record_id = row.get("id")
-        if not isinstance(record_id, str) or not record_id:
+        if type(record_id) is not str or not record_id:
             self.report.add(run_report.DROPPED_WITHOUT_ID)
             self._log_bad_record("Dropping a %s record without an id (fields: %s)", self.name, _fields(row))
             return None
@@ -255,6 +297,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 record_id,
                 ", ".join(malformed),
             )
+        self.report.add(self._emitted)
         return row
 
     def _drop_unknown_fields(self, row: Record, unknown: t.AbstractSet[str]) -> None:

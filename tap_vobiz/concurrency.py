@@ -14,7 +14,12 @@ writing RECORD and STATE messages, state. Two rules keep that safe for any targe
   holds at most 8 x 16 x 3 pages of 100 messages with the defaults (most conversations
   are one page).
 
-`RequestPacer` is the one gate every request of every worker passes: the optional
+The same pipeline reads the pages of a page-numbered list at once (tasks are page
+numbers), and the lists of many parents at once (a channel's templates): a list read
+on a worker may itself fan its pages out, so threads can nest.
+
+`RequestPacer` is the one gate every request of every worker passes: at most
+`max_workers` requests in flight however the fetches nest, the optional
 `max_requests_per_second`, and after a 429 a pause for all workers (for `Retry-After`,
 or the backoff wait) and a lower rate that recovers step by step.
 """
@@ -22,6 +27,7 @@ or the backoff wait) and a lower rate that recovers step by step.
 from __future__ import annotations
 
 import collections
+import contextlib
 import queue
 import threading
 import time
@@ -140,9 +146,14 @@ class RequestPacer:
     MIN_RATE = 0.5
 
     def __init__(
-        self, max_per_second: float | None = None, clock: t.Callable[[], float] = time.monotonic
+        self,
+        max_per_second: float | None = None,
+        clock: t.Callable[[], float] = time.monotonic,
+        *,
+        max_in_flight: int = DEFAULT_MAX_WORKERS,
     ) -> None:
         self.max_per_second = max_per_second
+        self._in_flight = threading.BoundedSemaphore(max(1, max_in_flight))
         self.rate = max_per_second
         self.clock = clock
         self.next_slot = 0.0
@@ -151,6 +162,13 @@ class RequestPacer:
         self.slowdowns = 0
         self._sent: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def turn(self) -> t.Iterator[None]:
+        """Hold one of the `max_in_flight` places for a request, once its rate slot has come."""
+        with self._in_flight:
+            self.wait_turn()
+            yield
 
     def wait_turn(self) -> None:
         """Block until this request may go."""

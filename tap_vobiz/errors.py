@@ -28,8 +28,12 @@ class CursorLoopError(VobizError, RuntimeError):
     """The API handed back a cursor this listing has already followed."""
 
 
-class ConversationGoneError(FatalAPIError):
-    """404 on a conversation's messages: it was deleted after the listing was read."""
+class PageLoopError(VobizError, RuntimeError):
+    """A page-numbered list served a page other than the one asked for, or the same rows again."""
+
+
+class ListGoneError(FatalAPIError):
+    """404 on a list under a parent (a conversation's messages, a channel's templates): parent deleted."""
 
 
 class OneLineFailures(logging.Filter):

@@ -18,18 +18,25 @@ MALFORMED_FIELDS = "malformed_fields"
 
 
 class FieldChecks(t.NamedTuple):
-    """What each top-level field must be: a JSON type, or an RFC 3339 timestamp."""
+    """What each top-level field must be: a JSON type, an RFC 3339 timestamp, or a list of strings."""
 
-    types: tuple[tuple[str, type], ...]
+    types: tuple[tuple[str, type | tuple[type, ...]], ...]
     timestamps: tuple[str, ...]
+    string_lists: tuple[str, ...] = ()
 
 
-_JSON_TYPES = {"string": str, "boolean": bool, "object": dict}
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "boolean": bool,
+    "object": dict,
+    "integer": int,
+    "number": (int, float),
+}
 
 
 def field_checks(schema: dict) -> FieldChecks:
     """The checks for a stream's records, from its JSON schema types (and formats)."""
-    types, timestamps = [], []
+    types, timestamps, string_lists = [], [], []
     for name, prop in schema["properties"].items():
         if name == MALFORMED_FIELDS:
             continue
@@ -37,10 +44,13 @@ def field_checks(schema: dict) -> FieldChecks:
             timestamps.append(name)
             continue
         declared = prop.get("type", [])
+        if declared == "array" or "array" in declared:
+            string_lists.append(name)
+            continue
         kind = next((k for k in _JSON_TYPES if k == declared or k in declared), None)
         if kind:
             types.append((name, _JSON_TYPES[kind]))
-    return FieldChecks(tuple(types), tuple(timestamps))
+    return FieldChecks(tuple(types), tuple(timestamps), tuple(string_lists))
 
 
 def set_aside_malformed_fields(record: dict, checks: FieldChecks) -> list[str]:
@@ -52,11 +62,15 @@ def set_aside_malformed_fields(record: dict, checks: FieldChecks) -> list[str]:
     get = record.get
     for name, expected in checks.types:
         value = get(name)
-        if value is not None and type(value) is not expected and not isinstance(value, expected):
+        if value is not None and type(value) is not expected and not _is_a(value, expected):
             malformed.append(name)
     for name in checks.timestamps:
         value = get(name)
         if value is not None and parse_timestamp(value) is None:
+            malformed.append(name)
+    for name in checks.string_lists:
+        value = get(name)
+        if value is not None and (type(value) is not list or any(type(v) is not str for v in value)):
             malformed.append(name)
     if not malformed:
         record[MALFORMED_FIELDS] = None
@@ -65,3 +79,8 @@ def set_aside_malformed_fields(record: dict, checks: FieldChecks) -> list[str]:
     for name in malformed:
         record[name] = None
     return malformed
+
+
+def _is_a(value: object, expected: type | tuple[type, ...]) -> bool:
+    """`isinstance`, except that a boolean is not a number (JSON keeps them apart)."""
+    return isinstance(value, expected) and type(value) is not bool

@@ -1,10 +1,16 @@
-"""Reading Vobiz pages: the envelope, the cursor, and where to stop on newest-first pages.
+"""Reading Vobiz pages: the envelope, and one paginator per paging style.
 
-The SDK's paginators take the next token from the response but know nothing of two
-things this API needs: a `has_more`/`next_cursor` pair where either may end the
-listing (`has_more: false`, or a null, empty or missing cursor), and message pages that
-run from newest to oldest, so a rerun can stop as soon as a page reaches back past the
-bookmark instead of reading the whole history. Both live here, in one paginator.
+The API pages in two ways, and the SDK's paginators know neither fully:
+
+- **Cursors** (a conversation's messages): a `has_more`/`next_cursor` pair where either
+  may end the listing (`has_more: false`, or a null, empty or missing cursor), on pages
+  that run from newest to oldest, so a rerun can stop as soon as a page reaches back
+  past the bookmark instead of reading the whole history (`CursorPaginator`).
+- **Page numbers** (contacts, templates, canned responses, ...): `page`/`limit` with an
+  envelope `{"items", "total", "page", "limit", "has_more"}` whose `limit` may be smaller
+  than the one asked for, and which some lists carry without documenting any paging
+  parameter (`PageNumberPaginator`). Its first page tells how many pages there are, so
+  the rest can be fetched at once (`tap_vobiz.page_lists`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import typing as t
 import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_vobiz.errors import CursorLoopError
+from tap_vobiz.errors import CursorLoopError, PageLoopError
 
 if t.TYPE_CHECKING:
     import requests
@@ -132,3 +138,71 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
                 if moment is not None and moment < self.stop_before:  # type: ignore[operator]
                     return True
         return False
+
+
+class PageNumberPaginator(BaseAPIPaginator[int]):
+    """Follows `page` (1, 2, ...) while the envelope says there is more, and refuses to loop.
+
+    What the envelope says is trusted over what was asked: `limit` is the server's page
+    size (it may be smaller than the `limit` sent), and `has_more` (or, without it,
+    `page` x `limit` < `total`) decides whether another page follows; an empty page ends
+    the list too. Asking for page N and being served another page, or the same rows as
+    the page before, is an API fault: paging on would never end.
+    """
+
+    def __init__(self, start_page: int = 1, *, listing: str = "the list") -> None:
+        super().__init__(start_page)
+        self.listing = listing
+        self._previous_ids: list[object] | None = None
+
+    def has_more(self, response: requests.Response) -> bool:
+        page = read_page(response)
+        self.check(page, self.current_value)
+        return page_has_more(page)
+
+    def get_next(self, response: requests.Response) -> int:
+        return self.current_value + 1
+
+    def check(self, page: dict[str, t.Any], asked: int) -> None:
+        """Raise PageLoopError when `page` is not page `asked`, or repeats the page before it."""
+        served = page.get("page")
+        if type(served) is int and served != asked:
+            raise PageLoopError(
+                f"Vobiz served page {served} of {self.listing} when asked for page {asked}: it "
+                "does not page as documented; stopping instead of reading the same rows again "
+                "(an API fault: rerun later)"
+            )
+        ids = [item.get("id") for item in page["items"] if isinstance(item, dict)]
+        if ids and ids == self._previous_ids:
+            raise PageLoopError(
+                f"Vobiz served the same rows for pages {asked - 1} and {asked} of {self.listing}; "
+                "stopping instead of paging forever (an API fault: rerun later)"
+            )
+        self._previous_ids = ids
+
+
+def page_has_more(page: dict[str, t.Any]) -> bool:
+    """Whether a page follows: `has_more`, else `page` x `limit` < `total`; never after an empty page."""
+    if not page["items"]:
+        return False
+    has_more = page.get("has_more")
+    if isinstance(has_more, bool):
+        return has_more
+    total, number, limit = page.get("total"), page.get("page"), page_limit(page)
+    if type(total) is int and type(number) is int and limit:
+        return number * limit < total
+    return False
+
+
+def page_limit(page: dict[str, t.Any]) -> int:
+    """The server's page size: the envelope's `limit`, else the rows this page holds."""
+    limit = page.get("limit")
+    return limit if type(limit) is int and limit > 0 else len(page["items"])
+
+
+def planned_pages(page: dict[str, t.Any]) -> int:
+    """How many pages the list has, by its first page's `total` and `limit` (1 when it does not say)."""
+    total, limit = page.get("total"), page_limit(page)
+    if not page_has_more(page) or type(total) is not int or not limit:
+        return 1
+    return max(1, -(-total // limit))

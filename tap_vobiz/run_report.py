@@ -8,15 +8,33 @@ import time
 import typing as t
 from collections import Counter
 
-# Counter names, in the order the final log line gives them.
-EMITTED_CONVERSATIONS = "conversations emitted"
-EMITTED_MESSAGES = "messages emitted"
+# Counter names. The final log line gives each selected stream's "<stream> emitted" first,
+# then these, then any other counter that counted something (e.g. "channels skipped (404)").
 REQUESTS = "requests"
 RETRIES = "retries"
 SKIPPED_CONVERSATIONS = "conversations skipped (404)"
 DROPPED_WITHOUT_ID = "records dropped without an id"
 MALFORMED_FIELDS = "malformed fields set aside"
 UNPARSEABLE_CONTENT = "contents that are not a JSON object"
+LISTS_READ_AGAIN = "lists read again (changed while read)"
+ROWS_FOUND_AGAIN = "rows found by reading a list again"
+ALWAYS_LOGGED = (
+    REQUESTS,
+    RETRIES,
+    SKIPPED_CONVERSATIONS,
+    DROPPED_WITHOUT_ID,
+    MALFORMED_FIELDS,
+    UNPARSEABLE_CONTENT,
+)
+
+
+def emitted(stream: str) -> str:
+    """The counter of a stream's emitted records."""
+    return f"{stream} emitted"
+
+
+EMITTED_CONVERSATIONS = emitted("conversations")
+EMITTED_MESSAGES = emitted("messages")
 
 DEFAULT_PROGRESS_INTERVAL = 30
 
@@ -31,6 +49,8 @@ class RunReport:
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.counts: Counter[str] = Counter()
+        # The streams whose emitted records the log lines count, in sync order.
+        self.streams: list[str] = ["conversations", "messages"]
         self._clock = clock
         self.started = clock()
         self._lock = threading.Lock()
@@ -44,18 +64,17 @@ class RunReport:
             self.counts[name] += amount
 
     def summary(self) -> str:
-        order = [
-            EMITTED_CONVERSATIONS,
-            EMITTED_MESSAGES,
-            REQUESTS,
-            RETRIES,
-            SKIPPED_CONVERSATIONS,
-            DROPPED_WITHOUT_ID,
-            MALFORMED_FIELDS,
-            UNPARSEABLE_CONTENT,
+        emitted_counts = [emitted(stream) for stream in self.streams]
+        others = [
+            name
+            for name, count in self.counts.items()
+            if count and name not in ALWAYS_LOGGED and name not in emitted_counts
         ]
-        parts = [f"{self.counts[name]} {name}" for name in order]
+        parts = [f"{self.counts[name]} {name}" for name in [*emitted_counts, *ALWAYS_LOGGED, *others]]
         return f"{'; '.join(parts)}; {self._clock() - self.started:.1f}s"
+
+    def records_emitted(self, counts: t.Mapping[str, int]) -> int:
+        return sum(counts.get(emitted(stream), 0) for stream in self.streams)
 
     def progress(self, logger: logging.Logger, stage: str, done: int, total: int | None = None) -> None:
         """Log a progress line when `progress_interval` has passed since the last one.
@@ -72,7 +91,7 @@ class RunReport:
         self._next_progress = now + self.progress_interval
         with self._lock:
             counts = dict(self.counts)
-        records = counts.get(EMITTED_CONVERSATIONS, 0) + counts.get(EMITTED_MESSAGES, 0)
+        records = self.records_emitted(counts)
         since, records_then = self._last_progress
         self._last_progress = (now, records)
         rate = (records - records_then) / max(now - since, 1e-9)
@@ -85,11 +104,9 @@ class RunReport:
             if 0 < done < total and stage_seconds > 0:
                 where += f", about {_duration(stage_seconds * (total - done) / done)} left"
         logger.info(
-            "Progress: %s; %s conversations and %s messages emitted; %s requests; %s retries; "
-            "%s records/s; %s elapsed",
+            "Progress: %s; %s emitted; %s requests; %s retries; %s records/s; %s elapsed",
             where,
-            f"{counts.get(EMITTED_CONVERSATIONS, 0):,}",
-            f"{counts.get(EMITTED_MESSAGES, 0):,}",
+            ", ".join(f"{counts.get(emitted(stream), 0):,} {stream}" for stream in self.streams),
             f"{counts.get(REQUESTS, 0):,}",
             f"{counts.get(RETRIES, 0):,}",
             f"{rate:,.0f}",

@@ -13,14 +13,15 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
 
-from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS
+from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
+from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS, VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
+from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.run_report import DEFAULT_PROGRESS_INTERVAL, RunReport
-from tap_vobiz.streams import ConversationsStream, MessagesStream
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -28,8 +29,18 @@ if t.TYPE_CHECKING:
 DEFAULT_API_URL = "https://api.vobiz.ai/api/v1/messaging"
 
 
+STREAM_TYPES: tuple[type[VobizStream], ...] = (
+    ConversationsStream,
+    MessagesStream,
+    ChannelsStream,
+    TemplatesStream,
+    ContactsStream,
+    CannedResponsesStream,
+)
+
+
 class TapVobiz(Tap):
-    """Extracts WhatsApp conversations and messages from Vobiz."""
+    """Extracts a Vobiz WhatsApp account: conversations, messages, channels, templates, contacts, ..."""
 
     name = "tap-vobiz"
     message_writer_class = SingerOutput
@@ -140,6 +151,17 @@ class TapVobiz(Tap):
             title="User Agent",
             description="User-Agent header sent with every request.",
         ),
+        th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=True,
+            title="Emit ACTIVATE_VERSION Messages",
+            description="End each stream that emitted every row (channels, templates and canned "
+            "responses on every run; contacts on a run without state, e.g. `--full-refresh`) with an "
+            "ACTIVATE_VERSION message, so that targets which support it (target-postgres, "
+            "target-snowflake) delete or soft-delete (`_sdc_deleted_at`) the rows Vobiz no longer "
+            "lists. Sent only after the stream's lists were read completely.",
+        ),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -150,8 +172,8 @@ class TapVobiz(Tap):
             raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
         return errors
 
-    def discover_streams(self) -> list[ConversationsStream | MessagesStream]:
-        return [ConversationsStream(self), MessagesStream(self)]
+    def discover_streams(self) -> list[VobizStream]:
+        return [stream_type(self) for stream_type in STREAM_TYPES]
 
     @property
     def api_clock(self) -> ApiClock:
@@ -165,7 +187,10 @@ class TapVobiz(Tap):
         """The gate all requests pass: `max_requests_per_second`, and 429 pauses for all workers."""
         if not hasattr(self, "_pacer"):
             rate = self.config.get("max_requests_per_second")
-            self._pacer = RequestPacer(float(rate) if rate is not None else None)
+            self._pacer = RequestPacer(
+                float(rate) if rate is not None else None,
+                max_in_flight=int(self.config.get("max_workers", DEFAULT_MAX_WORKERS)),
+            )
         return self._pacer
 
     @property
@@ -185,6 +210,7 @@ class TapVobiz(Tap):
         The SDK marks `sync_all` final; this extends it (the SDK's sync runs unchanged
         inside) because it is the one place that sees the whole run end, well or not.
         """
+        self.report.streams = [name for name, stream in self.streams.items() if stream.selected]
         try:
             super().sync_all()
         except VobizError as error:

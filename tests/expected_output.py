@@ -1,15 +1,18 @@
-"""What the tap must emit for an emulator's data: the exact records, field by field."""
+"""What the tap must emit for an emulator's data: the exact records, field by field, table by table."""
 
 from __future__ import annotations
 
 import json
 
-from tap_vobiz.streams import ConversationsStream, MessagesStream
+from tap_vobiz.tap import STREAM_TYPES
 from tests.tap_runner import TapRun
 from vobiz_emulator.dataset import Dataset
 
-CONVERSATION_FIELDS = set(ConversationsStream.schema["properties"])
-MESSAGE_FIELDS = set(MessagesStream.schema["properties"])
+FIELDS = {stream.name: set(stream.schema["properties"]) for stream in STREAM_TYPES}
+CONVERSATION_FIELDS = FIELDS["conversations"]
+MESSAGE_FIELDS = FIELDS["messages"]
+CONVERSATION_TABLES = ("conversations", "messages")
+ACCOUNT_TABLES = ("channels", "templates", "contacts", "canned_responses")
 
 
 def expected_message(message: dict, conversation_id: str) -> dict:
@@ -24,47 +27,72 @@ def expected_message(message: dict, conversation_id: str) -> dict:
     return expected
 
 
+def as_emitted(table: str, row: dict) -> dict:
+    """A served row of a page-numbered list as the tap should emit it (every field, absent ones null)."""
+    return {key: row.get(key) for key in FIELDS[table]}
+
+
 def assert_no_duplicates(run: TapRun, stream: str) -> None:
     ids = run.ids(stream)
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicate {stream} ids"
 
 
-def expected_tables(dataset: Dataset) -> dict[str, dict[str, dict]]:
+def expected_tables(
+    dataset: Dataset, tables: tuple[str, ...] = CONVERSATION_TABLES
+) -> dict[str, dict[str, dict]]:
     """The dataset as a target that upserts by `id` should hold it: table -> id -> fields."""
-    return {
+    everything: dict[str, dict[str, dict]] = {
         "conversations": {
             c.id: {k: c.record.get(k) for k in CONVERSATION_FIELDS} for c in dataset.conversations
         },
         "messages": {m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages},
     }
+    for table, rows in dataset.account.export().items():
+        everything[table] = {row["id"]: as_emitted(table, row) for row in rows}
+    return {table: everything[table] for table in tables}
 
 
-def upsert(*runs: TapRun) -> dict[str, dict[str, dict]]:
-    """What a target that upserts by `id` holds after loading these runs' output in order."""
-    tables: dict[str, dict[str, dict]] = {"conversations": {}, "messages": {}}
+def upsert(*runs: TapRun, tables: tuple[str, ...] = CONVERSATION_TABLES) -> dict[str, dict[str, dict]]:
+    """What a target that upserts by `id` holds after loading these runs' output in order.
+
+    ACTIVATE_VERSION is applied as target-postgres applies it (with `hard_delete`): rows of
+    an older table version, or of none, are deleted.
+    """
+    loaded: dict[str, dict[str, dict]] = {table: {} for table in tables}
+    versions: dict[str, dict[str, int | None]] = {table: {} for table in tables}
     for run in runs:
-        for stream, records in run.records.items():
-            for record in records:
-                tables[stream][record["id"]] = record
-    return tables
+        for message in run.messages:
+            table = message.get("stream")
+            if table not in loaded:
+                continue
+            if message["type"] == "RECORD":
+                record = message["record"]
+                loaded[table][record["id"]] = record
+                versions[table][record["id"]] = message.get("version")
+            elif message["type"] == "ACTIVATE_VERSION":
+                gone = [i for i, v in versions[table].items() if v is None or v < message["version"]]
+                for row_id in gone:
+                    del loaded[table][row_id], versions[table][row_id]
+    return loaded
 
 
-def assert_tables_equal(tables: dict[str, dict[str, dict]], dataset: Dataset) -> None:
+def assert_tables_equal(
+    tables: dict[str, dict[str, dict]], dataset: Dataset, names: tuple[str, ...] = CONVERSATION_TABLES
+) -> None:
     """Every row of every table equals the dataset's, field by field; nothing missing or extra."""
-    fields = {"conversations": CONVERSATION_FIELDS, "messages": MESSAGE_FIELDS}
-    for table, expected in expected_tables(dataset).items():
+    for table, expected in expected_tables(dataset, names).items():
         rows = tables[table]
         missing, extra = expected.keys() - rows.keys(), rows.keys() - expected.keys()
         assert not missing and not extra, f"{table}: {len(missing)} missing, {len(extra)} unexpected"
         for row_id, row in rows.items():
-            assert set(row) <= fields[table]
-            projected = {k: row.get(k) for k in fields[table]}
+            assert set(row) <= FIELDS[table]
+            projected = {k: row.get(k) for k in FIELDS[table]}
             assert projected == expected[row_id], f"{table} {row_id} differs"
 
 
-def assert_exact_sync(run: TapRun, dataset: Dataset) -> None:
-    """Every conversation and message of the dataset, once, exactly as served."""
+def assert_exact_sync(run: TapRun, dataset: Dataset, tables: tuple[str, ...] = CONVERSATION_TABLES) -> None:
+    """Every row of these tables of the dataset, once, exactly as served."""
     assert run.returncode == 0, run.stderr[-3000:]
-    assert_no_duplicates(run, "conversations")
-    assert_no_duplicates(run, "messages")
-    assert_tables_equal(upsert(run), dataset)
+    for table in tables:
+        assert_no_duplicates(run, table)
+    assert_tables_equal(upsert(run, tables=tables), dataset, tables)

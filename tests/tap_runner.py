@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -13,6 +14,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TAP = Path(sys.executable).with_name("tap-vobiz")
+# What the conversation tests select; `streams=None` selects every stream (the tap's default).
+CONVERSATION_STREAMS = ("conversations", "messages")
+
+
+@functools.cache
+def discovered_catalog() -> str:
+    """`tap-vobiz --discover`, run once."""
+    return subprocess.run(
+        [str(TAP), "--discover"], capture_output=True, text=True, check=True, env={**os.environ}
+    ).stdout
+
+
+def catalog_selecting(streams: tuple[str, ...]) -> dict:
+    """The discovered catalog with only `streams` selected (as `meltano select` writes it)."""
+    catalog = json.loads(discovered_catalog())
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
 
 
 @dataclass
@@ -52,11 +73,24 @@ def emulator_config(emulator, **overrides: object) -> dict:
     return config
 
 
-def tap_command(config: dict, workdir: Path, state: dict | None, args: tuple[str, ...] = ()) -> list[str]:
-    """The `tap-vobiz --config ... [--state ...]` command line, with its files written."""
+def tap_command(
+    config: dict,
+    workdir: Path,
+    state: dict | None,
+    args: tuple[str, ...] = (),
+    streams: tuple[str, ...] | None = CONVERSATION_STREAMS,
+) -> list[str]:
+    """The `tap-vobiz --config ... [--catalog ...] [--state ...]` command line, with its files written.
+
+    `streams` are selected through a catalog; None passes no catalog (every stream).
+    """
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     command = [str(TAP), "--config", str(config_path), *args]
+    if streams is not None and "--catalog" not in args:
+        catalog_path = workdir / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog_selecting(streams)))
+        command += ["--catalog", str(catalog_path)]
     if state is not None:
         state_path = workdir / "state.json"
         state_path.write_text(json.dumps(state))
@@ -72,10 +106,11 @@ def run_tap(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     timeout: float = 600,
+    streams: tuple[str, ...] | None = CONVERSATION_STREAMS,
 ) -> TapRun:
-    """Run `tap-vobiz --config ... [--state ...]` and parse its output."""
+    """Run `tap-vobiz --config ... [--state ...]` and parse its output (`streams` selected)."""
     completed = subprocess.run(
-        tap_command(config, workdir, state, args),
+        tap_command(config, workdir, state, args, streams),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -94,6 +129,7 @@ def run_tap_until(
     state: dict | None = None,
     on_stop: Callable[[subprocess.Popen], None] = lambda process: process.send_signal(signal.SIGKILL),
     timeout: float = 600,
+    streams: tuple[str, ...] | None = CONVERSATION_STREAMS,
 ) -> TapRun:
     """Run the tap, reading its output as it comes; once `stop_when(messages so far)`, call `on_stop`.
 
@@ -104,7 +140,10 @@ def run_tap_until(
     with (
         stderr_path.open("w") as stderr,
         subprocess.Popen(
-            tap_command(config, workdir, state), stdout=subprocess.PIPE, stderr=stderr, text=True
+            tap_command(config, workdir, state, streams=streams),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
         ) as process,
     ):
         assert process.stdout is not None

@@ -110,3 +110,86 @@ def test_date_header_tells_the_virtual_clock_and_the_list_is_not_in_time_order(s
     dataset.add_activity(hours=5)
     later = requests.get(f"{emulator.api_url}/conversations", headers=AUTH, timeout=10)
     assert email.utils.parsedate_to_datetime(later.headers["Date"]) == dataset.now
+
+
+# Page-numbered lists: channels, templates, contacts, canned responses
+
+
+def _get(emulator, path: str, **params: object) -> requests.Response:
+    return requests.get(f"{emulator.api_url}{path}", headers=AUTH, params=params, timeout=10)
+
+
+def test_page_numbered_lists_serve_the_documented_envelopes_and_page_sizes(start_emulator):
+    emulator = start_emulator(4, 20, account={"contacts": 130, "templates_per_channel": 45})
+    channels = _get(emulator, "/channels/whatsapp").json()
+    assert set(channels) == {"items"} and len(channels["items"]) == 3  # documented without paging
+    assert "access_token" not in channels["items"][0]
+
+    contacts = _get(emulator, "/contacts").json()  # default limit 25
+    assert {k: contacts[k] for k in ("total", "page", "limit", "has_more")} == {
+        "total": 130,
+        "page": 1,
+        "limit": 25,
+        "has_more": True,
+    }
+    last = _get(emulator, "/contacts", page=2, limit=500).json()  # clamped to the server's 100
+    assert (len(last["items"]), last["limit"], last["has_more"]) == (30, 100, False)
+    beyond = _get(emulator, "/contacts", page=9, limit=100).json()
+    assert (beyond["items"], beyond["has_more"]) == ([], False)
+    for bad in ({"page": 0}, {"page": "x"}, {"limit": -1}):
+        assert _get(emulator, "/contacts", **bad).status_code == 400
+
+    channel_id = channels["items"][0]["id"]
+    templates = _get(emulator, f"/channels/{channel_id}/templates", limit=100).json()
+    assert (len(templates["items"]), templates["limit"], templates["total"]) == (
+        20,
+        20,
+        45,
+    )  # 20 whatever asked
+    assert {t["channel_id"] for t in templates["items"]} == {channel_id}
+    assert len({t["status"] for t in emulator.state.dataset.account.export()["templates"]}) > 2
+    assert _get(emulator, "/channels/no-such-channel/templates").status_code == 404
+    canned = _get(emulator, "/canned-responses").json()
+    assert canned["limit"] == 20 and set(canned["items"][0]) == {"id", "shortcut", "content", "created_at"}
+
+
+def test_a_row_deleted_while_a_client_pages_moves_the_rows_behind_it(start_emulator):
+    emulator = start_emulator(2, 10, account={"contacts": 60})
+    first = _get(emulator, "/contacts", page=1, limit=20).json()["items"]
+    requests.post(
+        f"{emulator.api_url.split('/api/')[0]}/_emulator/changes",
+        json={"collection": "contacts", "delete_ids": [first[0]["id"]], "create": 2},
+        timeout=10,
+    ).raise_for_status()
+    second = _get(emulator, "/contacts", page=2, limit=20).json()
+    # The 21st row moved up to page 1 (already read): it is on neither page; the new rows come last.
+    assert second["total"] == 61
+    ids = [row["id"] for row in first + second["items"]]
+    assert len(set(ids)) == 40 and first[0]["id"] in ids
+    everything = [row["id"] for row in emulator.state.dataset.account.contacts]
+    assert everything[19] not in ids
+    assert (
+        emulator.state.dataset.account.contacts.rows[-1]["created_at"]
+        == emulator.state.dataset.export()["now"]
+    )
+
+
+def test_changes_wait_for_the_requests_they_are_timed_by(start_emulator):
+    emulator = start_emulator(2, 10, account={"contacts": 30})
+    base = emulator.api_url.split("/api/")[0]
+    requests.post(
+        f"{base}/_emulator/changes",
+        json={"collection": "contacts", "create": 1, "after_requests": 2},
+        timeout=10,
+    ).raise_for_status()
+    totals = [_get(emulator, "/contacts").json()["total"] for _ in range(4)]
+    assert totals == [30, 30, 31, 31]
+    bad = requests.post(f"{base}/_emulator/changes", json={"collection": "nope"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_the_emulator_generates_an_account_of_100000_contacts_with_distinct_ids():
+    from vobiz_emulator.dataset import Dataset
+
+    dataset = Dataset(10, 100, contacts=100_000)
+    assert len({row["id"] for row in dataset.account.contacts}) == 100_000

@@ -12,7 +12,7 @@ from vobiz_emulator.server import Faults
 
 PROGRESS = re.compile(
     r"Progress: (?P<done>[\d,]+) of (?P<total>[\d,]+) conversations' messages read \(\d+%\)"
-    r"(, about \S+ left)?; (?P<conversations>[\d,]+) conversations and (?P<messages>[\d,]+) messages "
+    r"(, about \S+ left)?; (?P<conversations>[\d,]+) conversations, (?P<messages>[\d,]+) messages "
     r"emitted; (?P<requests>[\d,]+) requests; (?P<retries>[\d,]+) retries; [\d,]+ records/s; \S+ elapsed"
 )
 
@@ -86,6 +86,6 @@ def test_progress_line_is_throttled_and_estimates_the_time_left(caplog):
     report.progress(logger, "conversations' messages read", 150, 400)  # under 30 s since the last line
 
     assert caplog.messages == [
-        "Progress: 100 of 400 conversations' messages read (25%), about 2m00s left; 0 conversations "
-        "and 5,000 messages emitted; 120 requests; 0 retries; 125 records/s; 40s elapsed"
+        "Progress: 100 of 400 conversations' messages read (25%), about 2m00s left; 0 conversations, "
+        "5,000 messages emitted; 120 requests; 0 retries; 125 records/s; 40s elapsed"
     ]

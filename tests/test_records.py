@@ -8,9 +8,9 @@ import json
 import pytest
 import requests
 
+from tap_vobiz.conversation_streams import parse_content
 from tap_vobiz.errors import CursorLoopError
 from tap_vobiz.pagination import CursorPaginator, parse_timestamp
-from tap_vobiz.streams import parse_content
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The emulator's data: deterministic conversations and messages, and their evolution.
+"""The emulator's data: deterministic conversations, messages and the account's other lists.
 
 Everything is generated from one seed, on a virtual clock (`now`), so that a given
 set of options always yields the same account, and tests can compare a tap's output
@@ -16,7 +16,8 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-ACCOUNT_ID = "MA_EMULATOR"
+from vobiz_emulator.account_data import ACCOUNT_ID, AccountData, rfc3339
+
 WINDOW = dt.timedelta(hours=24)
 DEFAULT_NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
@@ -48,11 +49,6 @@ TEXT_BODIES = (
     "Back\\slash and /slash and {braces}",
     "",
 )
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """Format a UTC datetime the way the API does (second precision, `Z`)."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(value: str) -> dt.datetime:
@@ -91,14 +87,31 @@ class Dataset:
         days: float = 30,
         seed: int = 1,
         now: dt.datetime = DEFAULT_NOW,
+        channels: int = 3,
+        contacts: int | None = None,
+        templates_per_channel: int = 8,
+        canned_responses: int = 12,
+        contacts_max_limit: int = 100,
     ) -> None:
         self.rng = random.Random(seed)
         self.now = now
         self.conversations: list[Conversation] = []
         self.by_id: dict[str, Conversation] = {}
-        self.channels = [self._uuid() for _ in range(3)]
+        self.channels = [self._uuid() for _ in range(channels)]
         self.contacts = [self._uuid() for _ in range(max(1, conversations // 2))]
         self._generate(conversations, messages, dt.timedelta(days=days))
+        # Every channel and contact the conversations name is in the account's lists.
+        self.account = AccountData(
+            seed=seed,
+            now=lambda: self.now,
+            channel_ids=self.channels,
+            contact_ids=self.contacts,
+            contacts=len(self.contacts) if contacts is None else contacts,
+            templates_per_channel=templates_per_channel,
+            canned_responses=canned_responses,
+            days=days,
+            contacts_max_limit=contacts_max_limit,
+        )
 
     # Generation
 
@@ -349,4 +362,5 @@ class Dataset:
             "now": rfc3339(self.now),
             "conversations": [c.record for c in self.conversations],
             "messages": {c.id: c.messages for c in self.conversations},
+            **self.account.export(),
         }

@@ -4,10 +4,15 @@ API paths live under `/api/v1/messaging` like the real base URL. Control paths l
 under `/_emulator/` and are what tests and the demo use to look at the data, add
 activity between runs and inject faults:
 
-- `GET  /_emulator/export`    every conversation and message as served
-- `GET  /_emulator/stats`     requests served, by kind and by status
+- `GET  /_emulator/export`    every conversation, message, channel, template, contact, ... as served
+- `GET  /_emulator/stats`     requests served, by kind and by status; most requests at once
 - `GET  /_emulator/requests`  every API request's path and query, in order
 - `POST /_emulator/activity`  `{"hours", "new_conversations", "new_messages", "status_changes"}`
+- `POST /_emulator/changes`   `{"collection": "contacts", "create", "update", "delete", "delete_ids",
+                               "after_requests"}`: rows created, updated (stamped with the clock)
+                               or deleted, now, or, with `after_requests` N, once N more requests
+                               to that collection (or to `after_requests_to`, e.g. "templates")
+                               have been served: a change while a run pages
 - `POST /_emulator/faults`    `{"latency_ms", "error_rate", "rate_limit_rate", "retry_after",
                                "malformed_rate", "seed", "script": ["500", "429", ...]}`
 - `POST /_emulator/reset`     forget the stats and the faults
@@ -29,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import datetime as dt
 import email.utils
 import json
 import random
@@ -36,12 +42,15 @@ import re
 import sys
 import threading
 import time
+import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
+from vobiz_emulator.page_lists import BadPageRequest
 
 API_PREFIX = "/api/v1/messaging"
 DEFAULT_AUTH_ID = "MA_EMULATOR"
@@ -51,6 +60,30 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
 MESSAGES_PATH = re.compile(rf"^{API_PREFIX}/conversations/([^/]+)/messages$")
+TEMPLATES_PATH = re.compile(rf"^{API_PREFIX}/channels/([^/]+)/templates$")
+CONTACT_PATH = re.compile(rf"^{API_PREFIX}/contacts/([^/]+)$")
+# The kind of each API request, for stats and for changes timed by requests.
+KINDS = (
+    (re.compile(rf"^{API_PREFIX}/conversations$"), "conversations"),
+    (MESSAGES_PATH, "messages"),
+    (re.compile(rf"^{API_PREFIX}/channels/whatsapp$"), "channels"),
+    (TEMPLATES_PATH, "templates"),
+    (re.compile(rf"^{API_PREFIX}/contacts(/[^/]+)?$"), "contacts"),
+    (re.compile(rf"^{API_PREFIX}/canned-responses$"), "canned_responses"),
+)
+
+
+def request_kind(path: str) -> str:
+    return next((kind for pattern, kind in KINDS if pattern.match(path)), "unknown")
+
+
+@dataclass
+class PendingChange:
+    """A change (`spec`) to apply once `after` more requests of `kind` have been served."""
+
+    kind: str
+    after: int
+    spec: dict
 
 
 def encode_cursor(key: tuple[str, str] | list[str] | int) -> str:
@@ -115,6 +148,9 @@ class EmulatorState:
         self.requests: list[str] = []
         self.request_times: list[float] = []  # time.monotonic() of each entry of `requests`
         self.lock = threading.Lock()
+        self.pending_changes: list[PendingChange] = []
+        self.in_flight = 0
+        self.applied_changes: list[dict] = []
         self._listing: list[dict] = []
         self._listing_size = -1
 
@@ -125,6 +161,32 @@ class EmulatorState:
             self._listing = sorted((c.record for c in conversations), key=lambda record: record["id"])
             self._listing_size = len(conversations)
         return self._listing
+
+    def change(self, collection: str, spec: dict) -> dict:
+        """Create, update or delete rows of a collection, a second later (call with the lock held).
+
+        The clock moves a second first, as time passes between a run's requests: the rows
+        are stamped, and the `Date` of every later response says, a later second.
+        """
+        self.dataset.now += dt.timedelta(seconds=1)
+        result = self.dataset.account.change(
+            collection,
+            create=int(spec.get("create", 0)),
+            update=int(spec.get("update", 0)),
+            delete=int(spec.get("delete", 0)),
+            delete_ids=list(spec.get("delete_ids", [])),
+        )
+        self.applied_changes.append({"collection": collection, **result})
+        return result
+
+    def count_request(self, kind: str) -> None:
+        """One more request of `kind` served: apply the changes that were waiting for it (lock held)."""
+        for pending in list(self.pending_changes):
+            if pending.kind == kind:
+                pending.after -= 1
+                if pending.after < 0:
+                    self.pending_changes.remove(pending)
+                    self.change(str(pending.spec["collection"]), pending.spec)
 
     def messages_requested(self) -> Counter[str]:
         """How many message pages were requested, per conversation id."""
@@ -216,6 +278,20 @@ class Handler(BaseHTTPRequestHandler):
                     status_changes=int(payload.get("status_changes", 0)),
                 )
                 self._json(200, result)
+            elif path == "/_emulator/changes":
+                collection = str(payload.get("collection", ""))
+                try:
+                    if "after_requests" in payload:
+                        check_collection(collection)
+                        kind = str(payload.get("after_requests_to", collection))
+                        state.pending_changes.append(
+                            PendingChange(kind, int(payload["after_requests"]), payload)
+                        )
+                        self._json(200, {"pending": True})
+                    else:
+                        self._json(200, state.change(collection, payload))
+                except ValueError as error:
+                    self._json(400, {"error": str(error)})
             elif path == "/_emulator/faults":
                 state.faults = Faults(**payload)
                 self._json(200, {"ok": True})
@@ -224,11 +300,23 @@ class Handler(BaseHTTPRequestHandler):
                 state.stats.clear()
                 state.requests.clear()
                 state.request_times.clear()
+                state.pending_changes.clear()
                 self._json(200, {"ok": True})
             else:
                 self._json(404, {"error": "not found"})
 
     def _serve_api(self, path: str, query: dict[str, list[str]]) -> None:
+        state = self.server.state
+        with state.lock:
+            state.in_flight += 1
+            state.stats["max_in_flight"] = max(state.stats["max_in_flight"], state.in_flight)
+        try:
+            self._serve_api_request(path, query)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _serve_api_request(self, path: str, query: dict[str, list[str]]) -> None:
         state = self.server.state
         with state.lock:
             state.requests.append(self.path)
@@ -237,10 +325,11 @@ class Handler(BaseHTTPRequestHandler):
             latency = state.faults.latency_ms
         if latency:
             time.sleep(latency / 1000)
-        kind = "conversations" if path == f"{API_PREFIX}/conversations" else "messages"
+        kind = request_kind(path)
         with state.lock:
             state.stats[f"requests:{kind}"] += 1
             state.stats["requests"] += 1
+            state.count_request(kind)
         if fault:
             with state.lock:
                 state.stats[f"faults:{fault.split(':')[0]}"] += 1
@@ -258,8 +347,10 @@ class Handler(BaseHTTPRequestHandler):
                 if fault == "loop" and status == 200:
                     payload.update(has_more=True, next_cursor=encode_cursor(["loop", "loop"]))
             else:
-                status, payload = 404, {"error": "not found"}
-        except BadRequest as error:
+                status, payload = self._account_page(path, query)
+                if fault == "loop" and status == 200:
+                    payload["page"] = 1  # a server that ignores `page`
+        except (BadRequest, BadPageRequest) as error:
             status, payload = 400, {"error": str(error)}
         self._count(status)
         self._json(status, payload)
@@ -312,6 +403,29 @@ class Handler(BaseHTTPRequestHandler):
         page["next_cursor"] = encode_cursor(end) if end < len(records) else None
         return page
 
+    def _account_page(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
+        """Channels, a channel's templates, contacts, canned responses: page-numbered lists."""
+        state = self.server.state
+        account = state.dataset.account
+        with state.lock:
+            if path == f"{API_PREFIX}/channels/whatsapp":
+                # Documented with no paging: just the items.
+                return 200, {"items": [dict(row) for row in account.channels]}
+            if match := TEMPLATES_PATH.match(path):
+                templates = account.templates.get(match.group(1))
+                if templates is None:
+                    return 404, {"error": "channel not found"}
+                status = query.get("status", [None])[0]
+                return 200, templates.page(query, (lambda row: row["status"] == status) if status else None)
+            if path == f"{API_PREFIX}/contacts":
+                return 200, account.contacts.page(query, _contact_filter(query))
+            if match := CONTACT_PATH.match(path):
+                contact = next((row for row in account.contacts if row["id"] == match.group(1)), None)
+                return (200, dict(contact)) if contact else (404, {"error": "contact not found"})
+            if path == f"{API_PREFIX}/canned-responses":
+                return 200, account.canned_responses.page(query)
+        return 404, {"error": "not found"}
+
     def _messages_page(self, conversation_id: str, query: dict[str, list[str]]) -> tuple[int, dict]:
         state = self.server.state
         raw_limit = query.get("limit", [str(DEFAULT_LIMIT)])[0]
@@ -349,6 +463,18 @@ class Handler(BaseHTTPRequestHandler):
             elif ending == 1:
                 page["next_cursor"] = ""
         return 200, page
+
+
+def _contact_filter(query: dict[str, list[str]]) -> t.Callable[[dict], bool] | None:
+    """The documented `search` (name or phone) and `tag` filters of GET /contacts."""
+    search = query.get("search", [""])[0].lower()
+    tag = query.get("tag", [""])[0]
+    if not search and not tag:
+        return None
+    return lambda row: (
+        (not tag or tag in row["tags"])
+        and (not search or search in row["name"].lower() or search in row["phone_number"])
+    )
 
 
 class EmulatorServer(ThreadingHTTPServer):

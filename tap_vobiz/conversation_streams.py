@@ -1,54 +1,25 @@
-"""The Vobiz streams: conversations, and the messages of each conversation."""
+"""The conversations API: conversations, and the messages of each conversation."""
 
 from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from http import HTTPStatus
 
 from singer_sdk import typing as th
 
 from tap_vobiz import run_report
-from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
-from tap_vobiz.errors import ConversationGoneError
 from tap_vobiz.incremental import WindowedStream, window_end
-from tap_vobiz.malformed_fields import MALFORMED_FIELDS
 from tap_vobiz.pagination import CursorPaginator, decode_json, parse_timestamp
-
-if t.TYPE_CHECKING:
-    import requests
-    from singer_sdk.helpers.types import Context, Record
-
-
-class FreeFormObjectType(th.ObjectType):
-    """A JSON object with any keys, declared without `properties`.
-
-    An empty `properties` would make the SDK's schema flattening drop the column from the
-    SCHEMA while still writing its keys into the records; without it, flattening keeps
-    the object whole, as JSON text, in a column the SCHEMA declares.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(additional_properties=True)
-
-    @property
-    def type_dict(self) -> dict:
-        result = super().type_dict
-        result.pop("properties", None)
-        return result
-
-
-MALFORMED_FIELDS_PROPERTY = th.Property(
-    MALFORMED_FIELDS,
-    FreeFormObjectType(),
-    description="Values that did not match their field's documented type (e.g. an unparseable "
-    "timestamp), exactly as received, keyed by field name; those fields are null. "
-    "Null when every field was well-formed.",
+from tap_vobiz.schema_types import (
+    ACCOUNT_ID,
+    MALFORMED_FIELDS_PROPERTY,
+    FreeFormObjectType,
+    enum,
+    id_property,
 )
 
-
-def _enum(description: str, values: t.Iterable[str]) -> str:
-    return f"{description} One of: {', '.join(values)}."
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context, Record
 
 
 class ConversationsStream(WindowedStream):
@@ -60,8 +31,8 @@ class ConversationsStream(WindowedStream):
     replication_key = "started_at"
 
     schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True, description="Conversation id (UUID)."),
-        th.Property("account_id", th.StringType, description="Vobiz account id (`MA_...`)."),
+        id_property("Conversation id (UUID); `conversation_id` in messages."),
+        ACCOUNT_ID,
         th.Property(
             "channel_id", th.StringType, description="WhatsApp channel the conversation belongs to (UUID)."
         ),
@@ -69,7 +40,7 @@ class ConversationsStream(WindowedStream):
         th.Property(
             "category",
             th.StringType,
-            description=_enum(
+            description=enum(
                 "WhatsApp pricing category.", ["service", "marketing", "utility", "authentication"]
             ),
         ),
@@ -81,7 +52,7 @@ class ConversationsStream(WindowedStream):
         th.Property(
             "status",
             th.StringType,
-            description=_enum("Whether the conversation window is still open.", ["open", "closed"]),
+            description=enum("Whether the conversation window is still open.", ["open", "closed"]),
         ),
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
@@ -116,26 +87,21 @@ class ConversationsStream(WindowedStream):
             if isinstance(conversation_id, str) and conversation_id:
                 yield conversation_id, window_end(record)
 
-    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        record = super().post_process(row, context)
-        if record is not None:
-            self.report.add(run_report.EMITTED_CONVERSATIONS)
-        return record
-
 
 class MessagesStream(WindowedStream):
     """WhatsApp messages of the conversations that can hold new or changed ones."""
 
     name = "messages"
     path = "/conversations/{conversation_id}/messages"
+    parent_name = "conversation"
     primary_keys = ("id",)
     replication_key = "created_at"
     # Set by the conversations stream when it has read the whole list (progress logging only).
     conversations_to_read: int | None = None
 
     schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True, description="Message id (UUID)."),
-        th.Property("account_id", th.StringType, description="Vobiz account id (`MA_...`)."),
+        id_property("Message id (UUID)."),
+        ACCOUNT_ID,
         th.Property(
             "channel_id", th.StringType, description="WhatsApp channel it was sent or received on (UUID)."
         ),
@@ -146,11 +112,11 @@ class MessagesStream(WindowedStream):
             description="Parent conversation (UUID); filled in from the conversation it was read "
             "under when the API omits it.",
         ),
-        th.Property("direction", th.StringType, description=_enum("Who sent it.", ["inbound", "outbound"])),
+        th.Property("direction", th.StringType, description=enum("Who sent it.", ["inbound", "outbound"])),
         th.Property(
             "type",
             th.StringType,
-            description=_enum(
+            description=enum(
                 "Message type.",
                 [
                     "text",
@@ -170,7 +136,7 @@ class MessagesStream(WindowedStream):
         th.Property(
             "status",
             th.StringType,
-            description=_enum(
+            description=enum(
                 "Delivery status; changes after creation.",
                 ["pending", "sent", "delivered", "read", "failed"],
             ),
@@ -219,27 +185,21 @@ class MessagesStream(WindowedStream):
             for conversation_id, ends in conversations.list_conversation_ids()
             if window.includes(ends)
         )
-        workers = int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
-        stage = "conversations' messages read"
-        pending = fetch_in_order(to_read, self._fetch_pages, workers=workers)
-        for read, (conversation_id, pages) in enumerate(pending, start=1):
-            try:
-                for page in pages:
-                    yield from page
-                    self.report.progress(self.logger, stage, read - 1, self.conversations_to_read)
-            except ConversationGoneError as gone:
-                # Deleted since the conversation list was read: nothing left to extract.
-                self.report.add(run_report.SKIPPED_CONVERSATIONS)
-                self.logger.warning("Skipping conversation %s: %s", conversation_id, gone)
-            self.report.progress(self.logger, stage, read, self.conversations_to_read)
+        yield from self.read_lists(
+            ({"conversation_id": conversation_id} for conversation_id in to_read),
+            self._fetch_pages,
+            lists_to_read=lambda: self.conversations_to_read,
+        )
         self.close_window()
 
-    def _fetch_pages(self, conversation_id: str) -> t.Iterator[list[dict[str, t.Any]]]:
+    def _fetch_pages(self, context: Context | None) -> t.Iterator[list[dict[str, t.Any]]]:
         """A conversation's messages at or after the horizon, a page at a time (runs on a worker)."""
+        assert context is not None
+        conversation_id = context["conversation_id"]
         window = self._window
         page_size = int(self.config.get("page_size", 100))
         page: list[dict[str, t.Any]] = []
-        for record in self.request_records({"conversation_id": conversation_id}):
+        for record in self.request_records(context):
             if window is None or window.includes(parse_timestamp(record.get("created_at"))):
                 record[_READ_UNDER] = conversation_id
                 page.append(record)
@@ -248,12 +208,6 @@ class MessagesStream(WindowedStream):
                     page = []
         if page:
             yield page
-
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == HTTPStatus.NOT_FOUND:
-            self.report.add(run_report.REQUESTS)
-            raise ConversationGoneError(self.response_error_message(response))
-        super().validate_response(response)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         read_under = row.pop(_READ_UNDER, None)
@@ -265,7 +219,6 @@ class MessagesStream(WindowedStream):
         record["content_json"] = parse_content(record.get("content"))
         if record["content_json"] is None and record.get("content") is not None:
             self.report.add(run_report.UNPARSEABLE_CONTENT)
-        self.report.add(run_report.EMITTED_MESSAGES)
         return record
 
 

@@ -1,0 +1,75 @@
+"""Page-numbered lists as the API serves them: offsets into live rows, which shift when rows come and go.
+
+No sort order is documented; the emulator lists oldest first (`created_at`, then `id`), so
+a row created while a client pages lands on the last page, and a row deleted moves every
+row behind it one place up: the row that crosses a page boundary the client has passed
+is served on neither page. That is the case that loses rows, and tests need it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import typing as t
+
+
+def row_key(row: dict) -> tuple[str, str]:
+    return (row["created_at"], row["id"])
+
+
+class BadPageRequest(ValueError):
+    """`page` or `limit` that is not a positive integer: a 400."""
+
+
+class LiveList:
+    """One page-numbered list: its rows oldest first, and how the server pages them."""
+
+    def __init__(
+        self,
+        rows: t.Iterable[dict] = (),
+        *,
+        default_limit: int = 25,
+        max_limit: int = 100,
+        fixed_limit: int | None = None,
+    ) -> None:
+        self.rows: list[dict] = sorted(rows, key=row_key)
+        self.default_limit = default_limit
+        self.max_limit = max_limit
+        # Lists documented with no paging parameters serve this many rows whatever `limit` asks.
+        self.fixed_limit = fixed_limit
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> t.Iterator[dict]:
+        return iter(self.rows)
+
+    def add(self, row: dict) -> None:
+        bisect.insort(self.rows, row, key=row_key)
+
+    def remove(self, ids: t.Collection[str]) -> list[dict]:
+        removed = [row for row in self.rows if row["id"] in ids]
+        self.rows = [row for row in self.rows if row["id"] not in ids]
+        return removed
+
+    def page(self, query: dict[str, list[str]], keep: t.Callable[[dict], bool] | None = None) -> dict:
+        """The envelope `{"items", "total", "page", "limit", "has_more"}` for a request's query."""
+        number = _positive(query, "page", 1)
+        limit = _positive(query, "limit", self.default_limit)
+        limit = self.fixed_limit or min(limit, self.max_limit)
+        rows = self.rows if keep is None else [row for row in self.rows if keep(row)]
+        start = (number - 1) * limit
+        items = [dict(row) for row in rows[start : start + limit]]
+        return {
+            "items": items,
+            "total": len(rows),
+            "page": number,
+            "limit": limit,
+            "has_more": start + limit < len(rows),
+        }
+
+
+def _positive(query: dict[str, list[str]], name: str, default: int) -> int:
+    raw = query.get(name, [str(default)])[0]
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadPageRequest(f"{name} must be a positive integer")
+    return int(raw)
