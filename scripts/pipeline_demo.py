@@ -3,7 +3,8 @@
 Installs the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI),
 starts the Vobiz emulator and an embedded PostgreSQL server, runs
 `meltano --environment=demo run tap-vobiz target-postgres`, lets the emulator add six
-hours of activity (new conversations and messages, status changes, windows expiring),
+hours of activity (new conversations and messages, status changes, windows expiring;
+channels, templates, contacts and canned responses created, changed and deleted),
 runs the pipeline again (incremental, from the state Meltano stored), prints rows per
 table, messages by status and the stored state after each run, checks the tables against
 the emulator's data, and stops both servers. Meltano's output is kept in `output/`.
@@ -51,10 +52,31 @@ def print_tables(pg: stack.Postgres, env: dict[str, str]) -> None:
     summary = stack.table_summary(pg)
     for table in stack.TABLES:
         counts = summary[table]
-        print(f"  {stack.SCHEMA}.{table}: {counts['rows']:,} rows ({counts['distinct ids']:,} distinct ids)")
+        deleted = f", {counts['deleted']:,} deleted (_sdc_deleted_at)" if counts["deleted"] else ""
+        ids = f"{counts['distinct ids']:,} distinct ids{deleted}"
+        print(f"  {stack.SCHEMA}.{table}: {counts['rows']:,} rows ({ids})")
     by_status = ", ".join(f"{status} {n:,}" for status, n in summary["messages by status"].most_common())
     print(f"  messages by status: {by_status}")
     print(f"  state stored by Meltano ({stack.STATE_ID}): {json.dumps(stack.stored_state(env))}")
+
+
+# Between the runs: what an account's users do to its lists in six hours.
+ACCOUNT_CHANGES = {
+    "channels": {"create": 1, "update": 1, "delete": 1},
+    "templates": {"create": 4, "update": 5, "delete": 3},
+    "contacts": {"create": 25, "update": 40},
+    "canned_responses": {"create": 2, "delete": 2},
+}
+
+
+def change_account(api: stack.Emulator) -> str:
+    """Create, update and delete rows of the account's lists; what was done, in a line."""
+    done = []
+    for collection, spec in ACCOUNT_CHANGES.items():
+        result = api.post("/_emulator/changes", {"collection": collection, **spec})
+        counts = [f"{len(ids)} {what}" for what, ids in result.items() if ids]
+        done.append(f"{collection} {', '.join(counts)}")
+    return "; ".join(done)
 
 
 def main() -> int:
@@ -64,19 +86,20 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--days", type=float, default=30)
+    parser.add_argument("--contacts", type=int, default=1_000)
     args = parser.parse_args()
     OUTPUT.mkdir(exist_ok=True)
 
     print("installing the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI)...")
     stack.install_plugins()
     with (
-        stack.emulator(args.conversations, args.messages, args.days) as api,
+        stack.emulator(args.conversations, args.messages, args.days, contacts=args.contacts) as api,
         stack.postgres(stack.ROOT / ".meltano" / "demo" / "postgres") as pg,
     ):
         [(version,)] = pg.query("SHOW server_version")
         print(
-            f"vobiz emulator: {args.conversations:,} conversations, {args.messages:,} messages "
-            f"at {api.api_url}"
+            f"vobiz emulator: {args.conversations:,} conversations, {args.messages:,} messages, "
+            f"{args.contacts:,} contacts at {api.api_url}"
         )
         print(f"embedded PostgreSQL {version}: socket in {pg.socket_dir}")
         env = stack.meltano_env(api.api_url, pg)
@@ -97,12 +120,16 @@ def main() -> int:
             f"{len(activity['new_messages'])} new messages, {len(activity['status_changes'])} status "
             f"changes, {len(activity['closed_conversations'])} conversations closed"
         )
+        print("  " + change_account(api))
         run_pipeline("run 2 (incremental, from the stored state)", "run2", api, env)
         print_tables(pg, env)
 
         problems = stack.warehouse_differences(pg, api.get("/_emulator/export"))
         verdict = "yes" if not problems else "NO: " + "; ".join(problems)
-        print(f"PostgreSQL tables = the emulator's data (ids, no duplicates, current statuses): {verdict}")
+        print(
+            "PostgreSQL tables = the emulator's data (ids, no duplicates, current statuses, "
+            f"deletions applied): {verdict}"
+        )
     print("stopped the emulator and PostgreSQL")
     return 1 if problems else 0
 

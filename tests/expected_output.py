@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from scripts.pipeline_stack import UpsertingTarget
 from tap_vobiz.tap import STREAM_TYPES
 from tests.tap_runner import TapRun
 from vobiz_emulator.dataset import Dataset
@@ -53,27 +54,12 @@ def expected_tables(
 
 
 def upsert(*runs: TapRun, tables: tuple[str, ...] = CONVERSATION_TABLES) -> dict[str, dict[str, dict]]:
-    """What a target that upserts by `id` holds after loading these runs' output in order.
-
-    ACTIVATE_VERSION is applied as target-postgres applies it (with `hard_delete`): rows of
-    an older table version, or of none, are deleted.
-    """
-    loaded: dict[str, dict[str, dict]] = {table: {} for table in tables}
-    versions: dict[str, dict[str, int | None]] = {table: {} for table in tables}
+    """What a target that upserts by `id` (and applies ACTIVATE_VERSION) holds after loading these runs."""
+    target = UpsertingTarget(tables)
     for run in runs:
         for message in run.messages:
-            table = message.get("stream")
-            if table not in loaded:
-                continue
-            if message["type"] == "RECORD":
-                record = message["record"]
-                loaded[table][record["id"]] = record
-                versions[table][record["id"]] = message.get("version")
-            elif message["type"] == "ACTIVATE_VERSION":
-                gone = [i for i, v in versions[table].items() if v is None or v < message["version"]]
-                for row_id in gone:
-                    del loaded[table][row_id], versions[table][row_id]
-    return loaded
+            target.load(message)
+    return target.tables
 
 
 def assert_tables_equal(

@@ -18,13 +18,14 @@ import pytest
 import yaml
 
 from scripts import pipeline_stack as stack
-from tests.expected_output import CONVERSATION_FIELDS, MESSAGE_FIELDS, expected_tables
+from tests.expected_output import FIELDS as ALL_FIELDS
+from tests.expected_output import expected_tables
 from tests.tap_runner import TAP
 from vobiz_emulator.dataset import Dataset
 
 MELTANO_YML = stack.ROOT / "meltano.yml"
-FIELDS = {"conversations": sorted(CONVERSATION_FIELDS), "messages": sorted(MESSAGE_FIELDS)}
-TIMESTAMPS = {"started_at", "expires_at", "created_at"}
+FIELDS = {table: sorted(fields) for table, fields in ALL_FIELDS.items()}
+TIMESTAMPS = {"started_at", "expires_at", "created_at", "updated_at", "last_active_at"}
 
 
 @pytest.fixture(scope="session")
@@ -58,28 +59,30 @@ def pipeline(meltano_plugins, start_emulator, warehouse, tmp_path):
     return run
 
 
-def _as_served(value: object) -> object:
-    """A loaded value as the API serves it: timestamps back to RFC 3339 UTC text."""
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    return value
-
-
 def _normalise_timestamp(value: object) -> object:
     if isinstance(value, str) and value.endswith("Z"):
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat().replace("+00:00", "Z")
     return value
 
 
-def assert_warehouse_equals(pg: stack.Postgres, dataset: Dataset) -> None:
-    """Every table holds the dataset exactly: each id once, every field as served, statuses current."""
+def assert_warehouse_equals(pg: stack.Postgres, dataset: Dataset, *, deleted: dict | None = None) -> None:
+    """Every table holds the dataset exactly: each id once, every field as served, statuses current.
+
+    Rows Vobiz no longer lists are there with `_sdc_deleted_at` set: exactly `deleted` (table -> ids).
+    """
     [(timezone,)] = pg.query("SHOW TimeZone")
     assert timezone in {"UTC", "Etc/UTC"}  # target-postgres writes `timestamp` columns in the session zone
-    for table, expected in expected_tables(dataset).items():
+    for table, expected in expected_tables(dataset, stack.TABLES).items():
         columns = ["id", *(f for f in FIELDS[table] if f != "id")]
-        rows = pg.query(f"SELECT {', '.join(columns)} FROM {stack.SCHEMA}.{table}")  # noqa: S608
-        loaded = {row[0]: dict(zip(columns, map(_as_served, row), strict=True)) for row in rows}
-        assert len(loaded) == len(rows), f"{table}: {len(rows) - len(loaded)} duplicate ids"
+        rows = pg.query(f"SELECT {', '.join(columns)}, _sdc_deleted_at FROM {stack.SCHEMA}.{table}")  # noqa: S608
+        assert len({row[0] for row in rows}) == len(rows), f"{table}: duplicate ids"
+        retired = {row[0] for row in rows if row[-1] is not None}
+        assert retired == set((deleted or {}).get(table, ())), f"{table}: soft-deleted rows"
+        loaded = {
+            row[0]: dict(zip(columns, map(stack.as_served, row[:-1]), strict=True))
+            for row in rows
+            if row[-1] is None
+        }
         assert loaded.keys() == expected.keys(), f"{table}: ids differ from the emulator's"
         for row_id, row in loaded.items():
             want = {k: _normalise_timestamp(v) if k in TIMESTAMPS else v for k, v in expected[row_id].items()}
@@ -87,7 +90,9 @@ def assert_warehouse_equals(pg: stack.Postgres, dataset: Dataset) -> None:
 
 
 def _bookmarks(state: dict) -> dict[str, str]:
-    return {s: b["replication_key_value"] for s, b in state["singer_state"]["bookmarks"].items()}
+    """Each incremental stream's bookmark (full-table streams keep none)."""
+    bookmarks = state["singer_state"]["bookmarks"].items()
+    return {s: b["replication_key_value"] for s, b in bookmarks if "replication_key_value" in b}
 
 
 def _tap_bookmark_read(output: str, stream: str) -> str | None:
@@ -106,7 +111,7 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert "Reading all messages: no bookmark and no start_date" in first
     assert_warehouse_equals(warehouse, dataset)
     stored = stack.stored_state(pipeline.env)
-    assert set(_bookmarks(stored)) == {"conversations", "messages"}
+    assert set(_bookmarks(stored)) == {"conversations", "messages", "contacts"}
     requests_first = emulator.state.stats["requests"]
 
     activity = dataset.add_activity(hours=8, new_conversations=4, new_messages=150, status_changes=60)
@@ -121,6 +126,32 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert_warehouse_equals(warehouse, dataset)
     after = _bookmarks(stack.stored_state(pipeline.env))
     assert after["messages"] > _bookmarks(stored)["messages"]
+
+
+def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pipeline, warehouse):
+    dataset = pipeline.emulator.state.dataset
+    pipeline()
+    account = dataset.account
+    doomed_channel = next(iter(account.channels))["id"]
+    # A channel deleted takes its templates with it; and one template of another channel goes.
+    its_templates = [t["id"] for t in account.templates[doomed_channel]]
+    deleted = {
+        "channels": account.change("channels", delete_ids=[doomed_channel])["deleted"],
+        "templates": [*its_templates, *account.change("templates", delete=1)["deleted"]],
+        "canned_responses": account.change("canned_responses", delete=2)["deleted"],
+        "contacts": account.change("contacts", delete=3)["deleted"],
+    }
+    assert len(deleted["templates"]) == 9 and len(deleted["channels"]) == 1
+
+    pipeline()
+    # Full-table streams: gone rows soft-deleted (`_sdc_deleted_at`) by ACTIVATE_VERSION; a
+    # deleted contact waits for the next full refresh ...
+    stale_contacts = set(deleted.pop("contacts"))
+    rows = warehouse.query(f"SELECT id FROM {stack.SCHEMA}.contacts WHERE _sdc_deleted_at IS NULL")  # noqa: S608
+    assert stale_contacts <= {row[0] for row in rows}
+    # ... which retires it.
+    pipeline("--full-refresh")
+    assert_warehouse_equals(warehouse, dataset, deleted={**deleted, "contacts": stale_contacts})
 
 
 def test_full_refresh_reloads_everything_and_leaves_no_duplicates(pipeline, warehouse):
@@ -174,9 +205,7 @@ def test_meltano_yml_capabilities_are_the_taps_own():
             [str(TAP), "--about", "--format=json"], capture_output=True, text=True, check=True
         ).stdout
     )
-    declared = set(_extractor()["capabilities"])
-    # activate-version is left out: both streams are incremental, the tap never sends ACTIVATE_VERSION.
-    assert declared == set(about["capabilities"]) - {"activate-version"}
+    assert set(_extractor()["capabilities"]) == set(about["capabilities"])
     assert _extractor()["settings_group_validation"] == [["auth_id", "auth_token"], ["bearer_token"]]
 
 

@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--days", type=float, default=30, help="history spread over this many days")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--contacts", type=int, default=None, help="default: the conversations' contacts")
+    parser.add_argument("--templates-per-channel", type=int, default=8)
+    parser.add_argument("--canned-responses", type=int, default=12)
+    parser.add_argument(
+        "--contacts-max-limit", type=int, default=100, help="the most contacts served per page"
+    )
     parser.add_argument("--now", default=DEFAULT_NOW.isoformat(), help="the virtual clock's start")
     parser.add_argument(
         "--conversations-page-size",
@@ -50,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         days=args.days,
         seed=args.seed,
         now=dt.datetime.fromisoformat(args.now).astimezone(dt.timezone.utc),
+        channels=args.channels,
+        contacts=args.contacts,
+        templates_per_channel=args.templates_per_channel,
+        canned_responses=args.canned_responses,
+        contacts_max_limit=args.contacts_max_limit,
     )
     emulator = RunningEmulator(
         dataset,
@@ -69,9 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with emulator:
+        account = dataset.account
         print(
             f"vobiz emulator: {len(dataset.conversations)} conversations, "
-            f"{dataset.message_count()} messages, generated in {time.monotonic() - started:.1f}s; "
+            f"{dataset.message_count()} messages, {len(account.channels)} channels, "
+            f"{sum(map(len, account.templates.values()))} templates, {len(account.contacts)} contacts, "
+            f"{len(account.canned_responses)} canned responses, "
+            f"generated in {time.monotonic() - started:.1f}s; "
             f"serving {emulator.api_url}",
             flush=True,
         )
