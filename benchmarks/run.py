@@ -1,17 +1,21 @@
 """Throughput and memory of `tap-vobiz` against the emulator, in one run, as a markdown table.
 
-    .venv/bin/python benchmarks/run.py            # about 3 minutes on 2 cores
-    .venv/bin/python benchmarks/run.py --repeat 1 # one run of each, quicker and noisier
+    .venv/bin/python benchmarks/run.py                   # every scenario, about 8 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py --only contacts   # one family of scenarios
+    .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
 
-Measures, each as the median of `--repeat` runs taken in turn (machines here are shared
-and noisy, so compare figures of one run, not across runs):
+For each family (`conversations`: the conversations and messages streams, cursor-paged;
+`contacts`: the contacts stream, a page-numbered list), each figure the median of
+`--repeat` runs taken in turn (machines here are shared and noisy, so compare figures of
+one run, not across runs):
 
 1. 25 ms of latency per request: wall time and records/s with `max_workers=1` and with
    the default (8); the speed-up is the ratio of the two medians.
 2. Zero latency: records/s of the tap (default settings, and `max_workers=1`) against
-   `benchmarks/reference_client.py` (plain `requests` + `json`, no SDK) on the same emulator.
-3. Peak memory (max RSS of the tap process) of full syncs of 20,000, 100,000 and 200,000
-   messages: bounded memory means it does not grow with the account.
+   `benchmarks/reference_client.py` (plain `requests` + `json`, no SDK, one request at a
+   time) reading the same data from the same emulator.
+3. Peak memory (max RSS of the tap process) of full syncs of three sizes: bounded memory
+   means it does not grow with the account.
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -34,9 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.pipeline_stack import select_streams  # noqa: E402
+
 BIN = Path(sys.executable).parent
 AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}
-COUNTS = re.compile(r"Sync completed: (\d+) conversations emitted; (\d+) messages emitted")
+COUNTS = re.compile(r"(\d+) \w+ emitted")
+SUMMARY = re.compile(r"Sync completed: .*")
+FAMILIES = {"conversations": ("conversations", "messages"), "contacts": ("contacts",)}
 
 
 @dataclass
@@ -53,10 +63,11 @@ class Measure:
 class Emulator:
     """`python -m vobiz_emulator` in its own process, on a free port."""
 
-    def __init__(self, conversations: int, messages: int) -> None:
+    def __init__(self, conversations: int, messages: int, contacts: int | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vobiz_emulator", "--port", "0", "--conversations", str(conversations),
-             "--messages", str(messages), "--days", "60"],
+             "--messages", str(messages), "--days", "60",
+             *(["--contacts", str(contacts)] if contacts is not None else [])],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         banner = self.process.stdout.readline()  # type: ignore[union-attr]
@@ -92,22 +103,29 @@ def measure(command: list[str], count_from_stderr: t.Callable[[str], int]) -> Me
     return Measure(seconds, count_from_stderr(log), usage.ru_maxrss / 1024)
 
 
-def tap(emulator: Emulator, workdir: Path, **settings: object) -> Measure:
+def tap(emulator: Emulator, workdir: Path, family: str, **settings: object) -> Measure:
+    """A full sync of the family's streams (selected by a catalog), with these settings."""
     config = workdir / "config.json"
     config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, **settings}))
+    catalog = workdir / f"catalog-{family}.json"
+    if not catalog.exists():
+        discovered = subprocess.run(
+            [str(BIN / "tap-vobiz"), "--discover"], capture_output=True, text=True, check=True
+        ).stdout
+        catalog.write_text(json.dumps(select_streams(json.loads(discovered), FAMILIES[family])))
 
     def records(log: str) -> int:
-        found = COUNTS.search(log)
+        found = SUMMARY.search(log)
         if not found:
             raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
-        return int(found.group(1)) + int(found.group(2))
+        return sum(int(n) for n in COUNTS.findall(found.group(0)))
 
-    return measure([str(BIN / "tap-vobiz"), "--config", str(config)], records)
+    return measure([str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)], records)
 
 
-def reference(emulator: Emulator) -> Measure:
+def reference(emulator: Emulator, family: str) -> Measure:
     script = ROOT / "benchmarks" / "reference_client.py"
-    command = [sys.executable, str(script), emulator.api_url, AUTH["auth_id"], AUTH["auth_token"]]
+    command = [sys.executable, str(script), family, emulator.api_url, AUTH["auth_id"], AUTH["auth_token"]]
     return measure(command, lambda log: int(log.strip().splitlines()[-1]))
 
 
@@ -139,59 +157,90 @@ def machine() -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median); default 3")
-    args = parser.parse_args()
-    repeat = args.repeat
-    workdir = Path(tempfile.mkdtemp(prefix="tap-vobiz-bench-"))
-    rows: list[tuple[str, str, str, str]] = []
-    print(f"machine: {machine()}", flush=True)
+# Per family: (conversations, messages, contacts) of the emulator for the latency,
+# zero-latency and memory scenarios, and what the table calls them.
+SCALES = {
+    "conversations": {
+        "latency": ((1000, 50_000, None), "1,000 conversations / 50,000 messages"),
+        "zero": ((1000, 100_000, None), "1,000 conversations / 100,000 messages"),
+        "memory": [((200, 20_000, None), "20,000 messages"), ((1000, 100_000, None), "100,000 messages"),
+                   ((2000, 200_000, None), "200,000 messages")],
+    },
+    "contacts": {
+        "latency": ((10, 100, 100_000), "100,000 contacts"),
+        "zero": ((10, 100, 100_000), "100,000 contacts"),
+        "memory": [((10, 100, 20_000), "20,000 contacts"), ((10, 100, 100_000), "100,000 contacts"),
+                   ((10, 100, 200_000), "200,000 contacts")],
+    },
+}  # fmt: skip
 
-    with Emulator(1000, 50_000) as emulator:
+
+def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+    """The three scenarios of one family of streams, as table rows."""
+    scales, rows = SCALES[family], []
+    size, name = scales["latency"]
+    with Emulator(*size) as emulator:
         emulator.faults(latency_ms=25)
         one, eight = [], []
         for _ in range(repeat):
-            one.append(tap(emulator, workdir, max_workers=1))
-            eight.append(tap(emulator, workdir))
+            one.append(tap(emulator, workdir, family, max_workers=1))
+            eight.append(tap(emulator, workdir, family))
         one_m, eight_m = medians(one), medians(eight)
         rows += [
-            timed("25 ms latency, 1,000 conversations / 50,000 messages", "tap, max_workers=1", one_m),
+            timed(f"25 ms latency, {name}", "tap, max_workers=1", one_m),
             timed("", "tap, max_workers=8 (default)", eight_m),
             ("", "**speed-up, 8 workers vs 1**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
         ]
-        print(f"25 ms: 1 worker {one_m.seconds:.1f}s, 8 workers {eight_m.seconds:.1f}s", flush=True)
+        print(f"{family}, 25 ms: 1 worker {one_m.seconds:.1f}s, 8 workers {eight_m.seconds:.1f}s", flush=True)
 
-    with Emulator(1000, 100_000) as emulator:
+    size, name = scales["zero"]
+    with Emulator(*size) as emulator:
         ref, default, single = [], [], []
         for _ in range(repeat):
-            ref.append(reference(emulator))
-            default.append(tap(emulator, workdir))
-            single.append(tap(emulator, workdir, max_workers=1))
+            ref.append(reference(emulator, family))
+            default.append(tap(emulator, workdir, family))
+            single.append(tap(emulator, workdir, family, max_workers=1))
         ref_m, default_m, single_m = medians(ref), medians(default), medians(single)
         default_ratio = default_m.per_second / ref_m.per_second
         single_ratio = single_m.per_second / ref_m.per_second
         rows += [
-            timed("0 ms latency, 1,000 conversations / 100,000 messages", "reference client", ref_m),
+            timed(f"0 ms latency, {name}", "reference client", ref_m),
             timed("", "tap, max_workers=8 (default)", default_m),
             timed("", "tap, max_workers=1", single_m),
             ("", "**tap (default) / reference**", f"**{default_ratio:.0%}**", ""),
             ("", "**tap (max_workers=1) / reference**", f"**{single_ratio:.0%}**", ""),
         ]  # fmt: skip
-        print(f"0 ms: reference {ref_m.per_second:,.0f}/s, tap {default_m.per_second:,.0f}/s", flush=True)
+        print(
+            f"{family}, 0 ms: reference {ref_m.per_second:,.0f}/s, tap {default_m.per_second:,.0f}/s",
+            flush=True,
+        )
 
-    memory = [("peak memory (max RSS), full sync, default settings", "tap", "", "")]
-    for conversations, messages in ((200, 20_000), (1000, 100_000), (2000, 200_000)):
-        with Emulator(conversations, messages) as emulator:
-            run = tap(emulator, workdir)
-        memory.append(("", f"{messages:,} messages", f"{run.max_rss_mb:.0f} MB", f"{run.per_second:,.0f}"))
-        print(f"memory: {messages:,} messages, {run.max_rss_mb:.0f} MB", flush=True)
-    rows += memory
+    rows.append((f"peak memory (max RSS), full sync of {family}, default settings", "tap", "", ""))
+    for size, name in scales["memory"]:
+        with Emulator(*size) as emulator:
+            run = tap(emulator, workdir, family)
+        rows.append(("", name, f"{run.max_rss_mb:.0f} MB", f"{run.per_second:,.0f}"))
+        print(f"{family}, memory: {name}, {run.max_rss_mb:.0f} MB", flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median); default 3")
+    parser.add_argument(
+        "--only", choices=sorted(SCALES), action="append", help="families to run (default: all)"
+    )
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="tap-vobiz-bench-"))
+    print(f"machine: {machine()}", flush=True)
+    rows: list[tuple[str, str, str, str]] = []
+    for family in args.only or list(SCALES):
+        rows += scenarios(family, args.repeat, workdir)
 
     print()
-    print(f"Machine: {machine()}; median of {repeat} runs each.")
+    print(f"Machine: {machine()}; median of {args.repeat} runs each.")
     print()
     print("| scenario | client | wall time / ratio | records/s |")
     print("|---|---|---|---|")

@@ -60,13 +60,34 @@ def print_tables(pg: stack.Postgres, env: dict[str, str]) -> None:
     print(f"  state stored by Meltano ({stack.STATE_ID}): {json.dumps(stack.stored_state(env))}")
 
 
-# Between the runs: what an account's users do to its lists in six hours.
+# Between the runs: six hours of an account's life, and what its users do to its lists meanwhile.
+ACTIVITY = {
+    "hours": 6,
+    "new_conversations": 10,
+    "new_messages": 300,
+    "status_changes": 100,
+    "new_campaigns": 2,
+    "receipts": 400,
+    "new_calls": 30,
+}
 ACCOUNT_CHANGES = {
     "channels": {"create": 1, "update": 1, "delete": 1},
     "templates": {"create": 4, "update": 5, "delete": 3},
     "contacts": {"create": 25, "update": 40},
     "canned_responses": {"create": 2, "delete": 2},
 }
+
+
+def describe_activity(activity: dict) -> str:
+    """What `/_emulator/activity` did, in a line."""
+    return (
+        f"{len(activity['new_conversations'])} new conversations, {len(activity['new_messages'])} new "
+        f"messages, {len(activity['status_changes'])} message status changes, "
+        f"{len(activity['closed_conversations'])} conversations closed, {len(activity['new_campaigns'])} new "
+        f"campaigns, {len(activity['campaigns_started'])} started, {len(activity['campaigns_completed'])} "
+        f"completed, {len(activity['recipient_changes'])} recipient status changes, "
+        f"{len(activity['new_calls'])} new calls"
+    )
 
 
 def change_account(api: stack.Emulator) -> str:
@@ -87,19 +108,31 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--contacts", type=int, default=1_000)
+    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--recipients", type=int, default=5_000)
+    parser.add_argument("--call-logs", type=int, default=500)
     args = parser.parse_args()
     OUTPUT.mkdir(exist_ok=True)
 
     print("installing the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI)...")
     stack.install_plugins()
     with (
-        stack.emulator(args.conversations, args.messages, args.days, contacts=args.contacts) as api,
+        stack.emulator(
+            args.conversations,
+            args.messages,
+            args.days,
+            contacts=args.contacts,
+            campaigns=args.campaigns,
+            recipients=args.recipients,
+            call_logs=args.call_logs,
+        ) as api,
         stack.postgres(stack.ROOT / ".meltano" / "demo" / "postgres") as pg,
     ):
         [(version,)] = pg.query("SHOW server_version")
         print(
             f"vobiz emulator: {args.conversations:,} conversations, {args.messages:,} messages, "
-            f"{args.contacts:,} contacts at {api.api_url}"
+            f"{args.contacts:,} contacts, {args.campaigns} campaigns, {args.recipients:,} recipients, "
+            f"{args.call_logs:,} call logs at {api.api_url}"
         )
         print(f"embedded PostgreSQL {version}: socket in {pg.socket_dir}")
         env = stack.meltano_env(api.api_url, pg)
@@ -111,15 +144,8 @@ def main() -> int:
         run_pipeline("run 1 (no state: full sync)", "run1", api, env)
         print_tables(pg, env)
 
-        activity = api.post(
-            "/_emulator/activity",
-            {"hours": 6, "new_conversations": 10, "new_messages": 300, "status_changes": 100},
-        )
-        print(
-            f"emulator: +6 hours: {len(activity['new_conversations'])} new conversations, "
-            f"{len(activity['new_messages'])} new messages, {len(activity['status_changes'])} status "
-            f"changes, {len(activity['closed_conversations'])} conversations closed"
-        )
+        activity = api.post("/_emulator/activity", ACTIVITY)
+        print(f"emulator: +6 hours: {describe_activity(activity)}")
         print("  " + change_account(api))
         run_pipeline("run 2 (incremental, from the stored state)", "run2", api, env)
         print_tables(pg, env)

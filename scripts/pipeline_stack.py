@@ -28,15 +28,36 @@ MELTANO = Path(sys.executable).with_name("meltano")
 ENVIRONMENT = "demo"
 STATE_ID = f"{ENVIRONMENT}:tap-vobiz-to-target-postgres"
 SCHEMA = "vobiz"
-TABLES = ("conversations", "messages", "channels", "templates", "contacts", "canned_responses")
-# Beside its ids, what must be current in each table: the field a change moves.
+TABLES = (
+    "conversations",
+    "messages",
+    "channels",
+    "templates",
+    "contacts",
+    "canned_responses",
+    "campaigns",
+    "campaign_recipients",
+    "call_logs",
+)
+# Beside its ids, what must be current in each table: the fields a change moves.
 CURRENT = {
-    "conversations": "status",
-    "messages": "status",
-    "channels": "updated_at",
-    "templates": "updated_at",
-    "contacts": "updated_at",
-    "canned_responses": "created_at",
+    "conversations": ("status",),
+    "messages": ("status",),
+    "channels": ("updated_at",),
+    "templates": ("updated_at",),
+    "contacts": ("updated_at",),
+    "canned_responses": ("created_at",),
+    "campaigns": (
+        "status",
+        "sent_count",
+        "delivered_count",
+        "read_count",
+        "failed_count",
+        "skipped_count",
+        "updated_at",
+    ),
+    "campaign_recipients": ("status", "updated_at"),
+    "call_logs": ("status", "updated_at"),
 }
 
 
@@ -190,11 +211,18 @@ def table_summary(pg: Postgres) -> dict[str, t.Any]:
 
 def served_tables(served: dict) -> dict[str, dict[str, object]]:
     """What the emulator serves now (its export): table -> id -> the field that must be current."""
-    tables = {"messages": {m["id"]: m["status"] for items in served["messages"].values() for m in items}}
+    tables = {
+        "messages": {m["id"]: current("messages", m) for items in served["messages"].values() for m in items}
+    }
     for table in TABLES:
         if table != "messages":
-            tables[table] = {row["id"]: row.get(CURRENT[table]) for row in served[table]}
+            tables[table] = {row["id"]: current(table, row) for row in served[table]}
     return tables
+
+
+def current(table: str, row: dict) -> tuple:
+    """The values of a row that must be current (`CURRENT`)."""
+    return tuple(row.get(name) for name in CURRENT[table])
 
 
 def table_differences(loaded: dict[str, dict[str, object]], served: dict) -> list[str]:
@@ -207,7 +235,7 @@ def table_differences(loaded: dict[str, dict[str, object]], served: dict) -> lis
         if extra := rows.keys() - want.keys():
             problems.append(f"{len(extra)} {table} that Vobiz no longer lists")
         if stale := [i for i in want.keys() & rows.keys() if rows[i] != want[i]]:
-            problems.append(f"{len(stale)} {table} not current ({CURRENT[table]})")
+            problems.append(f"{len(stale)} {table} not current ({', '.join(CURRENT[table])})")
     return problems
 
 
@@ -216,9 +244,9 @@ def warehouse_differences(pg: Postgres, served: dict) -> list[str]:
     problems, loaded = [], {}
     for table in TABLES:
         rows = pg.query(
-            f"SELECT id, {CURRENT[table]} FROM {SCHEMA}.{table} WHERE _sdc_deleted_at IS NULL"  # noqa: S608
+            f"SELECT id, {', '.join(CURRENT[table])} FROM {SCHEMA}.{table} WHERE _sdc_deleted_at IS NULL"  # noqa: S608
         )
-        loaded[table] = {row_id: as_served(value) for row_id, value in rows}
+        loaded[table] = {row[0]: tuple(map(as_served, row[1:])) for row in rows}
         if len(loaded[table]) != len(rows):
             problems.append(f"{len(rows) - len(loaded[table])} duplicate {table} ids")
     return problems + table_differences(loaded, served)
@@ -258,6 +286,14 @@ class UpsertingTarget:
     def current(self) -> dict[str, dict[str, object]]:
         """table -> id -> the field that must be current (for `table_differences`)."""
         return {
-            table: {i: row.get(CURRENT[table]) for i, row in rows.items()}
-            for table, rows in self.tables.items()
+            table: {i: current(table, row) for i, row in rows.items()} for table, rows in self.tables.items()
         }
+
+
+def select_streams(catalog: dict, streams: t.Collection[str]) -> dict:
+    """A discovered catalog with only `streams` selected (as `meltano select` would write it)."""
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog

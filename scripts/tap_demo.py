@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts import pipeline_stack as stack
-from scripts.pipeline_demo import change_account
+from scripts.pipeline_demo import ACTIVITY, change_account, describe_activity
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "output"
@@ -79,17 +79,18 @@ def run_tap(config_path: Path, name: str, state: dict | None, target: stack.Upse
 
 
 def print_requests(api: stack.Emulator, conversations: int) -> None:
-    """What the run cost: the emulator's count of requests, and which conversations were read."""
+    """What the run cost: the emulator's requests per endpoint, and which parents' lists were read."""
     stats = api.get("/_emulator/stats")
-    read = {
-        path.split("/conversations/")[1].split("/")[0]
-        for path in api.get("/_emulator/requests")
-        if "/messages" in path
-    }
+    paths = [path.split("?")[0] for path in api.get("/_emulator/requests")]
+    read = {path.split("/conversations/")[1].split("/")[0] for path in paths if path.endswith("/messages")}
+    campaigns = {path.split("/campaigns/")[1].split("/")[0] for path in paths if path.endswith("/recipients")}
+    listed = len(api.get("/_emulator/export")["campaigns"])
+    kinds = ", ".join(
+        f"{stats[key]:,} {key.split(':', 1)[1]}" for key in sorted(stats) if key.startswith("requests:")
+    )
     print(
-        f"  requests: {stats.get('requests', 0)} ({stats.get('requests:conversations', 0)} conversation "
-        f"list pages, {stats.get('requests:messages', 0)} message pages of {len(read)} of the "
-        f"account's {conversations} conversations)"
+        f"  requests: {stats.get('requests', 0):,} ({kinds}); messages of {len(read):,} of the account's "
+        f"{conversations:,} conversations, recipients of {len(campaigns):,} of {listed:,} campaigns"
     )
 
 
@@ -102,78 +103,78 @@ def report(title: str, run: dict) -> None:
     print(f"  tap: {run['summary']}")
 
 
+# What run 2 must bring: (what changed, the activity's ids of it, the table it lands in).
+BROUGHT = (
+    ("new messages", "new_messages", "messages"),
+    ("message status changes", "status_changes", "messages"),
+    ("new conversations", "new_conversations", "conversations"),
+    ("closed conversations", "closed_conversations", "conversations"),
+    ("new campaigns", "new_campaigns", "campaigns"),
+    ("recipient status changes", "recipient_changes", "campaign_recipients"),
+    ("new calls", "new_calls", "call_logs"),
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--days", type=float, default=30)
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--templates-per-channel", type=int, default=8)
+    parser.add_argument("--contacts", type=int, default=1_000)
+    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--recipients", type=int, default=5_000)
+    parser.add_argument("--call-logs", type=int, default=500)
+    parser.add_argument(
+        "--max-workers", type=int, default=None, help="the tap's max_workers (default: its own)"
+    )
     args = parser.parse_args()
+    account = {
+        name: getattr(args, name)
+        for name in ("channels", "templates_per_channel", "contacts", "campaigns", "recipients", "call_logs")
+    }
 
     OUTPUT.mkdir(exist_ok=True)
-    with stack.emulator(args.conversations, args.messages, args.days) as api:
+    with stack.emulator(args.conversations, args.messages, args.days, **account) as api:
         api_url = api.api_url
-        print(f"vobiz emulator: {args.conversations} conversations, {args.messages} messages at {api_url}")
+        sizes = ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in account.items())
+        print(f"vobiz emulator: {args.conversations:,} conversations, {args.messages:,} messages, {sizes}")
+        print(f"  at {api_url}")
+        config = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token", "api_url": api_url}
+        if args.max_workers:
+            config["max_workers"] = args.max_workers
         config_path = OUTPUT / "config.json"
-        config_path.write_text(
-            json.dumps(
-                {
-                    "auth_id": "MA_EMULATOR",
-                    "auth_token": "emulator-token",
-                    "api_url": api_url,
-                }
-            )
-        )
+        config_path.write_text(json.dumps(config))
         target = stack.UpsertingTarget()
         first = run_tap(config_path, "run1", None, target)
         report("run 1 (full sync)", first)
         print_requests(api, args.conversations)
         api.post("/_emulator/reset", {})
 
-        activity = api.post(
-            "/_emulator/activity",
-            {
-                "hours": 6,
-                "new_conversations": 10,
-                "new_messages": 300,
-                "status_changes": 100,
-            },
-        )
-        print(
-            f"emulator: +6h, {len(activity['new_conversations'])} new conversations, "
-            f"{len(activity['new_messages'])} new messages, "
-            f"{len(activity['closed_conversations'])} conversations closed"
-        )
+        activity = api.post("/_emulator/activity", ACTIVITY)
+        print(f"emulator: +6 hours: {describe_activity(activity)}")
         print("  " + change_account(api))
         second = run_tap(config_path, "run2", first["state"], target)
         report("run 2 (incremental, with run 1's state)", second)
         print_requests(api, args.conversations + len(activity["new_conversations"]))
 
-        rerun = second["rows"]["messages"]
         served_now = api.get("/_emulator/export")
-        changes = {
-            "new messages": set(activity["new_messages"]) - rerun.keys(),
-            "status changes": set(activity["status_changes"]) - rerun.keys(),
-            "new conversations": set(activity["new_conversations"]) - second["rows"]["conversations"].keys(),
-            "closed conversations": {
-                c
-                for c in activity["closed_conversations"]
-                if second["rows"]["conversations"].get(c, {}).get("status") != "closed"
-            },
+        missing = {name: set(activity[key]) - second["rows"][table].keys() for name, key, table in BROUGHT}
+        missing["closed conversations"] |= {
+            c
+            for c in activity["closed_conversations"]
+            if second["rows"]["conversations"].get(c, {}).get("status") != "closed"
         }
         print(
             "  run 2 brought: "
             + ", ".join(
-                f"{name} {len(activity[key]) - len(changes[name])}/{len(activity[key])}"
-                for name, key in (
-                    ("new messages", "new_messages"),
-                    ("status changes", "status_changes"),
-                    ("new conversations", "new_conversations"),
-                    ("closed conversations", "closed_conversations"),
-                )
+                f"{name} {len(activity[key]) - len(missing[name])}/{len(activity[key])}"
+                for name, key, _ in BROUGHT
             )
         )
         problems = stack.table_differences(target.current(), served_now) + [
-            f"{len(v)} {k} not in run 2" for k, v in changes.items() if v
+            f"{len(v)} {k} not in run 2" for k, v in missing.items() if v
         ]
         verdict = "yes" if not problems else "NO: " + "; ".join(problems)
         print(f"run 1 + run 2 upserted by id (ACTIVATE_VERSION applied) = the emulator's data: {verdict}")

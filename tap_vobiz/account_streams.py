@@ -71,13 +71,6 @@ class ChannelsStream(PageListStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
-    def list_ids(self) -> t.Iterator[str]:
-        """Every channel id of the account (read for `templates`, selected or not)."""
-        for page in self.read_list(None):
-            for row in page:
-                if type(channel_id := row.get("id")) is str and channel_id:
-                    yield channel_id
-
 
 class TemplatesStream(PageListStream):
     """Each channel's WhatsApp message templates (`template_id` in campaigns)."""
@@ -129,7 +122,7 @@ class TemplatesStream(PageListStream):
 
     def list_contexts(self) -> t.Iterable[Context | None]:
         channels: ChannelsStream = self._tap.streams["channels"]  # type: ignore[assignment]
-        return ({"channel_id": channel_id} for channel_id in channels.list_ids())
+        return ({"channel_id": row["id"]} for row in channels.all_rows())
 
 
 class ContactsStream(IncrementalPageListStream):

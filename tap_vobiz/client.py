@@ -287,8 +287,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             self.report.add(run_report.DROPPED_WITHOUT_ID)
             self._log_bad_record("Dropping a %s record without an id (fields: %s)", self.name, _fields(row))
             return None
-        if unknown := row.keys() - self._known_fields:
-            self._drop_unknown_fields(row, unknown)
+        if not self._known_fields.issuperset(row):
+            self._drop_unknown_fields(row, row.keys() - self._known_fields)
         if malformed := set_aside_malformed_fields(row, self._field_checks):
             self.report.add(run_report.MALFORMED_FIELDS, len(malformed))
             self._log_bad_record(
@@ -297,7 +297,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 record_id,
                 ", ".join(malformed),
             )
-        self.report.add(self._emitted)
+        self.report.emitted[self._emitted] += 1
         return row
 
     def _drop_unknown_fields(self, row: Record, unknown: t.AbstractSet[str]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.pagination import parse_timestamp_text
 
 MALFORMED_FIELDS = "malformed_fields"
 
@@ -66,7 +66,7 @@ def set_aside_malformed_fields(record: dict, checks: FieldChecks) -> list[str]:
             malformed.append(name)
     for name in checks.timestamps:
         value = get(name)
-        if value is not None and parse_timestamp(value) is None:
+        if value is not None and (type(value) is not str or parse_timestamp_text(value) is None):
             malformed.append(name)
     for name in checks.string_lists:
         value = get(name)

@@ -70,12 +70,13 @@ def parse_timestamp(value: object) -> dt.datetime | None:
     """An RFC 3339 timestamp as an aware datetime; None when it is not one."""
     if type(value) is not str:
         return None
-    return _parse_timestamp_text(value)
+    return parse_timestamp_text(value)
 
 
 @functools.lru_cache(maxsize=16384)
-def _parse_timestamp_text(value: str) -> dt.datetime | None:
-    # Cached: each message's `created_at` is checked, compared with the horizon and
+def parse_timestamp_text(value: str) -> dt.datetime | None:
+    """`parse_timestamp` for a value known to be a string (call it directly on hot paths)."""
+    # Cached: each record's timestamps are checked, compared with the horizon and
     # bookmarked, close together in time (the cache is thread-safe).
     text = value.strip()
     if text.endswith(("Z", "z")):

@@ -49,6 +49,9 @@ class RunReport:
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.counts: Counter[str] = Counter()
+        # "<stream> emitted": counted once per record on the thread that emits records (the
+        # main thread), without the lock.
+        self.emitted: Counter[str] = Counter()
         # The streams whose emitted records the log lines count, in sync order.
         self.streams: list[str] = ["conversations", "messages"]
         self._clock = clock
@@ -63,14 +66,20 @@ class RunReport:
         with self._lock:
             self.counts[name] += amount
 
+    def totals(self) -> Counter[str]:
+        """Every count: those `add` took from any thread, and the records emitted."""
+        with self._lock:
+            return self.counts + self.emitted
+
     def summary(self) -> str:
+        counts = self.totals()
         emitted_counts = [emitted(stream) for stream in self.streams]
         others = [
             name
-            for name, count in self.counts.items()
+            for name, count in counts.items()
             if count and name not in ALWAYS_LOGGED and name not in emitted_counts
         ]
-        parts = [f"{self.counts[name]} {name}" for name in [*emitted_counts, *ALWAYS_LOGGED, *others]]
+        parts = [f"{counts[name]} {name}" for name in [*emitted_counts, *ALWAYS_LOGGED, *others]]
         return f"{'; '.join(parts)}; {self._clock() - self.started:.1f}s"
 
     def records_emitted(self, counts: t.Mapping[str, int]) -> int:
@@ -89,8 +98,7 @@ class RunReport:
         if self.progress_interval <= 0 or now < self._next_progress:
             return
         self._next_progress = now + self.progress_interval
-        with self._lock:
-            counts = dict(self.counts)
+        counts = self.totals()
         records = self.records_emitted(counts)
         since, records_then = self._last_progress
         self._last_progress = (now, records)

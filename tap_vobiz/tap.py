@@ -14,6 +14,8 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
 
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
+from tap_vobiz.call_streams import CallLogsStream
+from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS, VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
@@ -36,6 +38,9 @@ STREAM_TYPES: tuple[type[VobizStream], ...] = (
     TemplatesStream,
     ContactsStream,
     CannedResponsesStream,
+    CampaignsStream,
+    CampaignRecipientsStream,
+    CallLogsStream,
 )
 
 

@@ -48,8 +48,12 @@ def expected_tables(
         },
         "messages": {m["id"]: expected_message(m, c.id) for c in dataset.conversations for m in c.messages},
     }
-    for table, rows in dataset.account.export().items():
+    for table, rows in {**dataset.account.export(), **dataset.campaign_data.export()}.items():
         everything[table] = {row["id"]: as_emitted(table, row) for row in rows}
+    # A recipient the API lists without its campaign_id carries the campaign it was read under.
+    for campaign_id, recipients in dataset.campaign_data.recipients.items():
+        for row in recipients:
+            everything["campaign_recipients"][row["id"]]["campaign_id"] = campaign_id
     return {table: everything[table] for table in tables}
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.pipeline_stack import select_streams
+
 TAP = Path(sys.executable).with_name("tap-vobiz")
 # What the conversation tests select; `streams=None` selects every stream (the tap's default).
 CONVERSATION_STREAMS = ("conversations", "messages")
@@ -28,12 +30,7 @@ def discovered_catalog() -> str:
 
 def catalog_selecting(streams: tuple[str, ...]) -> dict:
     """The discovered catalog with only `streams` selected (as `meltano select` writes it)."""
-    catalog = json.loads(discovered_catalog())
-    for entry in catalog["streams"]:
-        for metadata in entry["metadata"]:
-            if metadata["breadcrumb"] == []:
-                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
-    return catalog
+    return select_streams(json.loads(discovered_catalog()), streams)
 
 
 @dataclass

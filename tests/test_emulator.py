@@ -9,6 +9,8 @@ import json
 import pytest
 import requests
 
+from vobiz_emulator.account_data import rfc3339
+
 AUTH = {"X-Auth-ID": "MA_EMULATOR", "X-Auth-Token": "emulator-token"}
 
 
@@ -193,3 +195,62 @@ def test_the_emulator_generates_an_account_of_100000_contacts_with_distinct_ids(
 
     dataset = Dataset(10, 100, contacts=100_000)
     assert len({row["id"] for row in dataset.account.contacts}) == 100_000
+
+
+# Campaigns, recipients, call logs
+
+
+def test_campaign_counters_agree_with_recipients_as_time_moves_on():
+    import datetime as dt
+
+    from vobiz_emulator.campaign_data import counters
+    from vobiz_emulator.dataset import Dataset
+
+    dataset = Dataset(10, 100, campaigns=40, recipients=4000, call_logs=50)
+    data = dataset.campaign_data
+
+    def check() -> None:
+        for campaign in data.campaigns:
+            recipients = list(data.recipients[campaign["id"]])
+            assert {k: campaign[k] for k in counters([])} == counters(recipients)
+            assert campaign["total_recipients"] == len(recipients)
+            for row in recipients:
+                assert (row["sent_at"] is None) == (row["status"] in {"queued", "failed", "skipped"})
+                assert (row["delivered_at"] is not None) == (row["status"] in {"delivered", "read"})
+                assert (row["read_at"] is not None) == (row["status"] == "read")
+                assert (row["error_code"] is not None) == (row["status"] == "failed")
+
+    check()
+    completed_reads = {c["id"]: c["read_count"] for c in data.campaigns if c["status"] == "completed"}
+    scheduled = [c for c in data.campaigns if c["status"] == "scheduled"]
+    dataset.now += dt.timedelta(days=3)  # past every scheduled start
+    activity = dataset.add_activity(hours=6, receipts=1500, new_campaigns=2, new_calls=7)
+    check()
+    assert set(activity["campaigns_started"]) >= {c["id"] for c in scheduled}
+    assert any(
+        c["read_count"] > completed_reads[c["id"]] for c in data.campaigns if c["id"] in completed_reads
+    )
+    assert len(activity["new_calls"]) == 7 and len(activity["new_campaigns"]) == 2
+    changed = set(activity["recipient_changes"])
+    assert all(
+        row["updated_at"] > rfc3339(dataset.now - dt.timedelta(hours=6, seconds=1))
+        for rows in data.recipients.values()
+        for row in rows
+        if row["id"] in changed
+    )
+
+
+def test_campaign_lists_serve_the_documented_envelopes(start_emulator):
+    emulator = start_emulator(4, 20, account={"campaigns": 7, "recipients": 200, "call_logs": 120})
+    campaigns = _get(emulator, "/campaigns").json()
+    assert campaigns["limit"] == 20 and campaigns["total"] == 7
+    assert _get(emulator, "/campaigns", limit=101).status_code == 400  # the one documented maximum
+    campaign_id = campaigns["items"][0]["id"]
+    recipients = _get(emulator, f"/campaigns/{campaign_id}/recipients").json()
+    assert recipients["limit"] == 50
+    assert _get(emulator, "/campaigns/nope/recipients").status_code == 404
+    calls = _get(emulator, "/calls/whatsapp/logs", limit=100).json()
+    assert (calls["limit"], calls["total"]) == (50, 120)  # served 50 at most
+    missed = _get(emulator, "/calls/whatsapp/logs", status="missed", limit=100).json()["items"]
+    assert missed and all(c["answered_at"] is None and c["duration_seconds"] == 0 for c in missed)
+    assert "192.0.2." in calls["items"][0]["offer_sdp"]

@@ -166,14 +166,15 @@ def test_a_terminated_run_exits_non_zero_after_writing_its_state(start_emulator,
     import signal
     import subprocess
 
-    from tests.tap_runner import TAP
+    from tests.tap_runner import tap_command
 
     emulator = start_emulator(40, 2000)
     emulator.state.faults = Faults(latency_ms=50)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(__import__("json").dumps(emulator_config(emulator)))
     process = subprocess.Popen(
-        [str(TAP), "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        tap_command(emulator_config(emulator), tmp_path, None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(3)
     process.send_signal(signal.SIGTERM)

@@ -111,17 +111,33 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert "Reading all messages: no bookmark and no start_date" in first
     assert_warehouse_equals(warehouse, dataset)
     stored = stack.stored_state(pipeline.env)
-    assert set(_bookmarks(stored)) == {"conversations", "messages", "contacts"}
-    requests_first = emulator.state.stats["requests"]
+    assert set(_bookmarks(stored)) == {
+        "conversations",
+        "messages",
+        "contacts",
+        "campaigns",
+        "campaign_recipients",
+        "call_logs",
+    }
+    requests_first = emulator.state.stats["requests:messages"]
 
-    activity = dataset.add_activity(hours=8, new_conversations=4, new_messages=150, status_changes=60)
-    assert activity["closed_conversations"] and activity["status_changes"]
+    activity = dataset.add_activity(
+        hours=8,
+        new_conversations=4,
+        new_messages=150,
+        status_changes=60,
+        new_campaigns=2,
+        receipts=100,
+        new_calls=9,
+    )
+    assert activity["closed_conversations"] and activity["status_changes"] and activity["recipient_changes"]
     second = pipeline()
 
     # The second pass started from the bookmarks Meltano stored after the first.
     assert _tap_bookmark_read(second, "messages") == _bookmarks(stored)["messages"]
     assert _tap_bookmark_read(second, "conversations") == _bookmarks(stored)["conversations"]
-    assert emulator.state.stats["requests"] - requests_first < requests_first / 2
+    # Message pages: only the conversations whose window reaches the horizon are read again.
+    assert emulator.state.stats["requests:messages"] - requests_first < requests_first / 2
     # New messages and conversations, status changes, conversations closed since: all current.
     assert_warehouse_equals(warehouse, dataset)
     after = _bookmarks(stack.stored_state(pipeline.env))

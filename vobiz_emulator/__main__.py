@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contacts-max-limit", type=int, default=100, help="the most contacts served per page"
     )
+    parser.add_argument("--campaigns", type=int, default=7)
+    parser.add_argument("--recipients", type=int, default=300, help="recipients of all campaigns together")
+    parser.add_argument("--call-logs", type=int, default=60)
     parser.add_argument("--now", default=DEFAULT_NOW.isoformat(), help="the virtual clock's start")
     parser.add_argument(
         "--conversations-page-size",
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         templates_per_channel=args.templates_per_channel,
         canned_responses=args.canned_responses,
         contacts_max_limit=args.contacts_max_limit,
+        campaigns=args.campaigns,
+        recipients=args.recipients,
+        call_logs=args.call_logs,
     )
     emulator = RunningEmulator(
         dataset,
@@ -87,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{dataset.message_count()} messages, {len(account.channels)} channels, "
             f"{sum(map(len, account.templates.values()))} templates, {len(account.contacts)} contacts, "
             f"{len(account.canned_responses)} canned responses, "
+            f"{len(dataset.campaign_data.campaigns)} campaigns, "
+            f"{sum(map(len, dataset.campaign_data.recipients.values()))} recipients, "
+            f"{len(dataset.campaign_data.call_logs)} call logs, "
             f"generated in {time.monotonic() - started:.1f}s; "
             f"serving {emulator.api_url}",
             flush=True,

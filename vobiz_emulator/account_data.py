@@ -20,7 +20,7 @@ if t.TYPE_CHECKING:
 ACCOUNT_ID = "MA_EMULATOR"
 
 # The collections `change` creates, updates and deletes rows of.
-COLLECTIONS = ("channels", "templates", "contacts", "canned_responses")
+COLLECTIONS = ("channels", "templates", "contacts", "canned_responses", "campaigns", "call_logs")
 ONBOARDING_MODES = ("buy_from_vobiz", "bring_your_own", "embedded_signup")
 VERIFICATION = ("verified", "verified", "verified", "pending", "rejected")
 CHANNEL_STATUSES = ("active", "active", "active", "inactive", "suspended")

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from vobiz_emulator.account_data import ACCOUNT_ID, AccountData, rfc3339
+from vobiz_emulator.campaign_data import CampaignData
 
 WINDOW = dt.timedelta(hours=24)
 DEFAULT_NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
@@ -92,6 +93,9 @@ class Dataset:
         templates_per_channel: int = 8,
         canned_responses: int = 12,
         contacts_max_limit: int = 100,
+        campaigns: int = 7,
+        recipients: int = 300,
+        call_logs: int = 60,
     ) -> None:
         self.rng = random.Random(seed)
         self.now = now
@@ -111,6 +115,15 @@ class Dataset:
             canned_responses=canned_responses,
             days=days,
             contacts_max_limit=contacts_max_limit,
+        )
+        self.campaign_data = CampaignData(
+            seed=seed,
+            now=lambda: self.now,
+            account=self.account,
+            campaigns=campaigns,
+            recipients=recipients,
+            call_logs=call_logs,
+            days=days,
         )
 
     # Generation
@@ -284,13 +297,18 @@ class Dataset:
         new_conversations: int = 0,
         new_messages: int = 0,
         status_changes: int = 0,
+        new_campaigns: int = 0,
+        receipts: int = 0,
+        new_calls: int = 0,
     ) -> dict:
         """Move the clock forward and add the activity of that period.
 
         New messages go to conversations whose window is open in the period (new ones
         included); status changes advance recent outbound messages one step (or to
-        `failed`); conversations whose window has expired become `closed`.
-        Returns counts of what changed, with the ids involved.
+        `failed`); conversations whose window has expired become `closed`. Campaigns
+        move on (`CampaignData.advance`): scheduled ones start, `receipts` recipients
+        move a status forward, new campaigns and calls appear.
+        Returns what changed, with the ids involved.
         """
         before = self.now
         self.now = before + dt.timedelta(hours=hours)
@@ -321,7 +339,11 @@ class Dataset:
             if record["status"] == "open" and parse_rfc3339(record["expires_at"]) <= self.now:
                 record["status"] = "closed"
                 closed.append(conversation.id)
+        moved_on = self.campaign_data.advance(
+            before, new_campaigns=new_campaigns, receipts=receipts, new_calls=new_calls
+        )
         return {
+            **moved_on,
             "now": rfc3339(self.now),
             "new_conversations": [c.id for c in created],
             "new_messages": new_ids,
@@ -363,4 +385,27 @@ class Dataset:
             "conversations": [c.record for c in self.conversations],
             "messages": {c.id: c.messages for c in self.conversations},
             **self.account.export(),
+            **self.campaign_data.export(),
         }
+
+    def change(self, collection: str, spec: dict) -> dict[str, list[str]]:
+        """Create, update or delete rows of one of the page-numbered lists (`spec`: create, update,
+        delete, delete_ids), stamped with the clock."""
+        create, update, delete = (int(spec.get(k, 0)) for k in ("create", "update", "delete"))
+        delete_ids = list(spec.get("delete_ids", []))
+        if collection not in {"campaigns", "call_logs"}:
+            return self.account.change(
+                collection, create=create, update=update, delete=delete, delete_ids=delete_ids
+            )
+        if update:
+            raise ValueError(f"{collection} change by `add_activity` (receipts, calls), not `update`")
+        data = self.campaign_data
+        add = data.add_campaigns if collection == "campaigns" else data.add_calls
+        created = add(create, since=self.now)
+        live = data.campaigns if collection == "campaigns" else data.call_logs
+        doomed = set(delete_ids) | {row["id"] for row in data.rng.sample(live.rows, min(delete, len(live)))}
+        if collection == "campaigns":
+            deleted = data.delete_campaigns(doomed)
+        else:
+            deleted = [row["id"] for row in live.remove(doomed)]
+        return {"created": created, "updated": [], "deleted": deleted}

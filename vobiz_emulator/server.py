@@ -7,7 +7,8 @@ activity between runs and inject faults:
 - `GET  /_emulator/export`    every conversation, message, channel, template, contact, ... as served
 - `GET  /_emulator/stats`     requests served, by kind and by status; most requests at once
 - `GET  /_emulator/requests`  every API request's path and query, in order
-- `POST /_emulator/activity`  `{"hours", "new_conversations", "new_messages", "status_changes"}`
+- `POST /_emulator/activity`  `{"hours", "new_conversations", "new_messages", "status_changes",
+                               "new_campaigns", "receipts", "new_calls"}`
 - `POST /_emulator/changes`   `{"collection": "contacts", "create", "update", "delete", "delete_ids",
                                "after_requests"}`: rows created, updated (stamped with the clock)
                                or deleted, now, or, with `after_requests` N, once N more requests
@@ -62,6 +63,8 @@ MAX_LIMIT = 100
 MESSAGES_PATH = re.compile(rf"^{API_PREFIX}/conversations/([^/]+)/messages$")
 TEMPLATES_PATH = re.compile(rf"^{API_PREFIX}/channels/([^/]+)/templates$")
 CONTACT_PATH = re.compile(rf"^{API_PREFIX}/contacts/([^/]+)$")
+CAMPAIGN_PATH = re.compile(rf"^{API_PREFIX}/campaigns/([^/]+)$")
+RECIPIENTS_PATH = re.compile(rf"^{API_PREFIX}/campaigns/([^/]+)/recipients$")
 # The kind of each API request, for stats and for changes timed by requests.
 KINDS = (
     (re.compile(rf"^{API_PREFIX}/conversations$"), "conversations"),
@@ -70,6 +73,9 @@ KINDS = (
     (TEMPLATES_PATH, "templates"),
     (re.compile(rf"^{API_PREFIX}/contacts(/[^/]+)?$"), "contacts"),
     (re.compile(rf"^{API_PREFIX}/canned-responses$"), "canned_responses"),
+    (RECIPIENTS_PATH, "campaign_recipients"),
+    (re.compile(rf"^{API_PREFIX}/campaigns(/[^/]+)?$"), "campaigns"),
+    (re.compile(rf"^{API_PREFIX}/calls/whatsapp/logs$"), "call_logs"),
 )
 
 
@@ -169,13 +175,7 @@ class EmulatorState:
         are stamped, and the `Date` of every later response says, a later second.
         """
         self.dataset.now += dt.timedelta(seconds=1)
-        result = self.dataset.account.change(
-            collection,
-            create=int(spec.get("create", 0)),
-            update=int(spec.get("update", 0)),
-            delete=int(spec.get("delete", 0)),
-            delete_ids=list(spec.get("delete_ids", [])),
-        )
+        result = self.dataset.change(collection, spec)
         self.applied_changes.append({"collection": collection, **result})
         return result
 
@@ -271,11 +271,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         with state.lock:
             if path == "/_emulator/activity":
+                counts = ("new_conversations", "new_messages", "status_changes", "new_campaigns", "receipts")
                 result = state.dataset.add_activity(
                     hours=float(payload.get("hours", 6)),
-                    new_conversations=int(payload.get("new_conversations", 0)),
-                    new_messages=int(payload.get("new_messages", 0)),
-                    status_changes=int(payload.get("status_changes", 0)),
+                    **{name: int(payload.get(name, 0)) for name in (*counts, "new_calls")},
                 )
                 self._json(200, result)
             elif path == "/_emulator/changes":
@@ -415,8 +414,7 @@ class Handler(BaseHTTPRequestHandler):
                 templates = account.templates.get(match.group(1))
                 if templates is None:
                     return 404, {"error": "channel not found"}
-                status = query.get("status", [None])[0]
-                return 200, templates.page(query, (lambda row: row["status"] == status) if status else None)
+                return 200, templates.page(query, _field_filter(query, "status"))
             if path == f"{API_PREFIX}/contacts":
                 return 200, account.contacts.page(query, _contact_filter(query))
             if match := CONTACT_PATH.match(path):
@@ -424,6 +422,21 @@ class Handler(BaseHTTPRequestHandler):
                 return (200, dict(contact)) if contact else (404, {"error": "contact not found"})
             if path == f"{API_PREFIX}/canned-responses":
                 return 200, account.canned_responses.page(query)
+            campaigns = state.dataset.campaign_data
+            if path == f"{API_PREFIX}/campaigns":
+                if (limit := query.get("limit", ["20"])[0]).isdigit() and int(limit) > 100:
+                    raise BadRequest("limit must be at most 100")  # the one documented maximum
+                return 200, campaigns.campaigns.page(query, _field_filter(query, "status"))
+            if match := RECIPIENTS_PATH.match(path):
+                recipients = campaigns.recipients.get(match.group(1))
+                if recipients is None:
+                    return 404, {"error": "campaign not found"}
+                return 200, recipients.page(query, _field_filter(query, "status"))
+            if match := CAMPAIGN_PATH.match(path):
+                campaign = next((row for row in campaigns.campaigns if row["id"] == match.group(1)), None)
+                return (200, dict(campaign)) if campaign else (404, {"error": "campaign not found"})
+            if path == f"{API_PREFIX}/calls/whatsapp/logs":
+                return 200, campaigns.call_logs.page(query, _field_filter(query, "status", "direction"))
         return 404, {"error": "not found"}
 
     def _messages_page(self, conversation_id: str, query: dict[str, list[str]]) -> tuple[int, dict]:
@@ -463,6 +476,14 @@ class Handler(BaseHTTPRequestHandler):
             elif ending == 1:
                 page["next_cursor"] = ""
         return 200, page
+
+
+def _field_filter(query: dict[str, list[str]], *names: str) -> t.Callable[[dict], bool] | None:
+    """The documented equality filters of a list (`status`, `direction`)."""
+    wanted = {name: query[name][0] for name in names if query.get(name, [""])[0]}
+    if not wanted:
+        return None
+    return lambda row: all(row.get(name) == value for name, value in wanted.items())
 
 
 def _contact_filter(query: dict[str, list[str]]) -> t.Callable[[dict], bool] | None:
