@@ -1,6 +1,6 @@
 """Throughput and memory of `tap-vobiz` against the emulator, in one run, as a markdown table.
 
-    .venv/bin/python benchmarks/run.py                   # every scenario, about 8 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py                   # every scenario, about 25 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --only contacts   # one family of scenarios
     .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
 
@@ -16,6 +16,12 @@ one run, not across runs):
    time) reading the same data from the same emulator.
 3. Peak memory (max RSS of the tap process) of full syncs of three sizes: bounded memory
    means it does not grow with the account.
+
+The `account` family is the whole account, all nine streams (`ACCOUNT` below) at 25 ms of
+latency: a full sync with `max_workers=1` and with the default, and the requests it made;
+then six hours of activity (`SIX_HOURS`, and the demo's changes to the account's lists)
+and a rerun from the last STATE: its requests per stream and seconds; and peak memory of
+full syncs of 10%, 50% and 100% of that account.
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -40,13 +46,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts import pipeline_stack  # noqa: E402
+from scripts.pipeline_demo import ACCOUNT_CHANGES  # noqa: E402
 from scripts.pipeline_stack import select_streams  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}
 COUNTS = re.compile(r"(\d+) \w+ emitted")
 SUMMARY = re.compile(r"Sync completed: .*")
-FAMILIES = {"conversations": ("conversations", "messages"), "contacts": ("contacts",)}
+FAMILIES = {
+    "conversations": ("conversations", "messages"),
+    "contacts": ("contacts",),
+    "account": pipeline_stack.TABLES,
+}
 
 
 @dataclass
@@ -63,11 +75,15 @@ class Measure:
 class Emulator:
     """`python -m vobiz_emulator` in its own process, on a free port."""
 
-    def __init__(self, conversations: int, messages: int, contacts: int | None = None) -> None:
+    def __init__(
+        self, conversations: int, messages: int, contacts: int | None = None, **account: int
+    ) -> None:
+        if contacts is not None:
+            account["contacts"] = contacts
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vobiz_emulator", "--port", "0", "--conversations", str(conversations),
              "--messages", str(messages), "--days", "60",
-             *(["--contacts", str(contacts)] if contacts is not None else [])],
+             *(f"--{name.replace('_', '-')}={value}" for name, value in account.items())],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         banner = self.process.stdout.readline()  # type: ignore[union-attr]
@@ -75,10 +91,18 @@ class Emulator:
         self.base_url = self.api_url.split("/api/", 1)[0]
 
     def faults(self, **faults: object) -> None:
+        self.post("/_emulator/faults", faults)
+
+    def post(self, path: str, payload: dict) -> t.Any:
         request = urllib.request.Request(  # noqa: S310 - loopback
-            self.base_url + "/_emulator/faults", data=json.dumps(faults).encode(), method="POST"
+            self.base_url + path, data=json.dumps(payload).encode(), method="POST"
         )
-        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310
+        with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
+            return json.load(response)
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.base_url + "/_emulator/stats", timeout=60) as response:  # noqa: S310
+            return json.load(response)
 
     def __enter__(self) -> Emulator:
         return self
@@ -88,11 +112,13 @@ class Emulator:
         self.process.wait(timeout=30)
 
 
-def measure(command: list[str], count_from_stderr: t.Callable[[str], int]) -> Measure:
-    """Run a command with stdout to /dev/null; its wall time, records and peak RSS."""
-    with tempfile.TemporaryFile("w+") as stderr:
+def measure(
+    command: list[str], count_from_stderr: t.Callable[[str], int], stdout: Path | None = None
+) -> Measure:
+    """Run a command with stdout to /dev/null (or a file); its wall time, records and peak RSS."""
+    with tempfile.TemporaryFile("w+") as stderr, open(stdout or os.devnull, "wb") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(command, stdout=out, stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -103,8 +129,11 @@ def measure(command: list[str], count_from_stderr: t.Callable[[str], int]) -> Me
     return Measure(seconds, count_from_stderr(log), usage.ru_maxrss / 1024)
 
 
-def tap(emulator: Emulator, workdir: Path, family: str, **settings: object) -> Measure:
-    """A full sync of the family's streams (selected by a catalog), with these settings."""
+def tap(
+    emulator: Emulator, workdir: Path, family: str, *, state: dict | None = None, **settings: object
+) -> Measure:
+    """A sync of the family's streams (selected by a catalog; the whole account: all), with these
+    settings, from `state` if given; its Singer output is kept in workdir/output.jsonl."""
     config = workdir / "config.json"
     config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, **settings}))
     catalog = workdir / f"catalog-{family}.json"
@@ -120,7 +149,21 @@ def tap(emulator: Emulator, workdir: Path, family: str, **settings: object) -> M
             raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
         return sum(int(n) for n in COUNTS.findall(found.group(0)))
 
-    return measure([str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)], records)
+    command = [str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(workdir / "state.json")]
+    return measure(command, records, workdir / "output.jsonl")
+
+
+def last_state(workdir: Path) -> dict:
+    """The last STATE of the tap's last run."""
+    state: dict = {}
+    with (workdir / "output.jsonl").open() as output:
+        for line in output:
+            if line.startswith('{"type":"STATE"'):
+                state = json.loads(line)["value"]
+    return state
 
 
 def reference(emulator: Emulator, family: str) -> Measure:
@@ -175,8 +218,84 @@ SCALES = {
 }  # fmt: skip
 
 
+# The whole account (issue 12): 20 channels, 200 templates, 50,000 contacts, 200 campaigns with
+# 200,000 recipients, 20,000 call logs, 2,000 conversations / 100,000 messages; and six hours of it.
+ACCOUNT = {
+    "conversations": 2000,
+    "messages": 100_000,
+    "channels": 20,
+    "templates_per_channel": 10,
+    "contacts": 50_000,
+    "campaigns": 200,
+    "recipients": 200_000,
+    "call_logs": 20_000,
+}
+SIX_HOURS = {
+    "hours": 6,
+    "new_conversations": 100,
+    "new_messages": 3000,
+    "status_changes": 1000,
+    "new_campaigns": 5,
+    "receipts": 5000,
+    "new_calls": 300,
+}
+
+
+def scaled(factor: float) -> dict[str, int]:
+    return {name: max(1, int(value * factor)) for name, value in ACCOUNT.items()}
+
+
+def account_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+    """The whole account at 25 ms: full sync 1 vs 8 workers, then a rerun after six hours; memory by size."""
+    rows = []
+    with Emulator(**ACCOUNT) as emulator:  # type: ignore[arg-type]
+        emulator.faults(latency_ms=25)
+        one, eight, requests = [], [], []
+        for _ in range(repeat):
+            one.append(tap(emulator, workdir, "account", max_workers=1))
+            before = emulator.stats().get("requests", 0)
+            eight.append(tap(emulator, workdir, "account"))
+            requests.append(emulator.stats().get("requests", 0) - before)
+        state = last_state(workdir)
+        one_m, eight_m = medians(one), medians(eight)
+        name = "25 ms latency, whole account (see below)"
+        rows += [
+            timed(name, "tap, max_workers=1, full sync", one_m),
+            timed("", f"tap, max_workers=8 (default), full sync, {statistics.median(requests):,.0f} requests",
+                  eight_m),
+            ("", "**speed-up, 8 workers vs 1**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
+        ]  # fmt: skip
+        print(f"account, 25 ms: 1 worker {one_m.seconds:.1f}s, 8 workers {eight_m.seconds:.1f}s", flush=True)
+        emulator.post("/_emulator/activity", SIX_HOURS)
+        for collection, spec in ACCOUNT_CHANGES.items():
+            emulator.post("/_emulator/changes", {"collection": collection, **spec})
+        emulator.post("/_emulator/reset", {})
+        rerun = tap(emulator, workdir, "account", state=state)
+        stats = emulator.stats()
+        per_stream = ", ".join(
+            f"{stream} {stats.get('requests:' + stream, 0):,}" for stream in pipeline_stack.TABLES
+        )
+        rows.append(
+            timed(
+                "", f"+6 h, rerun from the STATE: {stats.get('requests', 0):,} requests ({per_stream})", rerun
+            )
+        )
+        print(f"account, rerun: {rerun.seconds:.1f}s, {stats.get('requests', 0)} requests", flush=True)
+
+    rows.append(("peak memory (max RSS), full sync of the whole account, default settings", "tap", "", ""))
+    for factor in (0.1, 0.5, 1.0):
+        with Emulator(**scaled(factor)) as emulator:  # type: ignore[arg-type]
+            run = tap(emulator, workdir, "account")
+        rows.append(("", f"{factor:.0%} of the account ({run.records:,} records)", f"{run.max_rss_mb:.0f} MB",
+                     f"{run.per_second:,.0f}"))  # fmt: skip
+        print(f"account, memory: {factor:.0%}, {run.max_rss_mb:.0f} MB", flush=True)
+    return rows
+
+
 def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
     """The three scenarios of one family of streams, as table rows."""
+    if family == "account":
+        return account_scenarios(repeat, workdir)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:
@@ -230,13 +349,13 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median); default 3")
     parser.add_argument(
-        "--only", choices=sorted(SCALES), action="append", help="families to run (default: all)"
+        "--only", choices=sorted(FAMILIES), action="append", help="families to run (default: all)"
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tap-vobiz-bench-"))
     print(f"machine: {machine()}", flush=True)
     rows: list[tuple[str, str, str, str]] = []
-    for family in args.only or list(SCALES):
+    for family in args.only or list(FAMILIES):
         rows += scenarios(family, args.repeat, workdir)
 
     print()

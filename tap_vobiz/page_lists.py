@@ -140,6 +140,7 @@ class PageListStream(VobizStream):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._unsettled_lists = 0
+        self._pages_to_read: int | None = None
         self._lock = threading.Lock()
         self._change_fields = tuple(f for f in self.change_fields if f in self.schema["properties"])
 
@@ -183,7 +184,13 @@ class PageListStream(VobizStream):
         emits_every_row = self.start_reading()
         version = self._begin_table_version() if emits_every_row else None
         self._unsettled_lists = 0
-        yield from self.read_lists(self.list_contexts(), self.read_list)
+        self._pages_to_read = None
+        # The progress line's total: a single list's pages, once its first page has told.
+        yield from self.read_lists(
+            self.list_contexts(),
+            self.read_list,
+            lists_to_read=lambda: None if self.parent_name else self._pages_to_read,
+        )
         settled = not self._unsettled_lists
         if version is not None and settled:
             self._write_activate_version_message(version)
@@ -259,6 +266,7 @@ class PageListStream(VobizStream):
         paginator.listing = self.get_url(context)
         first = self.fetch_page(context, 1)
         planned = planned_pages(first.envelope)
+        self._pages_to_read = (self._pages_to_read or 0) + planned
         pages: t.Iterator[Page] = iter([first])
         if planned > 1:
             workers = min(int(self.config.get("max_workers", DEFAULT_MAX_WORKERS)), planned - 1)

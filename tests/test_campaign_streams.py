@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from collections import Counter
 
 from tap_vobiz.pagination import parse_timestamp
 from tests.expected_output import assert_exact_sync, assert_tables_equal, upsert
-from tests.tap_runner import emulator_config, run_tap, run_tap_until
+from tests.tap_runner import catalog_selecting, emulator_config, run_tap, run_tap_until
 from vobiz_emulator.account_data import rfc3339
 from vobiz_emulator.campaign_data import FINISHED, counters
 from vobiz_emulator.server import RECIPIENTS_PATH, Faults
@@ -152,3 +153,28 @@ def test_killed_mid_recipients_and_rerun_from_the_last_state_loses_nothing(start
         killed.last_state["bookmarks"]["campaign_recipients"]
         == first.last_state["bookmarks"]["campaign_recipients"]
     )
+
+
+def test_deselected_call_log_addresses_leave_neither_schema_nor_records(start_emulator, tmp_path):
+    emulator = start_emulator(10, 100, account={"call_logs": 80})
+    catalog = catalog_selecting(("call_logs",))
+    private = {"offer_sdp", "answer_sdp", "ice_candidates"}
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "call_logs")
+    for metadata in entry["metadata"]:
+        if metadata["breadcrumb"][-1:] and metadata["breadcrumb"][-1] in private:
+            metadata["metadata"]["selected"] = False
+    (tmp_path / "deselected.json").write_text(json.dumps(catalog))
+
+    run = run_tap(
+        emulator_config(emulator),
+        tmp_path,
+        args=("--catalog", str(tmp_path / "deselected.json")),
+        streams=None,
+    )
+
+    assert run.returncode == 0
+    schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA")
+    assert not private & schema["properties"].keys()
+    assert len(run.records["call_logs"]) == 80
+    assert all(not private & record.keys() for record in run.records["call_logs"])
+    assert "192.0.2." not in json.dumps(run.messages)

@@ -144,6 +144,14 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert after["messages"] > _bookmarks(stored)["messages"]
 
 
+def test_the_readmes_example_queries_run_on_the_loaded_tables(pipeline, warehouse):
+    pipeline()
+    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "README.md").read_text(), re.S)
+    assert len(queries) == 3
+    for query in queries:
+        assert warehouse.query(query), query.splitlines()[0]
+
+
 def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pipeline, warehouse):
     dataset = pipeline.emulator.state.dataset
     pipeline()
