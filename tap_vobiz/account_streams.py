@@ -33,7 +33,6 @@ class ChannelsStream(PageListStream):
 
     name = "channels"
     path = "/channels/whatsapp"
-    primary_keys = ("id",)
 
     schema = th.PropertiesList(
         id_property("Channel id (UUID); `channel_id` in the other streams."),
@@ -77,7 +76,6 @@ class TemplatesStream(PageListStream):
 
     name = "templates"
     path = "/channels/{channel_id}/templates"
-    primary_keys = ("id",)
     parent_name = "channel"
     parent_key = "channel_id"
 
@@ -130,8 +128,6 @@ class ContactsStream(IncrementalPageListStream):
 
     name = "contacts"
     path = "/contacts"
-    primary_keys = ("id",)
-    replication_key = "updated_at"
 
     schema = th.PropertiesList(
         id_property("Contact id (UUID); `contact_id` in the other streams."),
@@ -154,7 +150,6 @@ class CannedResponsesStream(PageListStream):
 
     name = "canned_responses"
     path = "/canned-responses"
-    primary_keys = ("id",)
 
     schema = th.PropertiesList(
         id_property("Canned response id (UUID)."),

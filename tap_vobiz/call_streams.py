@@ -37,8 +37,6 @@ class CallLogsStream(IncrementalPageListStream):
 
     name = "call_logs"
     path = "/calls/whatsapp/logs"
-    primary_keys = ("id",)
-    replication_key = "updated_at"
 
     schema = th.PropertiesList(
         id_property("Call log id (UUID)."),

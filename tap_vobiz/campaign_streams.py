@@ -42,8 +42,6 @@ class CampaignsStream(IncrementalPageListStream):
 
     name = "campaigns"
     path = "/campaigns"
-    primary_keys = ("id",)
-    replication_key = "updated_at"
 
     schema = th.PropertiesList(
         id_property("Campaign id (UUID); `campaign_id` in campaign_recipients."),
@@ -84,8 +82,6 @@ class CampaignRecipientsStream(IncrementalPageListStream):
 
     name = "campaign_recipients"
     path = "/campaigns/{campaign_id}/recipients"
-    primary_keys = ("id",)
-    replication_key = "updated_at"
     parent_name = "campaign"
     parent_key = "campaign_id"
 

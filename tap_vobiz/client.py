@@ -70,6 +70,8 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     """A Vobiz listing: `{"items": [...], "has_more", "next_cursor"}` behind header auth."""
 
+    # Every Vobiz record is keyed by its `id`.
+    primary_keys = ("id",)
     # The records' own order is not the replication order (pages are newest first).
     is_sorted = False
     # For a list under a parent (a conversation's messages, a channel's templates): what the

@@ -27,7 +27,6 @@ class ConversationsStream(WindowedStream):
 
     name = "conversations"
     path = "/conversations"
-    primary_keys = ("id",)
     replication_key = "started_at"
 
     schema = th.PropertiesList(
@@ -94,7 +93,6 @@ class MessagesStream(WindowedStream):
     name = "messages"
     path = "/conversations/{conversation_id}/messages"
     parent_name = "conversation"
-    primary_keys = ("id",)
     replication_key = "created_at"
     # Set by the conversations stream when it has read the whole list (progress logging only).
     conversations_to_read: int | None = None

@@ -83,7 +83,7 @@ class ListPass:
             self.totals.add(total)
         else:
             self.every_page_totalled = False
-        self.rows += len(page.items)
+        self.rows += len(page.envelope["items"])  # as served: `total` counts what the API counts
         if self.started_at is not None and any(
             _latest(page.items, name) > self.started_at for name in self.change_fields
         ):
@@ -114,7 +114,7 @@ class SeenIds:
         self._added: set[int] = set()
 
     def add(self, row: dict[str, t.Any]) -> None:
-        self._hashes.append(hash(row.get("id")))
+        self._hashes.append(_id_hash(row))
 
     def seal(self) -> None:
         """Before a further pass: make membership tests fast."""
@@ -122,11 +122,17 @@ class SeenIds:
 
     def is_new(self, row: dict[str, t.Any]) -> bool:
         """In a further pass: whether no pass before has seen this row (then remember it)."""
-        key = hash(row.get("id"))
+        key = _id_hash(row)
         if (self._lookup is not None and key in self._lookup) or key in self._added:
             return False
         self._added.add(key)
         return True
+
+
+def _id_hash(row: dict[str, t.Any]) -> int:
+    """A row's id as 8 bytes (any id: a malformed one may be an object, which has no hash)."""
+    row_id = row.get("id")
+    return hash(row_id if type(row_id) is str else repr(row_id))
 
 
 class PageListStream(VobizStream):
@@ -338,6 +344,8 @@ class IncrementalPageListStream(PageListStream, WindowedStream):
     `tap_vobiz.incremental`). Read without state, it emits every row: then, as a
     full-table stream does, it ends with ACTIVATE_VERSION, which reflects deletions.
     """
+
+    replication_key = "updated_at"
 
     def start_reading(self) -> bool:
         return self.open_window().horizon is None

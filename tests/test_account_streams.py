@@ -300,3 +300,18 @@ def test_a_list_that_serves_the_same_page_again_stops_with_one_line(start_emulat
     assert len(errors) == 1
     assert re.search(r"Vobiz served page 1 of \S+/contacts when asked for page 2", errors[0])
     assert "Traceback" not in run.stderr
+
+
+def test_items_that_are_not_objects_or_have_object_ids_do_not_unsettle_a_list(start_emulator, tmp_path):
+    emulator = start_emulator(10, 100, account={"contacts": 250})
+    contacts = emulator.state.dataset.account.contacts.rows
+    contacts[3] = "not an object"  # type: ignore[call-overload]
+    contacts[150]["id"] = {"not": "a string"}
+
+    run = run_tap(emulator_config(emulator), tmp_path, streams=CONTACTS)
+
+    assert run.returncode == 0
+    assert len(run.records["contacts"]) == 248
+    assert "changed while it was read" not in run.stderr
+    assert "2 records dropped without an id" in run.stderr
+    assert run.last_state["bookmarks"]["contacts"]["replication_key_value"]

@@ -58,7 +58,8 @@ class LiveList:
         limit = self.fixed_limit or min(limit, self.max_limit)
         rows = self.rows if keep is None else [row for row in self.rows if keep(row)]
         start = (number - 1) * limit
-        items = [dict(row) for row in rows[start : start + limit]]
+        # Copies, so that a later change is not seen through a served page (bad rows served as they are).
+        items = [dict(row) if isinstance(row, dict) else row for row in rows[start : start + limit]]
         return {
             "items": items,
             "total": len(rows),
