@@ -276,8 +276,12 @@ class PageListStream(VobizStream):
         pages: t.Iterator[Page] = iter([first])
         if planned > 1:
             workers = min(int(self.config.get("max_workers", DEFAULT_MAX_WORKERS)), planned - 1)
+            # Pages are single requests: two per worker queued keep every worker busy.
             rest = fetch_in_order(
-                range(2, planned + 1), lambda n: [self.fetch_page(context, n)], workers=workers
+                range(2, planned + 1),
+                lambda n: [self.fetch_page(context, n)],
+                workers=workers,
+                lookahead=2 * workers,
             )
             pages = itertools.chain(pages, (page for _, fetched in rest for page in fetched))
         last = first

@@ -89,7 +89,13 @@ class CampaignData:
         self.recipients: dict[str, LiveList] = {}
         sizes = self._sizes(campaigns, recipients)
         for number, size in enumerate(sizes):
-            self._new_campaign(CAMPAIGN_STATUSES[number % len(CAMPAIGN_STATUSES)], size)
+            # The first seven in every status; then as in a real account, mostly completed.
+            status = (
+                CAMPAIGN_STATUSES[number]
+                if number < len(CAMPAIGN_STATUSES)
+                else self.rng.choices(CAMPAIGN_STATUSES, (3, 3, 4, 2, 80, 4, 4))[0]
+            )
+            self._new_campaign(status, size)
         self.call_logs = LiveList((self._call() for _ in range(call_logs)), default_limit=25, max_limit=50)
 
     # Generation
