@@ -34,7 +34,7 @@ import typing as t
 from dataclasses import dataclass
 
 from tap_vobiz.client import VobizStream
-from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.pagination import parse_setting_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     import requests
@@ -148,7 +148,7 @@ class WindowedStream(VobizStream):
         return SyncWindow.start(
             self._read_bookmark(),
             lookback=lookback,
-            start_date=parse_timestamp(self.config.get("start_date")),
+            start_date=parse_setting_timestamp(self.config.get("start_date")),
         )
 
     def open_window(self) -> SyncWindow:

@@ -22,7 +22,7 @@ from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.output import SingerOutput
-from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.pagination import parse_setting_timestamp
 from tap_vobiz.run_report import DEFAULT_PROGRESS_INTERVAL, RunReport
 
 if t.TYPE_CHECKING:
@@ -267,7 +267,7 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if not _is_number(lookback) or not 0 <= lookback <= 24 * 366:
         errors.append(f"lookback_hours must be a number of hours from 0 to 8784 (got {lookback!r})")
     start_date = config.get("start_date")
-    if start_date is not None and parse_timestamp(start_date) is None:
+    if start_date is not None and parse_setting_timestamp(start_date) is None:
         errors.append(f"start_date is not an RFC 3339 date-time (got {start_date!r})")
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)

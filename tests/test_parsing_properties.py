@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
+import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,6 +67,82 @@ RFC3339_OFFSETS = st.integers(-23 * 60, 23 * 60).map(
 def test_every_rfc3339_timestamp_parses_to_the_same_instant(moment):
     text = moment.isoformat()
     assert parse_timestamp(text) == moment
+
+
+@st.composite
+def rfc3339_texts(draw: st.DrawFn) -> tuple[str, dt.datetime]:
+    """Any RFC 3339 date-time text (any fraction length, T/t, Z/z or an offset) and its instant."""
+    moment = draw(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)))
+    digits = draw(st.text("0123456789", min_size=0, max_size=12))
+    minutes = draw(st.integers(-(23 * 60 + 59), 23 * 60 + 59))
+    zone = draw(st.sampled_from(["Z", "z", "offset"]))
+    offset = (
+        ""
+        if zone != "offset"
+        else f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    )
+    text = f"{moment.year:04d}-{moment:%m-%d}" + draw(st.sampled_from("Tt")) + f"{moment:%H:%M:%S}"
+    text += (f".{digits}" if digits else "") + (offset or zone)
+    tz = dt.timezone(dt.timedelta(minutes=minutes)) if offset else dt.timezone.utc
+    micro = int(digits[:6].ljust(6, "0")) if digits else 0
+    return text, moment.replace(microsecond=micro, tzinfo=tz)
+
+
+@given(rfc3339_texts())
+def test_rfc3339_in_every_spelling_parses_to_its_instant(text_and_moment):
+    text, moment = text_and_moment
+    assert parse_timestamp(text) == moment
+
+
+NOT_RFC3339 = [
+    "2026-10-31T12:00:00",  # no offset
+    "20261031T120000Z",  # basic format
+    "2026-W44-6T12:00:00Z",  # week date
+    "2026-10-31",  # a date alone
+    " 2026-10-31T12:00:00Z",  # spaces around
+    "2026-10-31T12:00:00Z ",
+    "2026-10-31 12:00:00Z",  # space for T
+    "2026-10-31T12:00Z",  # no seconds
+    "2026-10-31T12:00:00.Z",  # empty fraction
+    "2026-10-31T12:00:00+0100",  # offset without colon
+    "2026-10-31T12:00:00+01",
+    "2026-13-01T00:00:00Z",  # no 13th month
+    "2026-02-30T00:00:00Z",
+    "2026-10-31T24:00:00Z",
+    "2026-10-31T12:00:60Z",  # a leap second Python cannot hold
+    "2026-10-31T12:00:00+24:00",
+    "２０２６-10-31T12:00:00Z",  # non-ASCII digits  # noqa: RUF001
+]
+
+
+@pytest.mark.parametrize("text", NOT_RFC3339)
+def test_what_is_not_rfc3339_is_not_a_timestamp(text):
+    assert parse_timestamp(text) is None
+
+
+@given(st.text(max_size=40).map(lambda s: s.strip() + "Z"))
+def test_text_that_does_not_follow_the_grammar_is_never_a_timestamp(text):
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", text, re.ASCII):
+        assert parse_timestamp(text) is None
+
+
+@given(st.lists(st.sampled_from("0123456789a ٣-:+"), min_size=14, max_size=14))
+def test_the_quick_path_for_the_apis_layout_takes_only_real_times(chars):
+    digits = iter(chars)
+    text = "".join(next(digits) if c == "d" else c for c in "dddd-dd-ddTdd:dd:ddZ")
+    expected = None
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text, re.ASCII):
+        try:
+            expected = dt.datetime.fromisoformat(text[:19]).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            expected = None
+    assert parse_timestamp(text) == expected
+
+
+def test_malformed_timestamps_in_records_go_to_malformed_fields():
+    record = {"id": "m1", "created_at": "2026-10-31T12:00:00"}
+    assert set_aside_malformed_fields(record, field_checks(MessagesStream.schema)) == ["created_at"]
+    assert record["malformed_fields"] == {"created_at": "2026-10-31T12:00:00"}
 
 
 @given(
