@@ -151,7 +151,9 @@ class RequestPacer:
         clock: t.Callable[[], float] = time.monotonic,
         *,
         max_in_flight: int = DEFAULT_MAX_WORKERS,
+        sleep: t.Callable[[float], None] = time.sleep,
     ) -> None:
+        self.sleep = sleep
         self.max_per_second = max_per_second
         self._in_flight = threading.BoundedSemaphore(max(1, max_in_flight))
         self.rate = max_per_second
@@ -171,24 +173,35 @@ class RequestPacer:
             yield
 
     def wait_turn(self) -> None:
-        """Block until this request may go."""
-        with self._lock:
-            now = self.clock()
-            self._recover(now)
-            start = max(now, self.paused_until, self.next_slot)
-            if self.rate:
-                self.next_slot = start + 1.0 / self.rate
-            self._sent.append(start)
-            while self._sent and self._sent[0] < now - self.WINDOW_SECONDS:
-                self._sent.popleft()
-        if (delay := start - now) > 0:
-            time.sleep(delay)
+        """Block until this request may go: its slot under the rate has come, and no pause holds,
+        including a pause a 429 announced while it was waiting (then it takes a new slot)."""
+        while True:
+            with self._lock:
+                now = self.clock()
+                self._recover(now)
+                start = max(now, self.paused_until, self.next_slot)
+                if self.rate:
+                    self.next_slot = start + 1.0 / self.rate
+                if start <= now:
+                    self._sent.append(now)
+                    while self._sent and self._sent[0] < now - self.WINDOW_SECONDS:
+                        self._sent.popleft()
+                    return
+            self.sleep(start - now)
+            with self._lock:
+                if self.clock() >= self.paused_until:
+                    # The slot came and no pause began meanwhile: go.
+                    self._sent.append(start)
+                    return
+            # A pause began while this request waited: wait it out, then take a new slot.
 
     def slow_down(self, pause_seconds: float) -> None:
         """A 429: pause every request for `pause_seconds`, and lower the rate."""
         with self._lock:
             now = self.clock()
             self.paused_until = max(self.paused_until, now + pause_seconds)
+            # Slots handed out before the pause start over after it, spaced by the new rate.
+            self.next_slot = max(self.next_slot, self.paused_until)
             recent = [moment for moment in self._sent if moment >= now - self.WINDOW_SECONDS]
             sending = len(recent) / max(now - recent[0], 0.1) if len(recent) > 1 else self.MIN_RATE
             lowered = max(self.MIN_RATE, sending / 2)

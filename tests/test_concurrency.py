@@ -187,3 +187,35 @@ def test_pacer_recovers_after_a_quiet_spell(monkeypatch):
         pacer.wait_turn()
         clock.now += 0.1
     assert pacer.rate is None  # the cap stopped binding and was lifted
+
+
+@pytest.mark.parametrize(("rate", "workers"), [(None, 1), (None, 16), (2, 1), (2, 16)])
+def test_no_request_reaches_the_api_while_a_429_pause_holds(start_emulator, tmp_path, rate, workers):
+    emulator = start_emulator(12, 120, days=5)
+    emulator.state.faults = Faults(script=["ok", "ok", "ok", "429"], retry_after="3")
+    settings = {"max_workers": workers} | ({"max_requests_per_second": rate} if rate else {})
+
+    run = run_tap(emulator_config(emulator, **settings), tmp_path)
+
+    assert run.returncode == 0
+    assert "Rate limited: all requests pause for 3" in run.stderr
+    times = emulator.state.request_times
+    limited = times[3]
+    # Requests already on their way when the 429 was answered may land just after it; none
+    # may leave while the pause holds, not even those that were waiting for their slot.
+    during = [t for t in times if limited + 0.3 < t < limited + 2.9]
+    assert during == []
+
+
+def test_a_sustained_server_limit_is_met_without_429s_after_30_seconds(start_emulator, tmp_path):
+    emulator = start_emulator(280, 280, days=2)
+    emulator.state.faults = Faults(max_per_second=5)
+
+    run = run_tap(emulator_config(emulator, max_workers=64, max_retry_seconds=120), tmp_path)
+
+    assert run.returncode == 0
+    start = emulator.state.request_times[0]
+    later = [t for t in emulator.state.request_times if t > start + 30]
+    limited = [t for t in emulator.state.limited_times if t > start + 30]
+    assert len(later) > 40
+    assert len(limited) / len(later) < 0.05, f"{len(limited)} of {len(later)} requests after 30 s got a 429"

@@ -15,7 +15,7 @@ activity between runs and inject faults:
                                to that collection (or to `after_requests_to`, e.g. "templates")
                                have been served: a change while a run pages
 - `POST /_emulator/faults`    `{"latency_ms", "error_rate", "rate_limit_rate", "retry_after",
-                               "malformed_rate", "seed", "script": ["500", "429", ...]}`
+                               "malformed_rate", "max_per_second", "seed", "script": ["500", ...]}`
 - `POST /_emulator/reset`     forget the stats and the faults
 
 A script is consumed one entry per API request, before the random faults apply:
@@ -110,6 +110,8 @@ class Faults:
     rate_limit_rate: float = 0.0
     retry_after: str | None = "1"
     malformed_rate: float = 0.0
+    # A server-side limit: more requests than this in the last second get a 429 (Retry-After 1).
+    max_per_second: float = 0.0
     seed: int = 0
     script: list[str] = field(default_factory=list)
 
@@ -153,6 +155,7 @@ class EmulatorState:
         self.stats: Counter[str] = Counter()
         self.requests: list[str] = []
         self.request_times: list[float] = []  # time.monotonic() of each entry of `requests`
+        self.limited_times: list[float] = []  # when `faults.max_per_second` answered 429
         self.lock = threading.Lock()
         self.pending_changes: list[PendingChange] = []
         self.in_flight = 0
@@ -187,6 +190,12 @@ class EmulatorState:
                 if pending.after < 0:
                     self.pending_changes.remove(pending)
                     self.change(str(pending.spec["collection"]), pending.spec)
+
+    def over_limit(self, now: float) -> bool:
+        """Whether the last second saw more requests than `faults.max_per_second` (lock held)."""
+        times = self.request_times
+        first = bisect.bisect_left(times, now - 1.0)
+        return len(times) - first > self.faults.max_per_second
 
     def messages_requested(self) -> Counter[str]:
         """How many message pages were requested, per conversation id."""
@@ -318,10 +327,14 @@ class Handler(BaseHTTPRequestHandler):
     def _serve_api_request(self, path: str, query: dict[str, list[str]]) -> None:
         state = self.server.state
         with state.lock:
+            now = time.monotonic()
             state.requests.append(self.path)
-            state.request_times.append(time.monotonic())
+            state.request_times.append(now)
             fault = state.faults.next_fault()
             latency = state.faults.latency_ms
+            if fault is None and state.faults.max_per_second and state.over_limit(now):
+                fault = "429"
+                state.limited_times.append(now)
         if latency:
             time.sleep(latency / 1000)
         kind = request_kind(path)
