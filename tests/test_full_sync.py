@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 
 from tests.expected_output import assert_exact_sync
@@ -194,3 +195,20 @@ def test_a_stream_map_expression_that_fails_is_one_clear_line(start_emulator, tm
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "stream_maps: Failed to evaluate simpleeval expressions len(content)" in run.stderr
+
+
+def test_a_stream_map_expression_that_raises_on_a_record_is_one_line_naming_it(start_emulator, tmp_path):
+    emulator = start_emulator(3, 60)
+    config = emulator_config(emulator, stream_maps={"messages": {"body": "content_json['body']"}})
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, errors
+    assert re.search(
+        r"Invalid stream_maps: stream messages, property body: "
+        r"\"content_json\['body'\]\" raised KeyError: 'body'",
+        errors[0],
+    )

@@ -93,3 +93,29 @@ def test_a_cursor_seen_before_is_an_error_not_an_endless_loop():
     paginator.advance(_response({"items": [{}], "has_more": True, "next_cursor": "c2"}))
     with pytest.raises(CursorLoopError):
         paginator.advance(_response({"items": [{}], "has_more": True, "next_cursor": "c1"}))
+
+
+def test_properties_pruned_from_the_catalog_never_leave_the_tap(start_emulator, tmp_path):
+    import json
+
+    from tests.tap_runner import catalog_selecting, emulator_config, run_tap
+
+    emulator = start_emulator(5, 200)
+    catalog = catalog_selecting(("messages",))
+    messages = next(e for e in catalog["streams"] if e["tap_stream_id"] == "messages")
+    # Pruned by hand (personal data), and a stale catalog from before three fields existed.
+    for name in ("contact_id", "content_json", "malformed_fields", "meta_message_id"):
+        del messages["schema"]["properties"][name]
+    messages["metadata"] = [m for m in messages["metadata"] if m["breadcrumb"][-1:] != ["contact_id"]]
+    (tmp_path / "pruned.json").write_text(json.dumps(catalog))
+
+    run = run_tap(
+        emulator_config(emulator), tmp_path, args=("--catalog", str(tmp_path / "pruned.json")), streams=None
+    )
+
+    assert run.returncode == 0
+    schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == "messages")
+    assert len(run.records["messages"]) == 200
+    for record in run.records["messages"]:
+        assert set(record) <= set(schema["properties"])
+        assert "contact_id" not in record and "content_json" not in record
