@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import socket
 import time
 import typing as t
 from functools import cached_property
@@ -21,6 +22,7 @@ from tap_vobiz import run_report
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
+    ApiUnreachableError,
     CredentialsRejectedError,
     InvalidRequestError,
     ListGoneError,
@@ -195,11 +197,17 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             with pacer.turn():
                 return func(prepared_request, context)
 
+        def never_reached(error: Exception) -> bool:
+            # A host that cannot be resolved, or refuses, before the API ever answered:
+            # the configuration is wrong, and waiting will not mend it.
+            return self.report.totals()[run_report.REQUESTS] == 0 and unreachable_host(error) is not None
+
         retrying = backoff.on_exception(
             self.backoff_wait_generator,
             TRANSIENT_ERRORS,
             max_tries=None,
             max_time=budget,
+            giveup=never_reached,
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,
             logger=None,
@@ -209,6 +217,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             try:
                 return retrying(prepared_request, context)
             except TRANSIENT_ERRORS as error:
+                if never_reached(error):
+                    raise ApiUnreachableError(
+                        f"Cannot reach the Vobiz API: {unreachable_host(error)}; check api_url"
+                    ) from None
                 raise RetriesExhaustedError(
                     f"Gave up after retrying for {budget:.0f}s (max_retry_seconds): "
                     f"{describe_transient_error(error)}. The API or the network is failing; "
@@ -340,8 +352,28 @@ def describe_transient_error(error: object) -> str:
     if isinstance(error, requests.exceptions.Timeout):
         return "the request timed out (request_timeout)"
     if isinstance(error, requests.exceptions.RequestException):
-        return f"connection failed ({type(error).__name__})"
+        return f"connection failed ({unreachable_host(error) or type(error).__name__})"
     return type(error).__name__
+
+
+def unreachable_host(error: BaseException) -> str | None:
+    """`cannot resolve host X` or `connection refused by X:port` when that is why a request failed."""
+    url = urlsplit(str(getattr(getattr(error, "request", None), "url", "") or ""))
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        cause = pending.pop()
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return f"cannot resolve host {url.hostname or '?'}"
+        if isinstance(cause, ConnectionRefusedError):
+            return (
+                f"connection refused by {url.hostname or '?'}:{url.port or {'http': 80}.get(url.scheme, 443)}"
+            )
+        pending += [cause.__cause__, cause.__context__, *cause.args, getattr(cause, "reason", None)]
+    return None
 
 
 def _fields(row: dict) -> str:

@@ -20,6 +20,10 @@ class InvalidRequestError(VobizError, FatalAPIError):
     """400 and other 4xx the tap cannot recover from."""
 
 
+class ApiUnreachableError(VobizError):
+    """The configured host cannot be resolved, or refuses connections, before it ever answered."""
+
+
 class RetriesExhaustedError(VobizError):
     """A transient fault outlasted the retry budget (`max_retry_seconds`)."""
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import decimal
 import ipaddress
+import json
+import math
 import sys
 import typing as t
 from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
+from singer_sdk.helpers._classproperty import classproperty
 
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
 from tap_vobiz.call_streams import CallLogsStream
@@ -169,6 +173,32 @@ class TapVobiz(Tap):
         ),
     ).to_dict()
 
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """Settings from `TAP_VOBIZ_*` variables (`--config ENV`, or Meltano's env), of every kind.
+
+        The SDK converts integers, booleans and objects but leaves a number (`lookback_hours`,
+        `max_requests_per_second`, ...) a string that validation then refuses, and a value
+        that does not convert ends in a traceback. Here every kind converts, and a value
+        that does not is one line naming the variable.
+        """
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        properties = schema["properties"]
+        as_text = {"properties": {name: {"type": ["string", "null"]} for name in properties}}
+        config, errors = {}, []
+        for name, text in parse_environment_config(as_text, cls._env_var_prefix).items():
+            kind = _setting_kind(properties[name])
+            try:
+                config[name] = _setting_from_text(text, kind)
+            except ValueError:
+                variable = cls._env_var_prefix + name.upper().replace("-", "_")
+                shown = "" if kind in {"object", "array"} else f" (got {text!r})"
+                errors.append(f"{variable} must be {_KIND_WORDS[kind]}{shown}")
+        if errors:
+            raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
+        return config
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Add the rules a JSON schema states poorly: credentials, ranges, dates."""
         errors = super()._validate_config(raise_errors=False)
@@ -216,8 +246,15 @@ class TapVobiz(Tap):
         inside) because it is the one place that sees the whole run end, well or not.
         """
         self.report.streams = [name for name, stream in self.streams.items() if stream.selected]
+        self._syncing = True
         try:
             super().sync_all()
+        except TerminatedBySignal as stop:
+            # Here, not in the signal handler: the handler may have interrupted the writer
+            # in the middle of a RECORD (its buffer in use); now the writer is free.
+            self._state_writer.write_state(self.state)
+            self.report.log(self.logger, completed=False)
+            raise SystemExit(128 + stop.signum) from None
         except VobizError as error:
             self.logger.error("%s", error)
             self.report.log(self.logger, completed=False)
@@ -234,11 +271,24 @@ class TapVobiz(Tap):
         self.report.log(self.logger, completed=True)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """On SIGTERM/SIGINT write the STATE as the SDK does, but exit non-zero: the run did not complete."""
-        with contextlib.suppress(SystemExit):
-            super()._handle_termination(signum, frame)
+        """On SIGTERM/SIGINT stop: a sync ends writing the STATE (`sync_all`), and exits 128+signal.
+
+        The SDK writes the STATE from the handler itself, which fails when the signal
+        lands while a RECORD is being written to a slow target (`BufferError`: the
+        writer's buffer is in use) and loses the final STATE.
+        """
+        if getattr(self, "_syncing", False):
+            raise TerminatedBySignal(signum)
         self.report.log(self.logger, completed=False)
         sys.exit(128 + signum)
+
+
+class TerminatedBySignal(BaseException):
+    """SIGTERM/SIGINT during a sync: unwinds it (past the SDK's error handling) to `sync_all`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -272,6 +322,59 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)
     return errors
+
+
+_KIND_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a JSON object",
+    "array": "a JSON array",
+    "string": "a string",
+}
+_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _setting_kind(prop: dict) -> str:
+    """A setting's JSON type, the null aside."""
+    declared = prop.get("type", "string")
+    types = [declared] if isinstance(declared, str) else list(declared)
+    return next(
+        (kind for kind in ("integer", "number", "boolean", "object", "array") if kind in types), "string"
+    )
+
+
+def _setting_from_text(text: str, kind: str) -> t.Any:
+    """A setting's value from its variable's text; ValueError when it is not one of its kind."""
+    value = text.strip()
+    if kind == "integer":
+        return int(value)
+    if kind == "number":
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return int(number) if number.is_integer() and "." not in value else number
+    if kind == "boolean":
+        return _BOOLEANS[value.lower()] if value.lower() in _BOOLEANS else _not_a(value)
+    if kind in {"object", "array"}:
+        parsed = json.loads(value)
+        if not isinstance(parsed, dict if kind == "object" else list):
+            raise ValueError(kind)
+        return parsed
+    return text
+
+
+def _not_a(value: str) -> t.NoReturn:
+    raise ValueError(value)
 
 
 def _is_number(value: object) -> bool:

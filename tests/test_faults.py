@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from tests.expected_output import assert_exact_sync
 from tests.tap_runner import emulator_config, run_tap
 from vobiz_emulator.server import Faults
@@ -188,4 +190,55 @@ def test_a_terminated_run_exits_non_zero_after_writing_its_state(start_emulator,
     # state holds no bookmark for them: a rerun reads them all again.
     assert states[-1]["bookmarks"]["conversations"]["replication_key_value"]
     assert "replication_key_value" not in states[-1]["bookmarks"].get("messages", {})
+    assert any(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("api_url", "line"),
+    [
+        (
+            "https://no-such-host.invalid/api/v1/messaging",
+            "cannot resolve host no-such-host.invalid; check api_url",
+        ),
+        ("http://127.0.0.1:9/api/v1/messaging", "connection refused by 127.0.0.1:9; check api_url"),
+    ],
+)
+def test_a_host_that_never_answers_is_one_line_without_retries(tmp_path, api_url, line):
+    config = {"auth_id": "MA_X", "auth_token": "secret-token", "api_url": api_url}
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 1
+    errors = _error_lines(run.stderr)
+    assert len(errors) == 1 and errors[0].endswith("Cannot reach the Vobiz API: " + line), errors
+    assert "Retrying" not in run.stderr
+
+
+def test_sigterm_while_the_target_reads_slowly_still_ends_with_the_state(start_emulator, tmp_path):
+    import json
+    import signal
+    import subprocess
+
+    from tests.tap_runner import tap_command
+
+    emulator = start_emulator(200, 20_000)
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        process = subprocess.Popen(
+            tap_command(emulator_config(emulator), tmp_path, None), stdout=subprocess.PIPE, stderr=stderr
+        )
+        assert process.stdout is not None
+        # A target that reads a little, then stalls: the tap blocks writing RECORDs to the full pipe.
+        output = process.stdout.read(65536)
+        time.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        while chunk := process.stdout.read1(4096):
+            output += chunk
+            time.sleep(0.001)
+        returncode = process.wait(timeout=30)
+    log = (tmp_path / "stderr.log").read_text()
+
+    assert returncode == 128 + signal.SIGTERM
+    assert "BufferError" not in log and "Traceback" not in log
+    messages = [json.loads(line) for line in output.splitlines()]  # every line whole
+    assert messages[-1]["type"] == "STATE"
     assert any(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages)

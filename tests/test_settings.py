@@ -64,3 +64,75 @@ def test_readme_settings_table_is_the_taps_own():
     ).stdout
     table = re.compile(r"^\| Setting \|.*?(?=\n\n)", re.S | re.M)
     assert table.search(README.read_text()).group(0) == table.search(about).group(0)  # type: ignore[union-attr]
+
+
+def _run_with_env_config(emulator, tmp_path: Path, variables: dict[str, str]) -> subprocess.CompletedProcess:
+    """`tap-vobiz --config ENV` with these TAP_VOBIZ_* variables (and the emulator's credentials)."""
+    import json
+    import os
+
+    from tests.tap_runner import catalog_selecting
+
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(catalog_selecting(("channels", "conversations", "messages"))))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_VOBIZ_")}
+    env.update({f"TAP_VOBIZ_{k.upper()}": str(v) for k, v in emulator_config(emulator).items()})
+    env.update(variables)
+    return subprocess.run(
+        [str(TAP), "--config", "ENV", "--catalog", str(catalog)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_every_kind_of_setting_works_from_the_environment(start_emulator, tmp_path):
+    emulator = start_emulator(10, 200)
+
+    completed = _run_with_env_config(
+        emulator,
+        tmp_path,
+        {
+            "TAP_VOBIZ_USER_AGENT": "acme-elt/1.0",  # string
+            "TAP_VOBIZ_MAX_WORKERS": "2",  # integer
+            "TAP_VOBIZ_LOOKBACK_HOURS": "0",  # number
+            "TAP_VOBIZ_MAX_REQUESTS_PER_SECOND": "250.5",
+            "TAP_VOBIZ_PROGRESS_INTERVAL_SECONDS": "0",
+            "TAP_VOBIZ_EMIT_ACTIVATE_VERSION_MESSAGES": "false",  # boolean
+            "TAP_VOBIZ_STREAM_MAPS": '{"channels": {"display_name": "__NULL__"}}',  # object
+        },
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    messages = [__import__("json").loads(line) for line in completed.stdout.splitlines()]
+    channels = [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == "channels"]
+    assert len(channels) == 3 and all("display_name" not in c for c in channels)
+    assert not [m for m in messages if m["type"] == "ACTIVATE_VERSION"]
+    assert "Progress:" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        ({"TAP_VOBIZ_MAX_WORKERS": "eight"}, "TAP_VOBIZ_MAX_WORKERS must be a whole number (got 'eight')"),
+        ({"TAP_VOBIZ_LOOKBACK_HOURS": "soon"}, "TAP_VOBIZ_LOOKBACK_HOURS must be a number (got 'soon')"),
+        ({"TAP_VOBIZ_LOOKBACK_HOURS": "nan"}, "TAP_VOBIZ_LOOKBACK_HOURS must be a number (got 'nan')"),
+        ({"TAP_VOBIZ_EMIT_ACTIVATE_VERSION_MESSAGES": "maybe"}, "must be true or false (got 'maybe')"),
+        ({"TAP_VOBIZ_STREAM_MAPS": "{not json"}, "TAP_VOBIZ_STREAM_MAPS must be a JSON object"),
+    ],
+)
+def test_a_variable_that_does_not_convert_is_one_line_before_any_request(
+    start_emulator, tmp_path, variables, line
+):
+    emulator = start_emulator(3, 30)
+
+    completed = _run_with_env_config(emulator, tmp_path, variables)
+
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    errors = [text for text in completed.stderr.splitlines() if "ERROR" in text]
+    assert any(line in error for error in errors), completed.stderr[-1500:]
+    assert emulator.state.stats["requests"] == 0
