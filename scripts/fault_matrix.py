@@ -1,9 +1,12 @@
 """Run the tap against the emulator under each kind of fault and print what happened.
 
 Every scenario starts a fresh emulator with the same generated account, injects one kind
-of fault, runs the installed `tap-vobiz` command, and reports its exit code, the retries
-and requests it made, its wall time, and whether its output holds exactly the account's
-records (each id once). Prints a markdown table.
+of fault, runs the installed `tap-vobiz` command on the conversations and messages streams
+(scripted faults count requests in order: the first two are the conversation lists), and
+reports its exit code, the retries and requests it made, its wall time, and whether its
+output holds exactly the account's messages (each id once). Prints a markdown table.
+Faults of the page-numbered lists (404 on a channel's templates, a page served twice,
+rows moving while a list is paged) are tested in tests/test_account_streams.py.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.pipeline_stack import select_streams
 from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import Faults, RunningEmulator
 
@@ -52,9 +56,14 @@ def run(name: str, faults: dict, overrides: dict, workdir: Path) -> str:
         config.update(overrides)
         (workdir / "config.json").write_text(json.dumps(config))
         started = time.monotonic()
-        result = subprocess.run(
-            [str(TAP), "--config", str(workdir / "config.json")], capture_output=True, text=True, check=False
-        )
+        command = [
+            str(TAP),
+            "--config",
+            str(workdir / "config.json"),
+            "--catalog",
+            str(workdir / "catalog.json"),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         seconds = time.monotonic() - started
         requests = emulator.state.stats["requests"]
         injected = sum(n for key, n in emulator.state.stats.items() if key.startswith("faults:"))
@@ -81,6 +90,11 @@ def main() -> int:
     print("| fault | injected | exit | retries | requests | seconds | messages exact | error line |")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
+        discovered = subprocess.run(
+            [str(TAP), "--discover"], capture_output=True, text=True, check=True
+        ).stdout
+        catalog = select_streams(json.loads(discovered), ("conversations", "messages"))
+        (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
         for name, faults, overrides in SCENARIOS:
             print(run(name, faults, overrides, Path(tmp)), flush=True)
     return 0

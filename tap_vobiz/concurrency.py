@@ -151,9 +151,7 @@ class RequestPacer:
         clock: t.Callable[[], float] = time.monotonic,
         *,
         max_in_flight: int = DEFAULT_MAX_WORKERS,
-        sleep: t.Callable[[float], None] = time.sleep,
     ) -> None:
-        self.sleep = sleep
         self.max_per_second = max_per_second
         self._in_flight = threading.BoundedSemaphore(max(1, max_in_flight))
         self.rate = max_per_second
@@ -187,7 +185,7 @@ class RequestPacer:
                     while self._sent and self._sent[0] < now - self.WINDOW_SECONDS:
                         self._sent.popleft()
                     return
-            self.sleep(start - now)
+            time.sleep(start - now)
             with self._lock:
                 if self.clock() >= self.paused_until:
                     # The slot came and no pause began meanwhile: go.
