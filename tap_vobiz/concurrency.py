@@ -138,7 +138,8 @@ class RequestPacer:
 
     `max_per_second` None means no cap until a 429: then all requests wait out the pause,
     and the rate drops to half of what was being sent, rising by a quarter after every
-    `RECOVERY_SECONDS` without a 429 until it no longer binds.
+    `RECOVERY_SECONDS` without a 429 while requests use it (a rate they do not reach
+    stays put instead of being lifted, which would let every worker burst at once).
     """
 
     RECOVERY_SECONDS = 10.0
@@ -214,10 +215,11 @@ class RequestPacer:
         raised = self.rate * 1.25
         if self.max_per_second is not None and raised >= self.max_per_second:
             self.rate = self.max_per_second
-        elif self.max_per_second is None and raised > 2 * self._observed_rate(now) + 1:
-            self.rate = None  # no longer what limits the requests
-        else:
+        elif raised <= 2 * self._observed_rate(now) + 1:
             self.rate = raised
+        # Otherwise the rate does not bind now (requests come slower than it allows): it
+        # stays where it is. Lifting it altogether would let every worker go at once as
+        # soon as they can, straight into the server's limit again.
 
     def _observed_rate(self, now: float) -> float:
         recent = [moment for moment in self._sent if moment >= now - self.WINDOW_SECONDS]

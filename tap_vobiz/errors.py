@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.exceptions import FatalAPIError, MapExpressionError
 
 
 class VobizError(Exception):
@@ -41,16 +41,18 @@ class ListGoneError(FatalAPIError):
 
 
 class OneLineFailures(logging.Filter):
-    """Drops the SDK's generic "An unhandled error occurred while syncing" for a VobizError.
+    """Drops the SDK's generic "An unhandled error occurred while syncing" for a VobizError
+    or a failing stream map.
 
-    The SDK logs that line for any exception leaving a stream's sync; for the failures
-    above the tap logs their own message once, which says what to fix.
+    The SDK logs that line for any exception leaving a stream's sync; for these the tap
+    logs their own message once (`TapVobiz.sync_all`), which says what to fix.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         in_flight = sys.exc_info()[1]
         return not (
-            isinstance(in_flight, VobizError) and record.msg.startswith("An unhandled error occurred")
+            isinstance(in_flight, (VobizError, MapExpressionError))
+            and record.msg.startswith("An unhandled error occurred")
         )
 
 

@@ -65,7 +65,7 @@ def test_rerun_reads_only_the_campaigns_that_can_change_and_brings_every_change(
 
     # Ten days on: campaigns that finished long ago stay quiet; receipts, new campaigns, new calls.
     dataset.now += dt.timedelta(days=10)
-    activity = dataset.add_activity(hours=6, new_campaigns=3, receipts=200, new_calls=15)
+    activity = dataset.add_activity(hours=6, new_campaigns=3, receipts=40, new_calls=15)
     assert activity["recipient_changes"] and activity["new_campaigns"] and activity["new_calls"]
     emulator.state.requests.clear()
     second = run_tap(emulator_config(emulator), tmp_path, state=first.last_state, streams=CAMPAIGN_TABLES)
