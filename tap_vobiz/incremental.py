@@ -207,12 +207,22 @@ class WindowedStream(VobizStream):
         if value is None:
             return None
         moment = parse_timestamp(value)
-        if moment is None or state.get("replication_key") not in {None, self.replication_key}:
-            self.logger.warning(
-                "Ignoring the %s bookmark in the state (%r of %r): reading as on a first run",
-                self.name,
-                value,
-                state.get("replication_key"),
+        key = state.get("replication_key")
+        if moment is None or key not in {None, self.replication_key}:
+            wrong = (
+                f"{value!r} is not an RFC 3339 timestamp"
+                if moment is None
+                else f"it is a bookmark of {key!r}, not of {self.replication_key!r}"
             )
+            self.logger.warning(
+                "Ignoring the %s bookmark in the state (%s): this run reads all %s, a full read as on a "
+                "first run; to avoid that, set a valid bookmark (`meltano state set`) or clear the state "
+                "(`meltano state clear`)",
+                self.name,
+                wrong,
+                self.name,
+            )
+            # Said once: the next reading of this state finds no bookmark, as on a first run.
+            state.pop("replication_key_value")
             return None
         return moment

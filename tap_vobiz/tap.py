@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import decimal
 import ipaddress
@@ -11,11 +12,13 @@ import sys
 import typing as t
 from urllib.parse import urlsplit
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
 from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import _ConfigInput
 
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
 from tap_vobiz.call_streams import CallLogsStream
@@ -25,6 +28,7 @@ from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
+from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.pagination import parse_setting_timestamp
 from tap_vobiz.run_report import DEFAULT_PROGRESS_INTERVAL, RunReport
@@ -172,6 +176,64 @@ class TapVobiz(Tap):
             "lists. Sent only after the stream's lists were read completely.",
         ),
     ).to_dict()
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with `--state` and `--catalog` taken as paths that `invoke` reads.
+
+        As `click.File`s a missing file is a usage error (exit 2) and the text is read
+        unchecked; as paths every mistake in them is one line (`tap_vobiz.input_files`).
+        """
+        command = super().get_singer_command()
+        for param in command.params:
+            if param.name in {"state", "catalog"}:
+                param.type = click.STRING
+        return command
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> _ConfigInput:
+        """The `--config` files (and `ENV`), read and checked before anything else runs."""
+        with cls._one_line_input_errors():
+            config, parse_env = read_config_files(value)
+        return _ConfigInput(config=config, parse_env=parse_env)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: str | None = None,
+        catalog: str | None = None,
+    ) -> None:
+        """The SDK's sync invocation, with the state and catalog files checked before the tap starts."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        with cls._one_line_input_errors():
+            state_dict = read_state_file(state) if state is not None else None
+            stream_names = {stream_type.name for stream_type in STREAM_TYPES}  # type: ignore[misc]
+            catalog_dict = read_catalog_file(catalog, stream_names) if catalog is not None else None
+        tap = cls(
+            config=config.config,
+            state=state_dict,
+            catalog=catalog_dict,
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        tap.sync_all()
+
+    @classmethod
+    @contextlib.contextmanager
+    def _one_line_input_errors(cls) -> t.Iterator[None]:
+        try:
+            yield
+        except InputFileError as error:
+            cls.logger.error("%s", error)
+            raise SystemExit(1) from None
 
     @classproperty
     def _env_var_config(cls) -> dict[str, t.Any]:

@@ -358,15 +358,3 @@ def test_window_bookmark_is_capped_by_the_api_clock_and_never_moves_back():
     assert window.next_bookmark() == _at(15)
     window.api_time_at_start = _at(12)
     assert window.next_bookmark() == _at(12)
-
-
-def test_an_unreadable_bookmark_is_reported_and_read_as_a_first_run(start_emulator, tmp_path):
-    emulator = start_emulator(10, 300)
-    unreadable = {"replication_key": "created_at", "replication_key_value": "yesterday"}
-    state = {"bookmarks": {"messages": unreadable}}
-
-    run = run_tap(emulator_config(emulator), tmp_path, state=state)
-
-    assert run.returncode == 0
-    assert "Ignoring the messages bookmark in the state ('yesterday'" in run.stderr
-    assert len(run.ids("messages")) == 300
