@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import socket
 import time
 import typing as t
 from functools import cached_property
@@ -12,7 +11,6 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-from requests.adapters import HTTPAdapter
 from singer_sdk.authenticators import BearerTokenAuthenticator, SimpleAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -20,9 +18,16 @@ from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
+from tap_vobiz.connection import (
+    configure_session,
+    describe_transient_error,
+    unreachable_host,
+    untrusted_certificate,
+)
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
     ApiUnreachableError,
+    CertificateNotTrustedError,
     CredentialsRejectedError,
     InvalidRequestError,
     ListGoneError,
@@ -38,6 +43,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
     from tap_vobiz.concurrency import RequestPacer
+    from tap_vobiz.deprecations import DeprecationNotices
     from tap_vobiz.run_report import RunReport
 
 # What a retry can fix: rate limits, server errors, broken connections and bodies.
@@ -88,6 +94,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self.report: RunReport = tap.report  # type: ignore[attr-defined]
+        self._deprecation_notices: DeprecationNotices = tap.deprecation_notices  # type: ignore[attr-defined]
         self.logger.addFilter(ONE_LINE_FAILURES)
         configure_session(
             self.requests_session, self.url_base, int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
@@ -134,6 +141,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     def validate_response(self, response: requests.Response) -> None:
         """Retry what can pass, fail fast with a fix for what cannot, and check the body."""
         self.report.add(run_report.REQUESTS)
+        self._deprecation_notices.observe(response, f"GET {self.path}", self.logger)
         status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self.response_error_message(response), response)
@@ -202,12 +210,15 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             # the configuration is wrong, and waiting will not mend it.
             return self.report.totals()[run_report.REQUESTS] == 0 and unreachable_host(error) is not None
 
+        def not_transient(error: Exception) -> bool:
+            return never_reached(error) or untrusted_certificate(error) is not None
+
         retrying = backoff.on_exception(
             self.backoff_wait_generator,
             TRANSIENT_ERRORS,
             max_tries=None,
             max_time=budget,
-            giveup=never_reached,
+            giveup=not_transient,
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,
             logger=None,
@@ -217,6 +228,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             try:
                 return retrying(prepared_request, context)
             except TRANSIENT_ERRORS as error:
+                if fix := untrusted_certificate(error):
+                    raise CertificateNotTrustedError(fix) from None
                 if never_reached(error):
                     raise ApiUnreachableError(
                         f"Cannot reach the Vobiz API: {unreachable_host(error)}; check api_url"
@@ -330,50 +343,6 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             self.logger.warning(message, *args)
         elif self._bad_records_logged == LOGGED_BAD_RECORDS + 1:
             self.logger.warning("More bad %s records; see the counts at the end of the run", self.name)
-
-
-def configure_session(session: requests.Session, url: str, workers: int) -> None:
-    """A connection per worker to keep alive, and the environment's proxies read once.
-
-    Requests would otherwise scan the environment for proxy settings (`HTTPS_PROXY`,
-    `NO_PROXY`, ...) on every request, which costs more than parsing the page.
-    """
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(10, workers))
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    session.trust_env = False
-
-
-def describe_transient_error(error: object) -> str:
-    """A one-line description of a transient fault, without request headers."""
-    if isinstance(error, RetriableAPIError):
-        return str(error)
-    if isinstance(error, requests.exceptions.Timeout):
-        return "the request timed out (request_timeout)"
-    if isinstance(error, requests.exceptions.RequestException):
-        return f"connection failed ({unreachable_host(error) or type(error).__name__})"
-    return type(error).__name__
-
-
-def unreachable_host(error: BaseException) -> str | None:
-    """`cannot resolve host X` or `connection refused by X:port` when that is why a request failed."""
-    url = urlsplit(str(getattr(getattr(error, "request", None), "url", "") or ""))
-    seen: set[int] = set()
-    pending: list[object] = [error]
-    while pending:
-        cause = pending.pop()
-        if not isinstance(cause, BaseException) or id(cause) in seen:
-            continue
-        seen.add(id(cause))
-        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
-            return f"cannot resolve host {url.hostname or '?'}"
-        if isinstance(cause, ConnectionRefusedError):
-            return (
-                f"connection refused by {url.hostname or '?'}:{url.port or {'http': 80}.get(url.scheme, 443)}"
-            )
-        pending += [cause.__cause__, cause.__context__, *cause.args, getattr(cause, "reason", None)]
-    return None
 
 
 def _fields(row: dict) -> str:

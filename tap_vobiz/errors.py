@@ -24,6 +24,10 @@ class ApiUnreachableError(VobizError):
     """The configured host cannot be resolved, or refuses connections, before it ever answered."""
 
 
+class CertificateNotTrustedError(VobizError):
+    """The server's TLS certificate does not verify against the CA bundle in use."""
+
+
 class RetriesExhaustedError(VobizError):
     """A transient fault outlasted the retry budget (`max_retry_seconds`)."""
 

@@ -26,6 +26,7 @@ from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS, VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
+from tap_vobiz.deprecations import DeprecationNotices
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
@@ -289,6 +290,13 @@ class TapVobiz(Tap):
                 max_in_flight=int(self.config.get("max_workers", DEFAULT_MAX_WORKERS)),
             )
         return self._pacer
+
+    @property
+    def deprecation_notices(self) -> DeprecationNotices:
+        """The endpoints whose `Deprecation`/`Sunset` headers were warned about in this run."""
+        if not hasattr(self, "_deprecation_notices"):
+            self._deprecation_notices = DeprecationNotices()
+        return self._deprecation_notices
 
     @property
     def report(self) -> RunReport:

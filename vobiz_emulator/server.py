@@ -16,6 +16,10 @@ activity between runs and inject faults:
                                have been served: a change while a run pages
 - `POST /_emulator/faults`    `{"latency_ms", "error_rate", "rate_limit_rate", "retry_after",
                                "malformed_rate", "max_per_second", "seed", "script": ["500", ...]}`
+- `POST /_emulator/announcements` `{"messages": {"Deprecation": "@1798761600", "Sunset": "<HTTP date>",
+                               "Link": "<url>; rel=\"sunset\""}, ...}`: headers every response of
+                               that kind of request carries from now on (how Vobiz announces a
+                               breaking change); `{}` removes them
 - `POST /_emulator/reset`     forget the stats and the faults
 
 A script is consumed one entry per API request, before the random faults apply:
@@ -40,6 +44,7 @@ import email.utils
 import json
 import random
 import re
+import ssl
 import sys
 import threading
 import time
@@ -160,6 +165,7 @@ class EmulatorState:
         self.pending_changes: list[PendingChange] = []
         self.in_flight = 0
         self.applied_changes: list[dict] = []
+        self.announcements: dict[str, dict[str, str]] = {}  # request kind -> headers
         self._listing: list[dict] = []
         self._listing_size = -1
 
@@ -303,6 +309,9 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_emulator/faults":
                 state.faults = Faults(**payload)
                 self._json(200, {"ok": True})
+            elif path == "/_emulator/announcements":
+                state.announcements = {str(kind): dict(headers) for kind, headers in payload.items()}
+                self._json(200, {"ok": True})
             elif path == "/_emulator/reset":
                 state.faults = Faults()
                 state.stats.clear()
@@ -365,7 +374,7 @@ class Handler(BaseHTTPRequestHandler):
         except (BadRequest, BadPageRequest) as error:
             status, payload = 400, {"error": str(error)}
         self._count(status)
-        self._json(status, payload)
+        self._json(status, payload, state.announcements.get(kind))
 
     def _count(self, status: int) -> None:
         with self.server.state.lock:
@@ -515,19 +524,25 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+    def __init__(
+        self, address: tuple[str, int], state: EmulatorState, tls: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(address, Handler)
         self.state = state
+        self.scheme = "https" if tls else "http"
+        if tls:
+            # Like the real API, over TLS; the handshake happens in the request's own thread.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that hung up (after a timeout, say) is normal; anything else is printed."""
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ssl.SSLError)):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -537,8 +552,16 @@ class EmulatorServer(ThreadingHTTPServer):
 class RunningEmulator:
     """An emulator serving from a background thread: `with RunningEmulator(ds) as emu:`."""
 
-    def __init__(self, dataset: Dataset, host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
-        self.server = EmulatorServer((host, port), EmulatorState(dataset, **options))  # type: ignore[arg-type]
+    def __init__(
+        self,
+        dataset: Dataset,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        **options: object,
+    ) -> None:
+        state = EmulatorState(dataset, **options)  # type: ignore[arg-type]
+        self.server = EmulatorServer((host, port), state, tls)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

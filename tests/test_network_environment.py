@@ -1,0 +1,163 @@
+"""Behind a company network: the CA bundle and proxies of the environment, as `requests` reads them."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import trustme
+
+from tests.tap_runner import emulator_config, run_tap
+
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@pytest.fixture
+def company_ca(tmp_path):
+    """A throw-away CA (a TLS-inspecting proxy's, say), its PEM bundle, and a server context it signed."""
+    ca = trustme.CA(organization_name="Example Corp inspection CA")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    bundle = tmp_path / "company-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return bundle, server
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    """No CA bundle or proxy variables from the machine running the tests."""
+    for name in (
+        *CA_VARIABLES,
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line.split("|", 3)[3].strip() for line in stderr.splitlines() if "| ERROR" in line]
+
+
+@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.parametrize("variable", CA_VARIABLES)
+def test_a_ca_bundle_in_the_environment_is_trusted_as_requests_trusts_it(
+    start_emulator, tmp_path, company_ca, variable
+):
+    bundle, server_context = company_ca
+    emulator = start_emulator(5, 100, tls=server_context)
+    assert emulator.api_url.startswith("https://127.0.0.1:")
+    # What every requests-based tool does with the variable:
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(emulator.api_url + "/conversations", timeout=10)
+    assert (
+        requests.get(emulator.api_url + "/conversations", timeout=10, verify=str(bundle)).status_code == 401
+    )
+
+    run = run_tap(emulator_config(emulator), tmp_path, env={variable: str(bundle)})
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records["conversations"]) == 5
+    assert len(run.records["messages"]) == 100
+
+
+@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.parametrize("bundle_in_use", ["certifi", "another CA"])
+def test_a_certificate_that_does_not_verify_is_one_line_and_never_retried(
+    start_emulator, tmp_path, company_ca, bundle_in_use
+):
+    _bundle, server_context = company_ca
+    emulator = start_emulator(5, 100, tls=server_context)
+    env, named = {}, "the CA bundle of certifi"
+    if bundle_in_use == "another CA":
+        other = tmp_path / "other-ca.pem"
+        trustme.CA().cert_pem.write_to_path(str(other))
+        env, named = {"REQUESTS_CA_BUNDLE": str(other)}, f"the CA bundle REQUESTS_CA_BUNDLE={other}"
+
+    run = run_tap(emulator_config(emulator, max_retry_seconds=60), tmp_path, env=env)
+
+    assert run.returncode == 1
+    assert _error_lines(run.stderr) == [
+        "Cannot verify the TLS certificate of 127.0.0.1 (unable to get local issuer certificate) "
+        f"with {named}. If your network "
+        "inspects TLS (a company proxy), point REQUESTS_CA_BUNDLE at a PEM file holding your "
+        "company's CA certificate"
+    ], run.stderr[-2000:]
+    assert "Retrying" not in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "; 0 retries;" in run.stderr
+    assert emulator.state.stats["requests"] == 0
+
+
+class _CountingProxy(ThreadingHTTPServer):
+    """A forward HTTP proxy on loopback that counts the requests it relays."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.relayed = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _CountingProxy
+
+    def do_GET(self) -> None:
+        target = urlsplit(self.path)  # a proxy is sent the absolute URL
+        with self.server.lock:
+            self.server.relayed += 1
+        upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"proxy-connection", "host"}}
+        upstream.request("GET", f"{target.path}?{target.query}", headers=headers)
+        response = upstream.getresponse()
+        body = response.read()
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        upstream.close()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy():
+    server = _CountingProxy()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1", "localhost,127.0.0.0/8"])
+def test_proxies_and_no_proxy_from_the_environment_are_honoured(start_emulator, tmp_path, proxy, no_proxy):
+    emulator = start_emulator(5, 100)
+    env = {"HTTP_PROXY": proxy.url} | ({"NO_PROXY": no_proxy} if no_proxy else {})
+
+    run = run_tap(emulator_config(emulator), tmp_path, env=env)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records["messages"]) == 100
+    served = emulator.state.stats["requests"]
+    assert served > 0
+    assert proxy.relayed == (0 if no_proxy else served)
