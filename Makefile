@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/tap-vobiz: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e . --group dev
 	touch $@
 
 demo: $(BIN)/tap-vobiz

@@ -54,7 +54,7 @@ STREAM_TYPES: tuple[type[VobizStream], ...] = (
 
 
 class TapVobiz(Tap):
-    """Extracts a Vobiz WhatsApp account: conversations, messages, channels, templates, contacts, ..."""
+    """Vobiz WhatsApp: conversations, messages, channels, templates, contacts, campaigns and call logs."""
 
     name = "tap-vobiz"
     message_writer_class = SingerOutput

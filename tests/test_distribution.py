@@ -1,0 +1,156 @@
+"""tap-vobiz as users get it: a wheel from PyPI, added to their Meltano project from its Hub definition."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import plugin_definition
+from tests.tap_runner import emulator_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `uv build` makes of this checkout."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [str(BIN / "uv"), "build", "--wheel", "-o", str(out), str(ROOT)], check=True, capture_output=True
+    )
+    (built,) = out.glob("tap_vobiz-*.whl")
+    return built
+
+
+def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = Parser().parsestr(archive.read("tap_vobiz-0.1.0.dist-info/METADATA").decode())
+        entry_points = archive.read("tap_vobiz-0.1.0.dist-info/entry_points.txt").decode()
+
+    modules = {f"tap_vobiz/{path.name}" for path in (ROOT / "tap_vobiz").glob("*.py")}
+    dist_info = {
+        f"tap_vobiz-0.1.0.dist-info/{name}" for name in ("METADATA", "WHEEL", "RECORD", "entry_points.txt")
+    }
+    assert names == modules | {"tap_vobiz/py.typed", "tap_vobiz-0.1.0.dist-info/licenses/LICENSE"} | dist_info
+    assert "tap-vobiz = tap_vobiz.tap:TapVobiz.cli" in entry_points
+
+    assert metadata["Name"] == "tap-vobiz"
+    assert metadata["Summary"].startswith("Singer tap for a Vobiz WhatsApp account")
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata["License-File"] == "LICENSE"
+    assert metadata["Requires-Python"] == ">=3.10"
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert metadata.get_payload().startswith("# tap-vobiz")
+    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL"))
+    assert set(urls) == {"Homepage", "Documentation", "Repository", "Issues", "Vobiz API"}
+    classifiers = metadata.get_all("Classifier")
+    assert [c for c in classifiers if c.startswith("Programming Language :: Python :: 3.")] == [
+        f"Programming Language :: Python :: 3.{minor}" for minor in (10, 11, 12, 13)
+    ]
+    assert "Development Status :: 4 - Beta" in classifiers
+    # What the tap needs to run, and nothing of the pipeline or the tests.
+    assert sorted(metadata.get_all("Requires-Dist")) == [
+        "requests>=2.32",
+        "singer-sdk[msgspec]<0.55,>=0.54.2",
+    ]
+
+
+def test_the_wheel_installed_with_pip_into_a_clean_venv_runs_the_tap(wheel, tmp_path, start_emulator):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(wheel)]
+    subprocess.run(pip, check=True, capture_output=True)
+    tap = str(venv / "bin" / "tap-vobiz")
+
+    about = json.loads(
+        subprocess.run([tap, "--about", "--format=json"], capture_output=True, check=True).stdout
+    )
+    emulator = start_emulator(5, 100, account={"contacts": 40})
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(emulator_config(emulator)))
+    synced = subprocess.run([tap, "--config", str(config)], capture_output=True, text=True, timeout=120)
+
+    assert about["name"] == "tap-vobiz"
+    assert about["version"] == "0.1.0"
+    assert synced.returncode == 0, synced.stderr[-2000:]
+    records = [json.loads(line) for line in synced.stdout.splitlines() if '"type":"RECORD"' in line]
+    streams = {record["stream"] for record in records}
+    assert len(streams) == 9
+    assert sum(record["stream"] == "messages" for record in records) == 100
+    assert sum(record["stream"] == "contacts" for record in records) == 40
+
+
+def test_the_plugin_definition_is_what_tap_vobiz_about_says():
+    assert (ROOT / "tap-vobiz.yml").read_text() == plugin_definition.render(plugin_definition.about())
+
+
+def test_a_new_meltano_project_adds_configures_and_runs_the_tap_from_its_definition(
+    wheel, tmp_path, start_emulator
+):
+    meltano = [str(BIN / "meltano")]
+    subprocess.run(
+        [*meltano, "init", "their-project", "--no_usage_stats"], cwd=tmp_path, check=True, capture_output=True
+    )
+    project = tmp_path / "their-project"
+
+    def run(*args: str) -> str:
+        completed = subprocess.run(
+            [*meltano, *args], cwd=project, capture_output=True, text=True, timeout=300
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return completed.stdout
+
+    run(
+        "add",
+        "--plugin-type",
+        "extractor",
+        "tap-vobiz",
+        "--from-ref",
+        str(ROOT / "tap-vobiz.yml"),
+        "--no-install",
+    )
+    # The definition installs `tap-vobiz` from PyPI; here, the wheel of this checkout instead.
+    project_file = project / "meltano.yml"
+    declared = yaml.safe_load(project_file.read_text())
+    (extractor,) = declared["plugins"]["extractors"]
+    assert extractor["pip_url"] == "tap-vobiz"
+    extractor["pip_url"] = str(wheel)
+    project_file.write_text(yaml.safe_dump(declared, sort_keys=False))
+    run("install", "--plugin-type", "extractor", "tap-vobiz")
+
+    emulator = start_emulator(5, 100)
+    run("config", "set", "tap-vobiz", "auth_id", emulator.state.auth_id)
+    run("config", "set", "tap-vobiz", "auth_token", emulator.state.auth_token)
+    run("config", "set", "tap-vobiz", "api_url", emulator.api_url)
+    catalog = json.loads(run("invoke", "tap-vobiz", "--discover"))
+    output = run("invoke", "tap-vobiz")
+
+    # The sensitive setting went to .env, not into the project file that gets committed.
+    assert (project / ".env").read_text().strip() == f"TAP_VOBIZ_AUTH_TOKEN='{emulator.state.auth_token}'"
+    assert emulator.state.auth_token not in project_file.read_text()
+    assert yaml.safe_load(project_file.read_text())["plugins"]["extractors"][0]["config"] == {
+        "auth_id": emulator.state.auth_id,
+        "api_url": emulator.api_url,
+    }
+    assert sorted(stream["tap_stream_id"] for stream in catalog["streams"]) == [
+        "call_logs",
+        "campaign_recipients",
+        "campaigns",
+        "canned_responses",
+        "channels",
+        "contacts",
+        "conversations",
+        "messages",
+        "templates",
+    ]
+    records = [json.loads(line) for line in output.splitlines() if '"type":"RECORD"' in line]
+    assert sum(record["stream"] == "messages" for record in records) == 100
