@@ -87,8 +87,10 @@ def read_json_object(option: str, path: str) -> dict[str, t.Any]:
         value = load_json(text)
     except ValueError as error:
         where = getattr(error, "lineno", None), getattr(error, "colno", None)
-        truncated = getattr(error, "pos", -1) >= len(text.rstrip())
-        detail = getattr(error, "msg", str(error))
+        detail = getattr(error, "msg", str(error)).removesuffix(" at")
+        # Cut short (a run killed while writing it): the text ends inside a value.
+        ends_early = getattr(error, "pos", -1) >= len(text.rstrip())
+        truncated = ends_early or detail.startswith("Unterminated string")
         reason = (
             "it ends too early (truncated?)"
             if truncated
