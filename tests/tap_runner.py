@@ -59,6 +59,20 @@ class TapRun:
         return self.states[-1]
 
 
+def tap_log(stderr: str, level: str | None = None) -> list[str]:
+    """The messages the tap's own loggers (`tap-vobiz`, `tap-vobiz.<stream>`) logged, at `level` if given.
+
+    Other lines are left out: the SDK's metrics, Python warnings (on 3.10, the SDK's
+    end-of-life notice) and their continuation lines.
+    """
+    messages = []
+    for line in stderr.splitlines():
+        parts = [part.strip() for part in line.split("|", 3)]
+        if len(parts) == 4 and parts[2].startswith("tap-vobiz") and level in {None, parts[1]}:
+            messages.append(parts[3])
+    return messages
+
+
 def emulator_config(emulator, **overrides: object) -> dict:
     """A config for the tap that points at a running emulator."""
     config = {

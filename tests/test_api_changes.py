@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import requests
 
-from tests.tap_runner import emulator_config, run_tap
+from tests.tap_runner import emulator_config, run_tap, tap_log
 
 
 def _announce(emulator, announcements: dict) -> None:
     url = emulator.server.base_url + "/_emulator/announcements"
     requests.post(url, json=announcements, timeout=10).raise_for_status()
-
-
-def _warnings(stderr: str) -> list[str]:
-    return [line.split("|", 3)[3].strip() for line in stderr.splitlines() if "| WARNING" in line]
 
 
 def test_deprecation_and_sunset_headers_are_one_warning_per_endpoint_per_run(start_emulator, tmp_path):
@@ -38,7 +34,7 @@ def test_deprecation_and_sunset_headers_are_one_warning_per_endpoint_per_run(sta
     # Every response of these endpoints carried the headers (at least a page per conversation) ...
     assert served["requests:messages"] >= 20
     assert served["requests:contacts"] == 3  # 250 contacts, 100 a page
-    assert sorted(_warnings(run.stderr)) == [  # ... and one warning each endpoint
+    assert sorted(tap_log(run.stderr, "WARNING")) == [  # ... and one warning each endpoint
         "The Vobiz API announces a breaking change of GET /channels/whatsapp: deprecated; upgrade "
         "tap-vobiz before then, or tell its maintainers",
         "The Vobiz API announces a breaking change of GET /contacts: removed on 2027-09-01 12:00 UTC; "
@@ -67,4 +63,4 @@ def test_unknown_enum_values_are_kept_as_received(start_emulator, tmp_path):
         (record,) = [r for r in run.records[stream] if r["id"] == row["id"]]
         assert record["status"] == row["status"]
         assert not record.get("malformed_fields")
-    assert _warnings(run.stderr) == []
+    assert tap_log(run.stderr, "WARNING") == []

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.tap_runner import TAP, emulator_config, run_tap
+from tests.tap_runner import TAP, emulator_config, run_tap, tap_log
 
 VERSION_LINE = ("INFO", "tap-vobiz v0.1.0, Meltano SDK v")
 
@@ -166,8 +166,7 @@ def test_an_unreadable_bookmark_says_it_costs_a_full_read_and_how_to_fix_the_sta
     run = run_tap(emulator_config(emulator), tmp_path, state=state)
 
     assert run.returncode == 0
-    warnings = [message for level, message in _log_lines(run.stderr) if level == "WARNING"]
-    assert warnings == [
+    assert tap_log(run.stderr, "WARNING") == [
         "Ignoring the messages bookmark in the state ('yesterday' is not an RFC 3339 timestamp): this run "
         "reads all messages, a full read as on a first run; to avoid that, set a valid bookmark "
         "(`meltano state set`) or clear the state (`meltano state clear`)"
