@@ -24,11 +24,7 @@ def account(tmp_path_factory):
 @pytest.mark.parametrize("loader", ["target-jsonl", "target-csv", "target-duckdb"])
 def test_every_row_reaches_the_loader_exactly_once(account, loader):
     output, served, workdir = account
-    first_ids: dict[str, str] = {}
-    for line in output.splitlines():
-        if '"type":"RECORD"' in line:
-            message = json.loads(line)
-            first_ids.setdefault(message["stream"], message["record"]["id"])
+    first_ids = loaders_check.first_record_ids(output)
 
     _installed, loaded, _log = loaders_check.load(loader, output, workdir)
 

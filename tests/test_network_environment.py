@@ -12,7 +12,7 @@ import pytest
 import requests
 import trustme
 
-from tests.tap_runner import emulator_config, run_tap
+from tests.tap_runner import emulator_config, run_tap, tap_log
 
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -41,10 +41,6 @@ def clean_environment(monkeypatch):
         "no_proxy",
     ):
         monkeypatch.delenv(name, raising=False)
-
-
-def _error_lines(stderr: str) -> list[str]:
-    return [line.split("|", 3)[3].strip() for line in stderr.splitlines() if "| ERROR" in line]
 
 
 @pytest.mark.usefixtures("clean_environment")
@@ -85,7 +81,7 @@ def test_a_certificate_that_does_not_verify_is_one_line_and_never_retried(
     run = run_tap(emulator_config(emulator, max_retry_seconds=60), tmp_path, env=env)
 
     assert run.returncode == 1
-    assert _error_lines(run.stderr) == [
+    assert tap_log(run.stderr, "ERROR") == [
         "Cannot verify the TLS certificate of 127.0.0.1 (unable to get local issuer certificate) "
         f"with {named}. If your network "
         "inspects TLS (a company proxy), point REQUESTS_CA_BUNDLE at a PEM file holding your "
