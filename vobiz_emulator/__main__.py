@@ -42,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         "--conversations-page-size",
         type=int,
         default=None,
-        help="paginate GET /conversations (the real API returns one page today)",
+        help="conversations a page of GET /conversations, when it is paged (--conversations-paging)",
+    )
+    parser.add_argument(
+        "--conversations-paging",
+        choices=("items", "cursor", "pages"),
+        default=None,
+        help="how GET /conversations is paged: one list (documented today), next_cursor, or page "
+        "numbers (the changelog's envelope); default: cursor with --conversations-page-size, else items",
     )
     parser.add_argument("--auth-id", default=DEFAULT_AUTH_ID)
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         auth_token=args.auth_token,
         bearer_token=args.bearer_token,
         conversations_page_size=args.conversations_page_size,
+        shape={"conversations": args.conversations_paging} if args.conversations_paging else None,
     )
     emulator.state.faults = Faults(
         latency_ms=args.latency_ms,

@@ -342,6 +342,8 @@ class Dataset:
         moved_on = self.campaign_data.advance(
             before, new_campaigns=new_campaigns, receipts=receipts, new_calls=new_calls
         )
+        # Time goes on past the activity: the next request is at least a second after its last change.
+        self.now += dt.timedelta(seconds=1)
         return {
             **moved_on,
             "now": rfc3339(self.now),

@@ -51,12 +51,20 @@ class LiveList:
         self.rows = [row for row in self.rows if row["id"] not in ids]
         return removed
 
-    def page(self, query: dict[str, list[str]], keep: t.Callable[[dict], bool] | None = None) -> dict:
-        """The envelope `{"items", "total", "page", "limit", "has_more"}` for a request's query."""
+    def page(
+        self,
+        query: dict[str, list[str]],
+        keep: t.Callable[[dict], bool] | None = None,
+        *,
+        rows: list[dict] | None = None,
+    ) -> dict:
+        """The envelope `{"items", "total", "page", "limit", "has_more"}` for a request's query
+        (over `rows` in their order instead of this list's, when given)."""
         number = _positive(query, "page", 1)
         limit = _positive(query, "limit", self.default_limit)
         limit = self.fixed_limit or min(limit, self.max_limit)
-        rows = self.rows if keep is None else [row for row in self.rows if keep(row)]
+        rows = self.rows if rows is None else rows
+        rows = rows if keep is None else [row for row in rows if keep(row)]
         start = (number - 1) * limit
         # Copies, so that a later change is not seen through a served page (bad rows served as they are).
         items = [dict(row) if isinstance(row, dict) else row for row in rows[start : start + limit]]

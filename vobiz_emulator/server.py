@@ -20,6 +20,11 @@ activity between runs and inject faults:
                                "Link": "<url>; rel=\"sunset\""}, ...}`: headers every response of
                                that kind of request carries from now on (how Vobiz announces a
                                breaking change); `{}` removes them
+- `POST /_emulator/shape`     `{"conversations": "items" | "cursor" | "pages", "omit": ["has_more", "total"],
+                               "total_offset": 1, "has_more_false_on_first_page": true,
+                               "limit_after": {"kind": "contacts", "requests": 1, "limit": 50},
+                               "date_header": false}`: the envelope shapes and clocks the docs
+                               leave open (`ListShape`), served from now on
 - `POST /_emulator/reset`     forget the stats and the faults
 
 A script is consumed one entry per API request, before the random faults apply:
@@ -28,6 +33,10 @@ A script is consumed one entry per API request, before the random faults apply:
 short), `reset` (connection closed without a response), `slow:<seconds>`, `400`, `401`,
 `403`, `404`, `loop` (a messages page whose `next_cursor` is always the same), `ok`
 (served normally).
+
+A change (`/_emulator/changes`) moves the clock a second on before and after it, as time
+passes between a run's requests; with `"same_second": true` it happens within the current
+second (rows stamped with the second a run's reading began in).
 
 Every response's `Date` header tells the dataset's virtual clock, as a real server's
 tells the clock its data is written with. The conversation list comes in no particular
@@ -56,7 +65,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
-from vobiz_emulator.page_lists import BadPageRequest
+from vobiz_emulator.page_lists import BadPageRequest, LiveList
 
 API_PREFIX = "/api/v1/messaging"
 DEFAULT_AUTH_ID = "MA_EMULATOR"
@@ -139,6 +148,52 @@ class Faults:
         return None
 
 
+@dataclass
+class ListShape:
+    """How lists are shaped where the docs leave it open; the default is what the docs show today.
+
+    - `conversations`: `items` (one `{"items": [...]}`, as documented today), `cursor`
+      (`next_cursor` pages of `conversations_page_size`), or `pages` (page-numbered, the
+      changelog's `{items, total, page, limit, has_more}`, `conversations_page_size` a page, 50
+      by default).
+    - `omit`: envelope fields left out of every page-numbered list (e.g. `has_more`, `total`).
+    - `total_offset`: added to every `total` (a count that is permanently off).
+    - `has_more_false_on_first_page`: page 1 says `has_more: false` whatever `total` says.
+    - `limit_after`: `{"kind", "requests", "limit"}`: once that many requests of that kind were
+      served, the server pages it `limit` rows at a time (a page size that changes mid-list).
+    - `date_header`: False serves no `Date` header.
+    """
+
+    conversations: str = "items"
+    omit: tuple[str, ...] = ()
+    total_offset: int = 0
+    has_more_false_on_first_page: bool = False
+    limit_after: dict | None = None
+    date_header: bool = True
+
+    def __post_init__(self) -> None:
+        if self.conversations not in {"items", "cursor", "pages"}:
+            raise ValueError("conversations must be items, cursor or pages")
+        self.omit = tuple(self.omit)
+
+    def served_limit(self, kind: str, served: int) -> int | None:
+        """The page size the server forces on this request of `kind`, if `limit_after` says so."""
+        rule = self.limit_after
+        if rule and rule.get("kind") == kind and served > int(rule.get("requests", 0)):
+            return int(rule["limit"])
+        return None
+
+    def reshape(self, page: dict) -> dict:
+        """A page-numbered envelope as this shape serves it."""
+        if self.total_offset and "total" in page:
+            page["total"] += self.total_offset
+        if self.has_more_false_on_first_page and page.get("page") == 1:
+            page["has_more"] = False
+        for name in self.omit:
+            page.pop(name, None)
+        return page
+
+
 class EmulatorState:
     """The dataset, the faults and the counters, shared by the server's threads."""
 
@@ -150,12 +205,18 @@ class EmulatorState:
         auth_token: str = DEFAULT_AUTH_TOKEN,
         bearer_token: str = DEFAULT_BEARER_TOKEN,
         conversations_page_size: int | None = None,
+        shape: ListShape | dict | None = None,
     ) -> None:
         self.dataset = dataset
         self.auth_id = auth_id
         self.auth_token = auth_token
         self.bearer_token = bearer_token
         self.conversations_page_size = conversations_page_size
+        if isinstance(shape, dict):
+            shape = ListShape(**shape)
+        if shape is None:
+            shape = ListShape(conversations="cursor" if conversations_page_size else "items")
+        self.shape: ListShape = shape
         self.faults = Faults()
         self.stats: Counter[str] = Counter()
         self.requests: list[str] = []
@@ -181,10 +242,16 @@ class EmulatorState:
         """Create, update or delete rows of a collection, a second later (call with the lock held).
 
         The clock moves a second first, as time passes between a run's requests: the rows
-        are stamped, and the `Date` of every later response says, a later second.
+        are stamped, and the `Date` of every later response says, a later second; and a
+        second after, as time passes before the next request. With `same_second` the change
+        happens within the clock's current second, the case a one-second clock cannot tell.
         """
-        self.dataset.now += dt.timedelta(seconds=1)
+        same_second = bool(spec.get("same_second"))
+        if not same_second:
+            self.dataset.now += dt.timedelta(seconds=1)
         result = self.dataset.change(collection, spec)
+        if not same_second:
+            self.dataset.now += dt.timedelta(seconds=1)
         self.applied_changes.append({"collection": collection, **result})
         return result
 
@@ -230,6 +297,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence per-request logging; `/_emulator/stats` has the counts."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """As the standard library's, with the `Date` header only when the shape serves one."""
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+        if self.server.state.shape.date_header:
+            self.send_header("Date", self.date_time_string())
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The `Date` header: the dataset's virtual clock, the time its data is written in."""
@@ -309,6 +383,13 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_emulator/faults":
                 state.faults = Faults(**payload)
                 self._json(200, {"ok": True})
+            elif path == "/_emulator/shape":
+                try:
+                    state.shape = ListShape(**payload)
+                except (TypeError, ValueError) as error:
+                    self._json(400, {"error": str(error)})
+                else:
+                    self._json(200, {"ok": True})
             elif path == "/_emulator/announcements":
                 state.announcements = {str(kind): dict(headers) for kind, headers in payload.items()}
                 self._json(200, {"ok": True})
@@ -360,6 +441,8 @@ class Handler(BaseHTTPRequestHandler):
             self._count(401)
             self._json(401, {"error": "missing or invalid credentials"})
             return
+        if (limit := state.shape.served_limit(kind, state.stats[f"requests:{kind}"])) is not None:
+            query = {**query, "limit": [str(limit)]}
         try:
             if path == f"{API_PREFIX}/conversations":
                 status, payload = 200, self._conversations_page(query)
@@ -373,6 +456,8 @@ class Handler(BaseHTTPRequestHandler):
                     payload["page"] = 1  # a server that ignores `page`
         except (BadRequest, BadPageRequest) as error:
             status, payload = 400, {"error": str(error)}
+        if status == 200 and "page" in payload:
+            payload = state.shape.reshape(payload)
         self._count(status)
         self._json(status, payload, state.announcements.get(kind))
 
@@ -408,10 +493,13 @@ class Handler(BaseHTTPRequestHandler):
     # Endpoints
 
     def _conversations_page(self, query: dict[str, list[str]]) -> dict:
-        with self.server.state.lock:
-            records = list(self.server.state.conversation_listing())
-        size = self.server.state.conversations_page_size
-        if not size:
+        state = self.server.state
+        with state.lock:
+            records = list(state.conversation_listing())
+        size = state.conversations_page_size
+        if state.shape.conversations == "pages":
+            return LiveList(default_limit=size or 50, max_limit=size or MAX_LIMIT).page(query, rows=records)
+        if state.shape.conversations == "items" or not size:
             return {"items": records}
         start = 0
         if cursor := query.get("cursor", [""])[0]:
@@ -560,6 +648,7 @@ class RunningEmulator:
         tls: ssl.SSLContext | None = None,
         **options: object,
     ) -> None:
+        """`options` are `EmulatorState`'s: credentials, `conversations_page_size`, `shape`."""
         state = EmulatorState(dataset, **options)  # type: ignore[arg-type]
         self.server = EmulatorServer((host, port), state, tls)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
