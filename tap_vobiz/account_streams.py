@@ -11,7 +11,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_vobiz.page_lists import IncrementalPageListStream, PageListStream
+from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, PageListStream
 from tap_vobiz.schema_types import (
     ACCOUNT_ID,
     MALFORMED_FIELDS_PROPERTY,
@@ -118,9 +118,9 @@ class TemplatesStream(PageListStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
-    def list_contexts(self) -> t.Iterable[Context | None]:
+    def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
         channels: ChannelsStream = self._tap.streams["channels"]  # type: ignore[assignment]
-        return ({"channel_id": row["id"]} for row in channels.all_rows())
+        return ({"channel_id": row["id"]} for row in channels.all_rows(outcome))
 
 
 class ContactsStream(IncrementalPageListStream):

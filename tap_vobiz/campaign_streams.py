@@ -12,7 +12,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_vobiz.page_lists import IncrementalPageListStream
+from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
 from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.schema_types import (
     MALFORMED_FIELDS_PROPERTY,
@@ -120,11 +120,11 @@ class CampaignRecipientsStream(IncrementalPageListStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
-    def list_contexts(self) -> t.Iterable[Context | None]:
+    def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
         """The campaigns whose recipients can have changed since the horizon; the others cost nothing."""
         campaigns: CampaignsStream = self._tap.streams["campaigns"]  # type: ignore[assignment]
         window = self._window
-        return ({"campaign_id": row["id"]} for row in campaigns.all_rows() if can_change(row, window))
+        return ({"campaign_id": row["id"]} for row in campaigns.all_rows(outcome) if can_change(row, window))
 
 
 def can_change(campaign: dict[str, t.Any], window: SyncWindow | None) -> bool:

@@ -9,6 +9,7 @@ from singer_sdk import typing as th
 
 from tap_vobiz import run_report
 from tap_vobiz.incremental import WindowedStream, window_end
+from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, warn_unsettled
 from tap_vobiz.pagination import CursorPaginator, decode_json, parse_timestamp
 from tap_vobiz.schema_types import (
     ACCOUNT_ID,
@@ -21,13 +22,25 @@ from tap_vobiz.schema_types import (
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
+    from tap_vobiz.incremental import SyncWindow
 
-class ConversationsStream(WindowedStream):
-    """WhatsApp conversations: one per channel, contact and 24-hour conversation window."""
+
+class ConversationsStream(IncrementalPageListStream):
+    """WhatsApp conversations: one per channel, contact and 24-hour conversation window.
+
+    The API has no time filter and a conversation closes without a timestamp saying so:
+    the whole list is read (`tap_vobiz.page_lists`: one list today, or paged by cursor or
+    page numbers, whichever its envelope offers), and the conversations that can be new,
+    can have changed status, or can hold messages not yet extracted are emitted: those
+    whose window reaches the horizon (see `tap_vobiz.incremental`).
+    """
 
     name = "conversations"
     path = "/conversations"
     replication_key = "started_at"
+    change_fields = ("started_at",)
+    _messages_window: SyncWindow | None = None
+    _to_read = 0
 
     schema = th.PropertiesList(
         id_property("Conversation id (UUID); `conversation_id` in messages."),
@@ -56,35 +69,34 @@ class ConversationsStream(WindowedStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Every conversation whose window reaches the horizon (see `tap_vobiz.incremental`).
-
-        The API has no time filter and a conversation closes without a timestamp saying
-        so: the whole list is read, and the conversations that can be new, can have
-        changed status, or can hold messages not yet extracted are emitted.
-        """
-        window = self.open_window()
+    def start_reading(self) -> bool:
+        """Open the window; False: conversations end with no ACTIVATE_VERSION (none is ever deleted)."""
+        self.open_window()
         messages: MessagesStream = self._tap.streams["messages"]  # type: ignore[assignment]
-        messages_window = messages.planned_window() if messages.selected else None
-        to_read = 0
-        for listed, record in enumerate(self.request_records(context), start=1):
-            ends = window_end(record)
-            if messages_window is not None and messages_window.includes(ends):
-                to_read += 1
-            if window.includes(ends):
-                yield record
-            self.report.progress(self.logger, "conversations listed", listed)
-        if messages_window is not None:
-            # For the messages stream's progress: how many conversations it is to read.
-            messages.conversations_to_read = to_read
-        self.close_window()
+        self._messages_window = messages.planned_window() if messages.selected else None
+        self._to_read = 0
+        return False
 
-    def list_conversation_ids(self) -> t.Iterator[tuple[str, dt.datetime | None]]:
+    def keeps(self, row: dict[str, t.Any]) -> bool:
+        ends = window_end(row)
+        if self._messages_window is not None and self._messages_window.includes(ends):
+            self._to_read += 1
+        return self._window is None or self._window.includes(ends)
+
+    def finish_reading(self, *, settled: bool) -> None:
+        if self._messages_window is not None:
+            # For the messages stream's progress: how many conversations it is to read.
+            messages: MessagesStream = self._tap.streams["messages"]  # type: ignore[assignment]
+            messages.conversations_to_read = self._to_read
+        super().finish_reading(settled=settled)
+
+    def list_conversation_ids(self, outcome: ListOutcome) -> t.Iterator[tuple[str, dt.datetime | None]]:
         """Every conversation id in the account's list, with the end of its window."""
-        for record in self.request_records(None):
-            conversation_id = record.get("id")
-            if isinstance(conversation_id, str) and conversation_id:
-                yield conversation_id, window_end(record)
+        for page in self.read_list(None, keeps=lambda row: True, outcome=outcome):
+            for record in page:
+                conversation_id = record.get("id")
+                if isinstance(conversation_id, str) and conversation_id:
+                    yield conversation_id, window_end(record)
 
 
 class MessagesStream(WindowedStream):
@@ -178,9 +190,10 @@ class MessagesStream(WindowedStream):
         """
         window = self.open_window()
         conversations: ConversationsStream = self._tap.streams["conversations"]  # type: ignore[assignment]
+        outcome = ListOutcome()
         to_read = (
             conversation_id
-            for conversation_id, ends in conversations.list_conversation_ids()
+            for conversation_id, ends in conversations.list_conversation_ids(outcome)
             if window.includes(ends)
         )
         yield from self.read_lists(
@@ -188,7 +201,12 @@ class MessagesStream(WindowedStream):
             self._fetch_pages,
             lists_to_read=lambda: self.conversations_to_read,
         )
-        self.close_window()
+        if outcome.settled:
+            self.close_window()
+        else:
+            # A conversation may have slipped between the list's pages: its messages were not read.
+            warn_unsettled(self.logger, self.name, outcome)
+            self._window = None
 
     def _fetch_pages(self, context: Context | None) -> t.Iterator[list[dict[str, t.Any]]]:
         """A conversation's messages at or after the horizon, a page at a time (runs on a worker)."""

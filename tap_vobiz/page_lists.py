@@ -1,29 +1,40 @@
-"""Page-numbered lists over live data: read fast, emitted in order, and no row lost to a shift.
+"""Lists over live data: read fast, emitted in order, no row lost to a shift, and lists that settle.
 
-Contacts, templates, canned responses (and campaigns, their recipients, call logs) are
-`page`/`limit` lists with no time filter, so each run reads them whole. Three things the
-SDK's sequential paging does not give:
+Contacts, templates, canned responses, campaigns, their recipients, call logs (and the
+conversation list) have no time filter, so each run reads them whole. The envelope of a
+list's first page says how it pages, and the reader follows what it offers: a
+`next_cursor` (followed one page after another), page numbers (`page`/`limit`, with
+`total` and `has_more` when the server sends them), or a single page (`{"items": [...]}`).
+Three things the SDK's sequential paging does not give:
 
-- **Speed**: the first page's envelope says how many pages there are (`total`/`limit`);
-  the others are requested at once on `max_workers` threads (`fetch_in_order`: bounded
-  look-ahead, pages handed back in page order), through the same pacer as every other
-  request. Pages the list grew by meanwhile are followed one after another.
+- **Speed**: a page-numbered list's first page says how many pages there are
+  (`total`/`limit`); the others are requested at once on `max_workers` threads
+  (`fetch_in_order`: bounded look-ahead, pages handed back in page order), through the same
+  pacer as every other request. What the envelopes say afterwards re-plans the rest
+  (`Coverage`): pages the list grew by, a server whose `limit` changed between pages, a
+  `has_more: false` that `total` contradicts, an envelope with neither (a full page is
+  followed, a short or empty one ends the list).
 - **Exactness while the list moves**: these are offsets into live data. A row deleted
   before a page boundary while the list is read moves every row behind it one place up,
   and the row that crossed the boundary is in neither page: it *slips*. An incremental run
   would never see it again (its `updated_at` is old). Each reading of a list (a *pass*)
-  therefore watches for signs that the list moved: envelopes whose `total` differ, a
-  number of rows unlike `total`, a row created or changed after the second the pass
-  began in (by the API's clock). Any sign, and the list is read again; that pass emits only the rows no
-  earlier pass saw (ids are kept as 8-byte hashes). Up to `MAX_PASSES` passes; a list that
-  moves during every one of them leaves its stream's bookmark (or table version) where
-  it was, with a warning, so nothing is lost.
+  therefore watches for signs that the list moved: totals that differ, a number of rows
+  unlike `total`, offsets no page could be had for, a row created or changed at or after
+  the second the pass began in, by the API's clock (its clock has one-second resolution,
+  so the start second counts; a time later than the API's clock when it served the row is
+  no sign of anything). Any sign, and the list is read again; that pass emits only the
+  rows no earlier pass saw (ids are kept as 8-byte hashes). A re-reading that finds nothing
+  no earlier reading saw, with totals that agree, has settled the list (rows that were only
+  updated meanwhile cannot have slipped). Up to `MAX_PASSES` passes; a list that moves
+  during every one of them leaves its stream's bookmark (and table version) where they
+  were, with one warning for the stream, so nothing is lost and the next run reads it again.
 - **Deletions**: Vobiz deletes without a trace. A stream that emitted every row of its
   lists (a full-table stream, or an incremental one read without state) ends with an
   ACTIVATE_VERSION message, so a target such as target-postgres removes or soft-deletes
-  (`_sdc_deleted_at`) the rows that are gone. It is sent at the end, once every list has
-  settled, never at the start as the SDK does: a run that fails midway must not leave
-  the warehouse's rows marked deleted.
+  (`_sdc_deleted_at`) the rows that are gone. It is sent at the end, only once every list
+  (and any parent list it was read under) is known complete, never at the start as the SDK
+  does: a run that fails midway, or cannot know it read everything, must not leave the
+  warehouse's rows marked deleted.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import array
 import datetime as dt
 import email.utils
 import functools
-import itertools
+import logging
 import threading
 import time
 import typing as t
@@ -41,8 +52,17 @@ from dataclasses import dataclass, field
 from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
+from tap_vobiz.errors import CursorLoopError
 from tap_vobiz.incremental import WindowedStream
-from tap_vobiz.pagination import PageNumberPaginator, page_has_more, parse_timestamp, planned_pages, read_page
+from tap_vobiz.pagination import (
+    PageSequence,
+    is_page_numbered,
+    next_cursor,
+    page_limit,
+    page_total,
+    parse_timestamp,
+    read_page,
+)
 
 if t.TYPE_CHECKING:
     import requests
@@ -52,16 +72,98 @@ if t.TYPE_CHECKING:
 MAX_PASSES = 3
 # Rows asked for per page; the server may serve fewer (its envelope's `limit` says how many).
 PAGE_LIMIT = 100
+# Pages a reading may ask for beyond those its first page planned, before it stops re-planning.
+MAX_EXTRA_PAGES = 1000
 
 
 @dataclass
 class Page:
-    """One page of a list: its number, its rows, its envelope, and the API's clock when served."""
+    """One page of a list: what was asked (a page number or a cursor), its rows, its envelope,
+    and the API's clock when served."""
 
     number: int
     items: list[dict[str, t.Any]]
     envelope: dict[str, t.Any]
     served_at: dt.datetime | None
+    cursor: str | None = None
+
+    @property
+    def limit(self) -> int:
+        return page_limit(self.envelope, PAGE_LIMIT)
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.limit
+
+
+class Coverage:
+    """Which offsets of a page-numbered list a pass has read, and which page to ask for next.
+
+    Pages are placed by their own envelope (`page` x the `limit` it was served with), so a
+    server whose page size changes, or whose `has_more: false` its own `total` contradicts,
+    is read by what it says now rather than by the first page's plan. An empty or short page
+    ends the list; `has_more: false` does too, unless `total` says there is more.
+    """
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int]] = []
+        self.asked: set[tuple[int, int]] = set()
+        self.total: int | None = None
+        self.ends_at: int | None = None  # where a page said the list ends
+        self.limit = PAGE_LIMIT
+
+    def add(self, page: Page) -> bool:
+        """Note a page; True when it overlaps offsets already read (its rows may repeat)."""
+        start, limit, served = page.offset, page.limit, len(page.envelope["items"])
+        end = start + served
+        overlaps = any(s < end and start < e for s, e in self.spans)
+        self.spans = _merge([*self.spans, (start, end)])
+        self.asked.add((page.number, limit))
+        self.limit = limit
+        if (total := page_total(page.envelope)) is not None:
+            self.total = total
+        says_last = served < limit or (page.envelope.get("has_more") is False and self.total is None)
+        if says_last:
+            self.ends_at = end if self.ends_at is None else min(self.ends_at, end)
+        return overlaps
+
+    @property
+    def read(self) -> int:
+        """Offsets read: rows served, each counted once however pages overlapped."""
+        return sum(e - s for s, e in self.spans)
+
+    @property
+    def read_to(self) -> int:
+        """The offset up to which every row has been read (from the first on)."""
+        return self.spans[0][1] if self.spans and self.spans[0][0] == 0 else 0
+
+    def next_page(self) -> int | None:
+        """The page to ask for next, under the server's current `limit`; None when none is wanted."""
+        read_to = self.read_to
+        if self.ends_at is not None and read_to >= self.ends_at:
+            return None
+        # Without a total, a full page that does not say it is the last is followed.
+        wanted = self.total if self.total is not None else read_to + 1
+        if read_to >= wanted:
+            return None
+        number = read_to // self.limit + 1
+        return None if (number, self.limit) in self.asked else number
+
+    def gap(self) -> str | None:
+        """Why the pages read do not make one run of rows from the first, when they do not."""
+        if len(self.spans) > 1:
+            return f"rows {self.read_to + 1} to {self.spans[1][0]} were on no page served"
+        return None
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 @dataclass
@@ -70,39 +172,63 @@ class ListPass:
 
     change_fields: tuple[str, ...]
     started_at: dt.datetime | None = None
-    totals: set[int] = field(default_factory=set)
+    totals: list[int] = field(default_factory=list)  # in the order seen, each change once
     rows: int = 0
     changed_rows: int = 0
+    future_rows: int = 0
     every_page_totalled: bool = True
+    gap: str | None = None
+    # Fewer rows than `total` by a page or more: pages the server would not serve, not a count that is off.
+    withheld: bool = False
 
     def add(self, page: Page) -> None:
         if self.started_at is None:
             self.started_at = page.served_at
-        total = page.envelope.get("total")
-        if type(total) is int:
-            self.totals.add(total)
-        else:
+        total = page_total(page.envelope)
+        if total is None:
             self.every_page_totalled = False
-        self.rows += len(page.envelope["items"])  # as served: `total` counts what the API counts
-        if self.started_at is not None and any(
-            _latest(page.items, name) > self.started_at for name in self.change_fields
-        ):
+        elif not self.totals or self.totals[-1] != total:
+            self.totals.append(total)
+        started, served = self.started_at, page.served_at
+        if started is not None and any(_latest(page.items, name) >= started for name in self.change_fields):
             for item in page.items:
-                for name in self.change_fields:
-                    moment = parse_timestamp(item.get(name))
-                    if moment is not None and moment > self.started_at:
-                        self.changed_rows += 1
-                        break
+                moments = [parse_timestamp(item.get(name)) for name in self.change_fields]
+                times = [moment for moment in moments if moment is not None and moment >= started]
+                if not times:
+                    continue
+                if served is not None and min(times) > served:
+                    # Later than the API's clock when it served the row: a clock or data fault, not
+                    # a change made while the list was read.
+                    self.future_rows += 1
+                else:
+                    self.changed_rows += 1
+
+    @property
+    def steady_total(self) -> int | None:
+        """The one total every page agreed on (None when they differed, or none had one)."""
+        return self.totals[0] if len(self.totals) == 1 else None
 
     def moved(self) -> str | None:
         """Why the list may have shifted under this pass; None when nothing says so."""
         if len(self.totals) > 1:
-            return f"its total went from {min(self.totals)} to {max(self.totals)} while it was read"
-        if self.every_page_totalled and self.totals and self.rows != (total := next(iter(self.totals))):
-            return f"{self.rows} rows were served for a total of {total}"
+            return f"its total went from {' to '.join(map(str, self.totals))} while it was read"
+        if self.gap:
+            return self.gap
+        if self.every_page_totalled and self.totals and self.rows != self.totals[0]:
+            return f"{self.rows} rows were served for a total of {self.totals[0]}"
         if self.changed_rows:
             return f"{self.changed_rows} rows were created or changed while it was read"
         return None
+
+    def settles_after(self, before: ListPass, found: int) -> bool:
+        """A re-reading that found no row unseen before, with totals that agree, settles the list."""
+        return (
+            found == 0
+            and not self.gap
+            and not self.withheld
+            and len(self.totals) <= 1
+            and self.totals[-1:] == before.totals[-1:]
+        )
 
 
 class SeenIds:
@@ -117,11 +243,11 @@ class SeenIds:
         self._hashes.append(_id_hash(row))
 
     def seal(self) -> None:
-        """Before a further pass: make membership tests fast."""
+        """Before a further pass (or a page that overlaps rows read): make membership tests fast."""
         self._lookup = frozenset(self._hashes)
 
     def is_new(self, row: dict[str, t.Any]) -> bool:
-        """In a further pass: whether no pass before has seen this row (then remember it)."""
+        """Whether no page before has seen this row since `seal` (then remember it)."""
         key = _id_hash(row)
         if (self._lookup is not None and key in self._lookup) or key in self._added:
             return False
@@ -135,25 +261,59 @@ def _id_hash(row: dict[str, t.Any]) -> int:
     return hash(row_id if type(row_id) is str else repr(row_id))
 
 
-class PageListStream(VobizStream):
-    """A stream read from page-numbered lists, whole, every run; ACTIVATE_VERSION if it emitted every row."""
+class ListOutcome:
+    """Whether the lists one stream's run read (its own, and any parent list) were all known complete."""
 
-    # Row fields whose time, after the second a pass began in, means the row was created or changed meanwhile.
+    def __init__(self) -> None:
+        self.unsettled: list[tuple[str, str]] = []  # (list, why)
+        self._lock = threading.Lock()
+
+    def unsettle(self, listing: str, reason: str) -> None:
+        with self._lock:
+            self.unsettled.append((listing, reason))
+
+    @property
+    def settled(self) -> bool:
+        return not self.unsettled
+
+
+def warn_unsettled(logger: logging.Logger, stream: str, outcome: ListOutcome) -> None:
+    """The one WARNING of a stream's run whose lists could not be known complete."""
+    listing, reason = outcome.unsettled[0]
+    more = f" (and {len(outcome.unsettled) - 1} more lists)" if len(outcome.unsettled) > 1 else ""
+    logger.warning(
+        "%s%s kept changing through %d readings (%s): rows may have slipped between pages, so the %s "
+        "bookmark and table version stay where they were and no ACTIVATE_VERSION is sent; the next "
+        "run reads it again",
+        listing,
+        more,
+        MAX_PASSES,
+        reason,
+        stream,
+    )
+
+
+class PageListStream(VobizStream):
+    """A stream read from whole lists every run; ACTIVATE_VERSION when it emitted every row of lists
+    known complete."""
+
+    # Row fields whose time, at or after the second a pass began in, means the row was created or
+    # changed meanwhile.
     change_fields: tuple[str, ...] = ("created_at", "updated_at")
     # A list under a parent: the field (e.g. `campaign_id`) filled in from the parent when a row lacks it.
     parent_key: str | None = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._unsettled_lists = 0
+        self._outcome = ListOutcome()
         self._pages_to_read: int | None = None
-        self._lock = threading.Lock()
         self._change_fields = tuple(f for f in self.change_fields if f in self.schema["properties"])
 
     # What to read and what to emit: the streams say what differs.
 
-    def list_contexts(self) -> t.Iterable[Context | None]:
-        """The lists this stream reads: one (the default), or one per parent (a channel's templates)."""
+    def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
+        """The lists this stream reads: one (the default), or one per parent (a channel's templates),
+        the parent list read into `outcome`."""
         return [None]
 
     def keeps(self, row: dict[str, t.Any]) -> bool:
@@ -165,99 +325,108 @@ class PageListStream(VobizStream):
         return True
 
     def finish_reading(self, *, settled: bool) -> None:
-        """The stream's rows are all emitted; `settled` False when a list kept moving."""
+        """The stream's rows are all emitted; `settled` False when a list may not have been read whole."""
 
     # Requests
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
+        if isinstance(next_page_token, str):
+            return {"cursor": next_page_token, "limit": PAGE_LIMIT}
         return {"page": next_page_token or 1, "limit": PAGE_LIMIT}
-
-    def get_new_paginator(self) -> PageNumberPaginator:  # type: ignore[override]
-        return PageNumberPaginator(listing=self.path)
 
     @functools.cached_property
     def _send(self) -> t.Callable[[requests.PreparedRequest, Context | None], requests.Response]:
         return self.request_decorator(self._request)
 
-    def fetch_page(self, context: Context | None, number: int) -> Page:
-        """Request page `number` of a list (with the retries, pacing and checks of every request)."""
-        response = self._send(self.prepare_request(context, number), context)
-        return Page(number, list(self.parse_response(response)), read_page(response), _served_at(response))
+    def fetch_page(self, context: Context | None, number: int, cursor: str | None = None) -> Page:
+        """Request page `number` of a list, or the page `cursor` points at (with the retries, pacing
+        and checks of every request)."""
+        response = self._send(self.prepare_request(context, cursor or number), context)
+        items = list(self.parse_response(response))
+        return Page(number, items, read_page(response), _served_at(response), cursor)
 
     # Reading
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         emits_every_row = self.start_reading()
         version = self._begin_table_version() if emits_every_row else None
-        self._unsettled_lists = 0
+        outcome = self._outcome = ListOutcome()
         self._pages_to_read = None
         # The progress line's total: a single list's pages, once its first page has told.
         yield from self.read_lists(
-            self.list_contexts(),
-            self.read_list,
+            self.list_contexts(outcome),
+            lambda list_context: self.read_list(list_context, outcome=outcome),
             lists_to_read=lambda: None if self.parent_name else self._pages_to_read,
         )
-        settled = not self._unsettled_lists
-        if version is not None and settled:
-            self._write_activate_version_message(version)
-        self.finish_reading(settled=settled)
+        if outcome.settled:
+            if version is not None:
+                self._write_activate_version_message(version)
+        else:
+            warn_unsettled(self.logger, self.name, outcome)
+        self.finish_reading(settled=outcome.settled)
 
-    def all_rows(self) -> t.Iterator[dict[str, t.Any]]:
+    def all_rows(self, outcome: ListOutcome) -> t.Iterator[dict[str, t.Any]]:
         """Every row with an id of this stream's (single) list, for a stream that reads a list
         under each row (a channel's templates, a campaign's recipients), selected or not."""
-        for page in self.read_list(None, keeps=lambda row: type(row.get("id")) is str and bool(row["id"])):
+        for page in self.read_list(
+            None, keeps=lambda row: type(row.get("id")) is str and bool(row["id"]), outcome=outcome
+        ):
             yield from page
 
     def read_list(
-        self, context: Context | None, keeps: t.Callable[[dict[str, t.Any]], bool] | None = None
+        self,
+        context: Context | None,
+        keeps: t.Callable[[dict[str, t.Any]], bool] | None = None,
+        *,
+        outcome: ListOutcome,
     ) -> t.Iterator[list[dict[str, t.Any]]]:
         """One list's rows to emit (`keeps`, by default `self.keeps`), a page at a time, until a
-        pass finds the list still.
+        pass finds the list still; `outcome` learns when it never did.
 
         Runs on a worker when the stream reads several lists.
         """
         keeps = keeps or self.keeps
         seen = SeenIds()
         listing = self.get_url(context)
+        previous: ListPass | None = None
         for attempt in range(1, MAX_PASSES + 1):
             reading = ListPass(self._change_fields)
             found = 0
-            for page in self._read_pass(context, reading):
+            for page, repeats in self._read_pass(context, reading):
+                if repeats and attempt == 1:
+                    seen.seal()  # a page over rows already read (the server's page size changed)
                 rows = []
                 for row in page.items:
-                    if attempt == 1:
+                    if attempt == 1 and not repeats:
                         seen.add(row)
                         if keeps(row):
                             rows.append(row)
                     elif seen.is_new(row):
-                        rows.append(row)
-                        found += 1
+                        if attempt == 1:
+                            if keeps(row):
+                                rows.append(row)
+                        else:
+                            rows.append(row)
+                            found += 1
                 if rows:
                     if self.parent_key and context:
                         for row in rows:
                             if not row.get(self.parent_key):
                                 row[self.parent_key] = context[self.parent_key]
                     yield rows
+            if reading.future_rows:
+                self.report.add(run_report.FUTURE_ROWS, reading.future_rows)
             if attempt > 1:
                 self.report.add(run_report.ROWS_FOUND_AGAIN, found)
                 self.logger.info(
                     "%s: reading %d found %d rows no earlier reading saw", listing, attempt, found
                 )
             reason = reading.moved()
-            if reason is None:
+            if reason is None or (previous is not None and reading.settles_after(previous, found)):
                 return
             self.report.add(run_report.LISTS_READ_AGAIN)
             if attempt == MAX_PASSES:
-                with self._lock:
-                    self._unsettled_lists += 1
-                self.logger.warning(
-                    "%s kept changing through %d readings (%s): rows may have slipped between pages, so "
-                    "the %s bookmark (or table version) stays where it was; the next run reads it again",
-                    listing,
-                    MAX_PASSES,
-                    reason,
-                    self.name,
-                )
+                outcome.unsettle(listing, reason)
                 return
             self.logger.info(
                 "%s changed while it was read (%s): reading it again for rows that slipped between pages",
@@ -265,15 +434,33 @@ class PageListStream(VobizStream):
                 reason,
             )
             seen.seal()
+            previous = reading
 
-    def _read_pass(self, context: Context | None, reading: ListPass) -> t.Iterator[Page]:
-        """Every page of a list once, in page order: the first, the planned rest at once, then any growth."""
-        paginator = self.get_new_paginator()
-        paginator.listing = self.get_url(context)
+    def _read_pass(self, context: Context | None, reading: ListPass) -> t.Iterator[tuple[Page, bool]]:
+        """Every page of a list once, in page order, each with whether it repeats rows already read.
+
+        Page-numbered: the first, the planned rest at once, then what the envelopes still call for.
+        A cursor: one page after another. A single page: just that.
+        """
         first = self.fetch_page(context, 1)
-        planned = planned_pages(first.envelope)
+        if (cursor := next_cursor(first.envelope)) is not None:
+            yield from self._follow_cursor(context, first, cursor, reading)
+            return
+        sequence = PageSequence(listing=self.get_url(context))
+        coverage = Coverage()
+
+        def take(page: Page) -> tuple[Page, bool]:
+            sequence.check(page.envelope, page.number)
+            reading.add(page)
+            return page, coverage.add(page)
+
+        yield take(first)
+        if not is_page_numbered(first.envelope):
+            reading.rows = coverage.read
+            return
+        total = page_total(first.envelope)
+        planned = max(1, -(-total // first.limit)) if total is not None else 1
         self._pages_to_read = (self._pages_to_read or 0) + planned
-        pages: t.Iterator[Page] = iter([first])
         if planned > 1:
             workers = min(int(self.config.get("max_workers", DEFAULT_MAX_WORKERS)), planned - 1)
             # Pages are single requests: two per worker queued keep every worker busy.
@@ -283,19 +470,39 @@ class PageListStream(VobizStream):
                 workers=workers,
                 lookahead=2 * workers,
             )
-            pages = itertools.chain(pages, (page for _, fetched in rest for page in fetched))
-        last = first
-        for page in pages:
-            paginator.check(page.envelope, page.number)
+            for _, fetched in rest:
+                for page in fetched:
+                    yield take(page)
+        # What the envelopes say now: the list grew, the page size changed, `has_more` was wrong.
+        for _ in range(MAX_EXTRA_PAGES):
+            if (number := coverage.next_page()) is None:
+                break
+            yield take(self.fetch_page(context, number))
+        reading.rows = coverage.read
+        reading.gap = coverage.gap()
+        reading.withheld = coverage.total is not None and coverage.total - coverage.read >= coverage.limit
+
+    def _follow_cursor(
+        self, context: Context | None, first: Page, cursor: str | None, reading: ListPass
+    ) -> t.Iterator[tuple[Page, bool]]:
+        """A list that offers `next_cursor`: followed one page after another, never the same cursor twice."""
+        followed: set[str] = set()
+        page = first
+        while True:
             reading.add(page)
-            last = page
-            yield page
-        # The list grew while it was read: follow it one page after another.
-        while last.number >= planned and page_has_more(last.envelope):
-            last = self.fetch_page(context, last.number + 1)
-            paginator.check(last.envelope, last.number)
-            reading.add(last)
-            yield last
+            reading.rows += len(page.envelope["items"])
+            yield page, False
+            if cursor is None:
+                return
+            if cursor in followed:
+                raise CursorLoopError(
+                    f"Vobiz returned cursor {cursor[:40]!r} a second time after {len(followed)} pages "
+                    f"of {self.get_url(context)}; stopping instead of paging forever (an API fault: "
+                    "rerun later)"
+                )
+            followed.add(cursor)
+            page = self.fetch_page(context, page.number + 1, cursor)
+            cursor = next_cursor(page.envelope)
 
     # Table versions (deletions)
 
@@ -341,7 +548,7 @@ def _served_at(response: requests.Response) -> dt.datetime | None:
 
 
 class IncrementalPageListStream(PageListStream, WindowedStream):
-    """A page-numbered list read whole, emitting the rows changed since bookmark - `lookback_hours`.
+    """A list read whole, emitting the rows changed since bookmark - `lookback_hours`.
 
     One bookmark (the replication key, e.g. `updated_at`) for the stream, moved when the
     stream completes and every list settled, never past the API's clock at the start (see

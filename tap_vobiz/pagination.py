@@ -9,8 +9,10 @@ The API pages in two ways, and the SDK's paginators know neither fully:
 - **Page numbers** (contacts, templates, canned responses, ...): `page`/`limit` with an
   envelope `{"items", "total", "page", "limit", "has_more"}` whose `limit` may be smaller
   than the one asked for, and which some lists carry without documenting any paging
-  parameter (`PageNumberPaginator`). Its first page tells how many pages there are, so
-  the rest can be fetched at once (`tap_vobiz.page_lists`).
+  parameter. Its first page tells how many pages there are, so the rest can be fetched
+  at once: the page-list reader (`tap_vobiz.page_lists`) plans the pages from what the
+  envelopes say, `PageSequence` checks that each is the page asked for. A list may offer a
+  cursor instead (`next_cursor`); the reader follows whichever the envelope offers.
 """
 
 from __future__ import annotations
@@ -180,28 +182,18 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
         return False
 
 
-class PageNumberPaginator(BaseAPIPaginator[int]):
-    """Follows `page` (1, 2, ...) while the envelope says there is more, and refuses to loop.
+class PageSequence:
+    """A page-numbered sequence's check: each page is the one asked for, never a repeat of the one before.
 
-    What the envelope says is trusted over what was asked: `limit` is the server's page
-    size (it may be smaller than the `limit` sent), and `has_more` (or, without it,
-    `page` x `limit` < `total`) decides whether another page follows; an empty page ends
-    the list too. Asking for page N and being served another page, or the same rows as
-    the page before, is an API fault: paging on would never end.
+    Not a paginator: the page-list reader (`tap_vobiz.page_lists`) plans which pages to ask
+    for from what the envelopes say, and asks for many at once. Asking for page N and
+    being served another page, or the same rows as the page before, is an API fault:
+    paging on would never end.
     """
 
-    def __init__(self, start_page: int = 1, *, listing: str = "the list") -> None:
-        super().__init__(start_page)
+    def __init__(self, *, listing: str = "the list") -> None:
         self.listing = listing
-        self._previous_ids: list[object] | None = None
-
-    def has_more(self, response: requests.Response) -> bool:
-        page = read_page(response)
-        self.check(page, self.current_value)
-        return page_has_more(page)
-
-    def get_next(self, response: requests.Response) -> int:
-        return self.current_value + 1
+        self._previous: tuple[int, list[object]] | None = None
 
     def check(self, page: dict[str, t.Any], asked: int) -> None:
         """Raise PageLoopError when `page` is not page `asked`, or repeats the page before it."""
@@ -213,36 +205,34 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
                 "(an API fault: rerun later)"
             )
         ids = [item.get("id") for item in page["items"] if isinstance(item, dict)]
-        if ids and ids == self._previous_ids:
+        if ids and self._previous is not None and self._previous == (asked - 1, ids):
             raise PageLoopError(
                 f"Vobiz served the same rows for pages {asked - 1} and {asked} of {self.listing}; "
                 "stopping instead of paging forever (an API fault: rerun later)"
             )
-        self._previous_ids = ids
+        self._previous = (asked, ids)
 
 
-def page_has_more(page: dict[str, t.Any]) -> bool:
-    """Whether a page follows: `has_more`, else `page` x `limit` < `total`; never after an empty page."""
-    if not page["items"]:
-        return False
-    has_more = page.get("has_more")
-    if isinstance(has_more, bool):
-        return has_more
-    total, number, limit = page.get("total"), page.get("page"), page_limit(page)
-    if type(total) is int and type(number) is int and limit:
-        return number * limit < total
-    return False
+def next_cursor(page: dict[str, t.Any]) -> str | None:
+    """The cursor a page offers for the next one; None when it offers none or says it is the last."""
+    cursor = page.get("next_cursor")
+    if page.get("has_more") is False or not isinstance(cursor, str) or not cursor:
+        return None
+    return cursor
 
 
-def page_limit(page: dict[str, t.Any]) -> int:
-    """The server's page size: the envelope's `limit`, else the rows this page holds."""
+def is_page_numbered(page: dict[str, t.Any]) -> bool:
+    """Whether an envelope says it is one page of several (`page`, `limit`, `total` or `has_more`)."""
+    return any(name in page for name in ("page", "limit", "total", "has_more"))
+
+
+def page_limit(page: dict[str, t.Any], asked: int) -> int:
+    """The server's page size: the envelope's `limit`, else the `limit` asked for."""
     limit = page.get("limit")
-    return limit if type(limit) is int and limit > 0 else len(page["items"])
+    return limit if type(limit) is int and limit > 0 else asked
 
 
-def planned_pages(page: dict[str, t.Any]) -> int:
-    """How many pages the list has, by its first page's `total` and `limit` (1 when it does not say)."""
-    total, limit = page.get("total"), page_limit(page)
-    if not page_has_more(page) or type(total) is not int or not limit:
-        return 1
-    return max(1, -(-total // limit))
+def page_total(page: dict[str, t.Any]) -> int | None:
+    """The envelope's `total`, when it is a count."""
+    total = page.get("total")
+    return total if type(total) is int and total >= 0 else None

@@ -18,6 +18,7 @@ MALFORMED_FIELDS = "malformed fields set aside"
 UNPARSEABLE_CONTENT = "contents that are not a JSON object"
 LISTS_READ_AGAIN = "lists read again (changed while read)"
 ROWS_FOUND_AGAIN = "rows found by reading a list again"
+FUTURE_ROWS = "rows stamped later than the API's clock"
 ALWAYS_LOGGED = (
     REQUESTS,
     RETRIES,
