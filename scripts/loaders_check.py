@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts import pipeline_stack as stack
@@ -121,8 +123,14 @@ LOADERS = {
 
 
 def install(name: str, loader: Loader) -> Path:
-    """The loader's venv, made (or remade when `pip` changed) with uv."""
+    """The loader's venv, made (or remade when `pip` changed) with uv; one process at a time makes it."""
     venv = VENVS / name.replace(", ", "-").replace(" ", "-")
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{venv}.lock"):
+        return _install(venv, loader)
+
+
+def _install(venv: Path, loader: Loader) -> Path:
     marker = venv / "installed.json"
     if not marker.exists() or json.loads(marker.read_text()) != list(loader.pip):
         subprocess.run(

@@ -123,19 +123,28 @@ def emulator(
 
 @dataclass
 class Postgres:
-    """A running embedded PostgreSQL, reached through its Unix socket directory."""
+    """A running embedded PostgreSQL, reached through its Unix socket directory; one database of it."""
 
     socket_dir: str
+    dbname: str = "postgres"
 
     @property
     def sqlalchemy_url(self) -> str:
-        return f"postgresql+psycopg://postgres@/postgres?host={self.socket_dir}"
+        return f"postgresql+psycopg://postgres@/{self.dbname}?host={self.socket_dir}"
 
     def query(self, sql: str, *params: object) -> list[tuple]:
         import psycopg
 
-        with psycopg.connect(host=self.socket_dir, user="postgres", dbname="postgres") as connection:
+        with psycopg.connect(host=self.socket_dir, user="postgres", dbname=self.dbname) as connection:
             return connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def new_database(self, name: str) -> Postgres:
+        """A new, empty database on the same server (the tests' isolation: one per test)."""
+        import psycopg
+
+        with psycopg.connect(host=self.socket_dir, user="postgres", dbname="postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return Postgres(self.socket_dir, name)
 
 
 @contextmanager

