@@ -101,7 +101,9 @@ class TemplatesStream(PageListStream):
             "status",
             th.StringType,
             description=enum(
-                "Meta review status.", ["APPROVED", "PENDING_REVIEW", "REJECTED", "DISABLED", "PAUSED"]
+                "Meta review status.",
+                ["APPROVED", "PENDING_REVIEW", "REJECTED", "DISABLED", "PAUSED"],
+                {"PENDING": "today's `PENDING_REVIEW`: waiting for Meta's review"},
             ),
         ),
         th.Property(
@@ -128,6 +130,8 @@ class ContactsStream(IncrementalPageListStream):
 
     name = "contacts"
     path = "/contacts"
+    # Messages, conversations and recipients point at contacts: all of them, whatever start_date says.
+    honours_start_date = False
 
     schema = th.PropertiesList(
         id_property("Contact id (UUID); `contact_id` in the other streams."),

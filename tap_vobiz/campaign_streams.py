@@ -2,16 +2,29 @@
 
 Both are page-numbered lists with no time filter. `campaigns` is read whole each run (it
 is small); `campaign_recipients` reads the recipients only of the campaigns that can
-still change, since receipts keep arriving for days after a campaign completes, while a
-campaign finished and quiet since the horizon costs no request.
+still change. Receipts keep arriving after a campaign completes, and the docs say only
+that its counters move as they do, not that its `updated_at` does. So a campaign's
+recipients are read when:
+
+- it is not finished (`draft`, `scheduled`, `sending`, `paused`, or a status not known yet);
+- it finished within `receipt_window_days` of the horizon (by `completed_at`, else
+  `started_at`, else `created_at`), or changed or started since the horizon;
+- it finished before that (*quiet*), but the counters of its *bucket* changed since the
+  last run: the state keeps one fingerprint of the counters of the quiet campaigns per
+  bucket (16 buckets by id, a few hundred bytes however many campaigns), so a late
+  receipt that moves a counter and nothing else is read on the next run, at the cost of
+  the quiet campaigns of one bucket. Quiet campaigns whose counters did not move cost nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import typing as t
 
 from singer_sdk import typing as th
 
+from tap_vobiz.incremental import SyncWindow, format_timestamp
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
 from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.schema_types import (
@@ -25,12 +38,21 @@ from tap_vobiz.schema_types import (
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_vobiz.incremental import SyncWindow
-
 CAMPAIGN_STATUSES = ["draft", "scheduled", "sending", "paused", "completed", "cancelled", "failed"]
 # A campaign in any other status (unknown ones included) can still send, or change.
 FINISHED_CAMPAIGN_STATUSES = frozenset({"completed", "cancelled", "failed"})
 RECIPIENT_STATUSES = ["queued", "sent", "delivered", "read", "failed", "skipped"]
+# WhatsApp keeps trying to deliver a message for 30 days; read receipts come within that too, mostly.
+DEFAULT_RECEIPT_WINDOW_DAYS = 30
+QUIET_BUCKETS = 16
+COUNTERS = (
+    "total_recipients",
+    "sent_count",
+    "delivered_count",
+    "read_count",
+    "failed_count",
+    "skipped_count",
+)
 
 
 def _count(name: str, description: str) -> th.Property:
@@ -42,6 +64,8 @@ class CampaignsStream(IncrementalPageListStream):
 
     name = "campaigns"
     path = "/campaigns"
+    # Recipients point at campaigns: all of them, whatever start_date says.
+    honours_start_date = False
 
     schema = th.PropertiesList(
         id_property("Campaign id (UUID); `campaign_id` in campaign_recipients."),
@@ -57,6 +81,7 @@ class CampaignsStream(IncrementalPageListStream):
                 "Lifecycle status; `completed` means every recipient was worked through, not "
                 "that every send succeeded (receipts keep arriving for days).",
                 CAMPAIGN_STATUSES,
+                {"running": "today's `sending`: still sending"},
             ),
         ),
         _count("total_recipients", "Audience size."),
@@ -84,6 +109,7 @@ class CampaignRecipientsStream(IncrementalPageListStream):
     path = "/campaigns/{campaign_id}/recipients"
     parent_name = "campaign"
     parent_key = "campaign_id"
+    _campaigns: tuple[dict[str, t.Any], ...] = ()  # this run's campaign list (set per run)
 
     schema = th.PropertiesList(
         id_property("Recipient row id (UUID)."),
@@ -123,24 +149,90 @@ class CampaignRecipientsStream(IncrementalPageListStream):
     def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
         """The campaigns whose recipients can have changed since the horizon; the others cost nothing."""
         campaigns: CampaignsStream = self._tap.streams["campaigns"]  # type: ignore[assignment]
+        self._campaigns = tuple(campaigns.all_rows(outcome))
         window = self._window
-        return ({"campaign_id": row["id"]} for row in campaigns.all_rows(outcome) if can_change(row, window))
+        if window is None or window.horizon is None:
+            return [{"campaign_id": row["id"]} for row in self._campaigns]
+        cutoff = window.horizon - self.receipt_window
+        stored = self.stream_state.get("quiet_campaigns")
+        quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
+        now = quiet_fingerprints(quiet)
+        if not isinstance(stored, dict) or stored.get("before") != format_timestamp(cutoff):
+            changed = set(range(QUIET_BUCKETS))  # no fingerprints of this cutoff: read them all once
+        else:
+            before = stored.get("counters")
+            changed = {
+                b
+                for b in range(QUIET_BUCKETS)
+                if not isinstance(before, list) or before[b : b + 1] != [now[b]]
+            }
+        if changed and quiet:
+            self.logger.info(
+                "Reading the recipients of quiet campaigns in %d of %d buckets whose counters moved",
+                len(changed),
+                QUIET_BUCKETS,
+            )
+        return [
+            {"campaign_id": row["id"]}
+            for row in self._campaigns
+            if can_change(row, window.horizon, cutoff) or (is_quiet(row, cutoff) and bucket(row) in changed)
+        ]
+
+    @property
+    def receipt_window(self) -> dt.timedelta:
+        return dt.timedelta(days=float(self.config.get("receipt_window_days", DEFAULT_RECEIPT_WINDOW_DAYS)))
+
+    def finish_reading(self, *, settled: bool) -> None:
+        """Keep, beside the bookmark, the fingerprints of the campaigns the next run will find quiet."""
+        window = self._window
+        super().finish_reading(settled=settled)
+        if not settled or window is None or self.full_table or (bookmark := window.next_bookmark()) is None:
+            return
+        # The cutoff the next run computes from this bookmark.
+        horizon = SyncWindow.start(bookmark, lookback=self.lookback, start_date=self.start_date).horizon
+        assert horizon is not None
+        cutoff = horizon - self.receipt_window
+        self.stream_state["quiet_campaigns"] = {
+            "before": format_timestamp(cutoff),
+            "counters": quiet_fingerprints([row for row in self._campaigns if is_quiet(row, cutoff)]),
+        }
 
 
-def can_change(campaign: dict[str, t.Any], window: SyncWindow | None) -> bool:
-    """Whether a campaign's recipients can hold rows changed since the window's horizon.
+def _moment(campaign: dict[str, t.Any], *names: str) -> dt.datetime | None:
+    """The first of these fields of a campaign that holds a timestamp."""
+    return next((m for name in names if (m := parse_timestamp(campaign.get(name))) is not None), None)
 
-    Yes if it is not finished (`draft`, `scheduled`, `sending`, `paused`, or a status not
-    known yet), or it changed, started or completed since the horizon: a finished
-    campaign's receipts move its counters, and so its `updated_at`.
-    """
-    if window is None or window.horizon is None or campaign.get("status") not in FINISHED_CAMPAIGN_STATUSES:
+
+def is_quiet(campaign: dict[str, t.Any], cutoff: dt.datetime) -> bool:
+    """Finished before `cutoff` (horizon - receipt window): its receipts are late if they come at all."""
+    if campaign.get("status") not in FINISHED_CAMPAIGN_STATUSES:
+        return False
+    finished = _moment(campaign, "completed_at", "started_at", "created_at")
+    return finished is not None and finished < cutoff
+
+
+def can_change(campaign: dict[str, t.Any], horizon: dt.datetime, cutoff: dt.datetime) -> bool:
+    """Not quiet, or changed or started since the horizon (`updated_at`, `started_at`)."""
+    if not is_quiet(campaign, cutoff):
         return True
-    return (
-        any(
-            window.includes(moment)
-            for name in ("updated_at", "started_at", "completed_at")
-            if (moment := parse_timestamp(campaign.get(name))) is not None
-        )
-        or parse_timestamp(campaign.get("updated_at")) is None
+    return any(
+        (moment := parse_timestamp(campaign.get(name))) is not None and moment >= horizon
+        for name in ("updated_at", "started_at")
     )
+
+
+def bucket(campaign: dict[str, t.Any]) -> int:
+    return _digest(str(campaign["id"])) % QUIET_BUCKETS
+
+
+def quiet_fingerprints(campaigns: t.Iterable[dict[str, t.Any]]) -> list[str]:
+    """Per bucket, one fingerprint of its campaigns' ids, statuses and counters (order does not matter)."""
+    sums = [0] * QUIET_BUCKETS
+    for campaign in campaigns:
+        counters = [campaign["id"], campaign.get("status"), *(campaign.get(name) for name in COUNTERS)]
+        sums[bucket(campaign)] = (sums[bucket(campaign)] + _digest(repr(counters))) % 2**64
+    return [f"{value:016x}" for value in sums]
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")

@@ -14,6 +14,7 @@ import requests
 from singer_sdk.authenticators import BearerTokenAuthenticator, SimpleAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
@@ -61,9 +62,12 @@ LOGGED_BAD_RECORDS = 10  # per stream; the final log line has the full counts
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """The wait a 429/503 asks for in `Retry-After`, in seconds or as an HTTP date."""
-    if response is None or not (value := response.headers.get("Retry-After", "").strip()):
+    """The wait a 429/503 asks for: `Retry-After` (seconds or an HTTP date), else the documented
+    error body's `error.details.retryAfter` (seconds)."""
+    if response is None:
         return None
+    if not (value := response.headers.get("Retry-After", "").strip()):
+        return _body_retry_after(response)
     try:
         return max(float(value), 0.0)
     except ValueError:
@@ -73,6 +77,32 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _body_retry_after(response: requests.Response) -> float | None:
+    """`{"status": "error", "error": {"code": "RATE_LIMIT_EXCEEDED", "details": {"retryAfter": 1}}}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    wait = details.get("retryAfter") if isinstance(details, dict) else None
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and 0 <= wait <= 3600:
+        return float(wait)
+    return None
+
+
+def error_text(body: object) -> str:
+    """The API's own words for an error: `{"error": "..."}`, or the platform's `{"error": {"code",
+    "message"}}` body; empty when the body has neither."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return error[:200]
+    if isinstance(error, dict):
+        words = [str(error[key])[:200] for key in ("code", "message") if isinstance(error.get(key), str)]
+        return ": ".join(words)
+    return ""
 
 
 class VobizStream(LeanRecordMessages, RESTStream[str | None]):
@@ -90,6 +120,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     # `malformed_fields`) and drops fields the schema does not know, so the SDK's own
     # per-record type conformance would only repeat the work.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    # The replication methods a catalog may ask of this stream; another is refused with one line.
+    replication_methods: t.ClassVar[frozenset[str]] = frozenset({REPLICATION_FULL_TABLE})
+    # Why a catalog's replication method or key cannot be honoured (`TapVobiz` refuses to start).
+    catalog_problem: str | None = None
 
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
@@ -104,6 +138,55 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         self._unknown_fields_seen: set[str] = set()
         self._bad_records_logged = 0
         self._emitted = run_report.emitted(self.name)
+
+    # Catalogs and table versions
+
+    def apply_catalog(self, catalog: t.Any) -> None:
+        """The SDK's, keeping the replication key the API dictates when a catalog omits it.
+
+        A catalog without `replication_key` (one written by hand, or by a tool that drops
+        it) would leave an incremental stream without bookmarks: every run a full read. A
+        catalog naming another key, or a method the stream cannot honour, is refused.
+        """
+        super().apply_catalog(catalog)
+        attribute: object = type(self).replication_key
+        declared = attribute if isinstance(attribute, str) else None
+        method = self.forced_replication_method or (
+            REPLICATION_INCREMENTAL if declared else REPLICATION_FULL_TABLE
+        )
+        if declared and self.replication_key not in {None, declared}:
+            self.catalog_problem = (
+                f"{self.name} is replicated by {declared!r}, the one timestamp the API gives it; "
+                f"the catalog names {self.replication_key!r}"
+            )
+        self.replication_key = declared
+        if method not in self.replication_methods:
+            allowed = " or ".join(sorted(self.replication_methods))
+            self.catalog_problem = (
+                f"{self.name} cannot be replicated {method}: it can be {allowed}; set "
+                f"`replication-method` in the catalog (Meltano's `metadata`) to one of those"
+            )
+        self.forced_replication_method = method if method in self.replication_methods else None
+
+    @property
+    def full_table(self) -> bool:
+        """Whether this run reads the stream whole and ends it with ACTIVATE_VERSION (the catalog's
+        FULL_TABLE, or a stream that has no other method)."""
+        return self.replication_method == REPLICATION_FULL_TABLE
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """False for the SDK, which would send ACTIVATE_VERSION before the records; streams send it after
+        them (`_begin_table_version`), once everything was read and known complete."""
+        return False
+
+    def _begin_table_version(self) -> int | None:
+        """A new table version for this run's records, unless `emit_activate_version_messages` is off."""
+        if not self.config.get("emit_activate_version_messages", True):
+            return None
+        # Milliseconds: two runs in one second still get different versions.
+        self._stream_version = time.time_ns() // 1_000_000
+        return self._stream_version
 
     @property
     def pacer(self) -> RequestPacer:
@@ -168,9 +251,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         """Status, request and the API's own `error` text; never headers or the full body."""
         detail = ""
         try:
-            body = response.json()
-            if isinstance(body, dict) and isinstance(body.get("error"), str):
-                detail = f": {body['error'][:200]}"
+            if text := error_text(response.json()):
+                detail = f": {text}"
         except ValueError:
             pass
         return f"{response.status_code} {response.reason} for {self.describe_request(response)}{detail}"

@@ -9,7 +9,9 @@ A failed connection is usually worth retrying, but three failures are the config
 and waiting mends none of them: a host that cannot be resolved, one that refuses
 connections before the API ever answered (`unreachable_host`), and a TLS certificate that
 does not verify (`untrusted_certificate`), which behind a TLS-inspecting proxy means the
-company's CA is not in the bundle the tap verifies with.
+company's CA is not in the bundle the tap verifies with. A proxy that fails is named as
+the proxy (`proxy_failure`), never blamed on `api_url`, and retried like any transient
+fault: a company proxy may be restarting.
 """
 
 from __future__ import annotations
@@ -45,12 +47,34 @@ def describe_transient_error(error: object) -> str:
     if isinstance(error, requests.exceptions.Timeout):
         return "the request timed out (request_timeout)"
     if isinstance(error, requests.exceptions.RequestException):
-        return f"connection failed ({unreachable_host(error) or type(error).__name__})"
+        return (
+            f"connection failed ({proxy_failure(error) or unreachable_host(error) or type(error).__name__})"
+        )
     return type(error).__name__
 
 
+def proxy_failure(error: BaseException) -> str | None:
+    """`the proxy host:port (HTTPS_PROXY) ...` when a request failed at its proxy, not at the API."""
+    if not any(isinstance(cause, requests.exceptions.ProxyError) for cause in _causes(error)):
+        return None
+    url = _url_of(error)
+    proxy = requests.utils.select_proxy(url.geturl(), requests.utils.get_environ_proxies(url.geturl()))
+    where = urlsplit(proxy) if proxy else None
+    # host:port only: a proxy URL may hold a user and password.
+    named = f"proxy {where.hostname}:{where.port or 80}" if where and where.hostname else "proxy"
+    variable = "HTTPS_PROXY" if url.scheme == "https" else "HTTP_PROXY"
+    refused = any(isinstance(cause, ConnectionRefusedError) for cause in _causes(error))
+    return (
+        f"the {named} ({variable}) {'refused the connection' if refused else 'failed'}; check that it "
+        "is up, or set NO_PROXY for hosts reached without it"
+    )
+
+
 def unreachable_host(error: BaseException) -> str | None:
-    """`cannot resolve host X` or `connection refused by X:port` when that is why a request failed."""
+    """`cannot resolve host X` or `connection refused by X:port` when that is why a request failed
+    (None when the proxy failed: see `proxy_failure`)."""
+    if proxy_failure(error) is not None:
+        return None
     url = _url_of(error)
     for cause in _causes(error):
         if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":

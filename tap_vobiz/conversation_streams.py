@@ -70,12 +70,13 @@ class ConversationsStream(IncrementalPageListStream):
     ).to_dict()
 
     def start_reading(self) -> bool:
-        """Open the window; False: conversations end with no ACTIVATE_VERSION (none is ever deleted)."""
+        """Open the window; ACTIVATE_VERSION only when the catalog asks for FULL_TABLE (the API
+        deletes no conversation: an incremental run read without state sends none)."""
         self.open_window()
         messages: MessagesStream = self._tap.streams["messages"]  # type: ignore[assignment]
         self._messages_window = messages.planned_window() if messages.selected else None
         self._to_read = 0
-        return False
+        return self.full_table
 
     def keeps(self, row: dict[str, t.Any]) -> bool:
         ends = window_end(row)
@@ -149,6 +150,7 @@ class MessagesStream(WindowedStream):
             description=enum(
                 "Delivery status; changes after creation.",
                 ["pending", "sent", "delivered", "read", "failed"],
+                {"queued": "a guide's name for `pending`: not sent yet"},
             ),
         ),
         th.Property(
@@ -189,6 +191,7 @@ class MessagesStream(WindowedStream):
         records still come out in the order a sequential run emits them.
         """
         window = self.open_window()
+        version = self._begin_table_version() if self.full_table else None
         conversations: ConversationsStream = self._tap.streams["conversations"]  # type: ignore[assignment]
         outcome = ListOutcome()
         to_read = (
@@ -202,6 +205,8 @@ class MessagesStream(WindowedStream):
             lists_to_read=lambda: self.conversations_to_read,
         )
         if outcome.settled:
+            if version is not None:
+                self._write_activate_version_message(version)
             self.close_window()
         else:
             # A conversation may have slipped between the list's pages: its messages were not read.

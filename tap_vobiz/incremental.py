@@ -33,6 +33,8 @@ import threading
 import typing as t
 from dataclasses import dataclass
 
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
+
 from tap_vobiz.client import VobizStream
 from tap_vobiz.pagination import parse_setting_timestamp, parse_timestamp
 
@@ -99,34 +101,75 @@ class SyncWindow:
 
 
 class ApiClock:
-    """The API's own time, from the `Date` header of the first response a window waits for."""
+    """The API's own time, from the `Date` header of the first response a window waits for.
+
+    Without a `Date` header that parses, this machine's clock stands in (one warning per
+    run): a bookmark is still never moved past a clock. A bookmark later than the clock
+    (typed by hand, or copied from another environment) would skip every change: the
+    window reads from the clock - `lookback_hours` instead, with a warning.
+    """
 
     def __init__(self) -> None:
-        self._waiting: list[SyncWindow] = []
+        self._waiting: list[tuple[SyncWindow, WindowedStream]] = []
         self._lock = threading.Lock()
+        self._warned_no_date = False
 
-    def wait_for_reading(self, window: SyncWindow) -> None:
+    def wait_for_reading(self, window: SyncWindow, stream: WindowedStream) -> None:
         with self._lock:
-            self._waiting.append(window)
+            self._waiting.append((window, stream))
 
     def observe(self, response: requests.Response) -> None:
         if not self._waiting:
             return
-        try:
-            moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-        except (TypeError, ValueError):
-            return
-        if moment.tzinfo is None:
-            return
+        moment = served_at(response)
         with self._lock:
-            for window in self._waiting:
-                window.api_time_at_start = moment
-            self._waiting.clear()
+            if moment is None:
+                moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+                if not self._warned_no_date and self._waiting:
+                    self._warned_no_date = True
+                    self._waiting[0][1].logger.warning(
+                        "The Vobiz API sent no Date header (%s): bookmarks are capped by this machine's "
+                        "clock instead, %s",
+                        VobizStream.describe_request(response),
+                        format_timestamp(moment),
+                    )
+            waiting, self._waiting = self._waiting, []
+        for window, stream in waiting:
+            window.api_time_at_start = moment
+            if window.bookmark is not None and window.bookmark > moment:
+                stream.logger.warning(
+                    "The %s bookmark %s is later than the API's clock (%s): reading from the clock minus "
+                    "lookback_hours instead; check the state (`meltano state get`)",
+                    stream.name,
+                    format_timestamp(window.bookmark),
+                    format_timestamp(moment),
+                )
+                clamped = SyncWindow.start(moment, lookback=stream.lookback, start_date=stream.start_date)
+                window.bookmark, window.horizon = moment, clamped.horizon
+
+
+def served_at(response: requests.Response) -> dt.datetime | None:
+    """The API's clock when it served a response (its `Date` header); None without one."""
+    try:
+        moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else None
 
 
 class WindowedStream(VobizStream):
-    """A stream read from its horizon, leaving one bookmark when its sync completes."""
+    """A stream read from its horizon, leaving one bookmark when its sync completes.
 
+    INCREMENTAL by default; a catalog may ask for FULL_TABLE (Meltano's `metadata:
+    {stream: {replication-method: FULL_TABLE}}`): then the run reads everything, whatever
+    the bookmark and `start_date`, leaves the bookmark as it was, and ends with
+    ACTIVATE_VERSION once its lists are known complete.
+    """
+
+    replication_methods = frozenset({REPLICATION_INCREMENTAL, REPLICATION_FULL_TABLE})
+    # Facts honour `start_date`; a dimension a fact can point at (contacts, campaigns) is read
+    # whole on a run without state, whatever `start_date` says.
+    honours_start_date = True
     _window: SyncWindow | None = None
 
     @property
@@ -144,20 +187,33 @@ class WindowedStream(VobizStream):
 
     def planned_window(self) -> SyncWindow:
         """The window this stream's run will read, from its bookmark, `lookback_hours` and `start_date`."""
-        lookback = dt.timedelta(hours=float(self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)))
+        if self.full_table:
+            return SyncWindow(bookmark=None, horizon=None)
         return SyncWindow.start(
             self._read_bookmark(),
-            lookback=lookback,
-            start_date=parse_setting_timestamp(self.config.get("start_date")),
+            lookback=self.lookback,
+            start_date=self.start_date,
         )
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        return dt.timedelta(hours=float(self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)))
+
+    @property
+    def start_date(self) -> dt.datetime | None:
+        """`start_date`, for the streams that honour it."""
+        return parse_setting_timestamp(self.config.get("start_date")) if self.honours_start_date else None
 
     def open_window(self) -> SyncWindow:
         """Start this run's window (`planned_window`); the bookmark moves at `close_window`."""
         window = self.planned_window()
-        self.api_clock.wait_for_reading(window)
+        self.api_clock.wait_for_reading(window, self)
         self._window = window
-        if window.horizon is None:
-            self.logger.info("Reading all %s: no bookmark and no start_date", self.name)
+        if self.full_table:
+            self.logger.info("Reading all %s: the catalog's replication method is FULL_TABLE", self.name)
+        elif window.horizon is None:
+            why = "no start_date" if self.honours_start_date else f"start_date does not limit {self.name}"
+            self.logger.info("Reading all %s: no bookmark and %s", self.name, why)
         else:
             self.logger.info(
                 "Reading %s from %s (bookmark %s, lookback_hours %s, start_date %s)",
@@ -174,7 +230,7 @@ class WindowedStream(VobizStream):
         window = self._window
         if window is None:
             return
-        if (bookmark := window.next_bookmark()) is not None:
+        if not self.full_table and (bookmark := window.next_bookmark()) is not None:
             state = self.stream_state
             state["replication_key"] = self.replication_key
             state["replication_key_value"] = format_timestamp(bookmark)

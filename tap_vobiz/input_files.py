@@ -34,8 +34,19 @@ def read_config_files(paths: t.Iterable[str]) -> tuple[dict[str, t.Any], bool]:
 
 
 def read_state_file(path: str) -> dict[str, t.Any]:
-    """A Singer state: an object whose `bookmarks` (if any) maps streams to objects."""
+    """A Singer state: an object whose `bookmarks` (if any) maps streams to objects.
+
+    `meltano state get` prints the state wrapped, `{"singer_state": {...}}`: that is read as
+    the state it wraps (not as a state with no bookmarks, which would be a full read).
+    """
     state = read_json_object("--state", path)
+    if set(state) == {"singer_state"}:
+        if not isinstance(state["singer_state"], dict):
+            kind = _json_kind(state["singer_state"])
+            raise _wrong("--state", path, f'"singer_state" is a JSON {kind}, not an object')
+        state = state["singer_state"]
+    elif "singer_state" in state and "bookmarks" not in state:
+        raise _wrong("--state", path, '"singer_state" beside other keys: pass the object it holds')
     bookmarks = state.get("bookmarks", {})
     if not isinstance(bookmarks, dict):
         raise _wrong("--state", path, f'"bookmarks" is a JSON {_json_kind(bookmarks)}, not an object')

@@ -41,11 +41,9 @@ from __future__ import annotations
 
 import array
 import datetime as dt
-import email.utils
 import functools
 import logging
 import threading
-import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -53,7 +51,7 @@ from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
 from tap_vobiz.errors import CursorLoopError
-from tap_vobiz.incremental import WindowedStream
+from tap_vobiz.incremental import WindowedStream, served_at
 from tap_vobiz.pagination import (
     PageSequence,
     is_page_numbered,
@@ -72,8 +70,10 @@ if t.TYPE_CHECKING:
 MAX_PASSES = 3
 # Rows asked for per page; the server may serve fewer (its envelope's `limit` says how many).
 PAGE_LIMIT = 100
-# Pages a reading may ask for beyond those its first page planned, before it stops re-planning.
-MAX_EXTRA_PAGES = 1000
+# Pages a reading may ask for beyond those its first page planned (a list without `total` is read
+# so, one page after another); a reading cut short by it is not complete, so it sends no
+# ACTIVATE_VERSION and keeps the bookmark.
+MAX_EXTRA_PAGES = 100_000
 
 
 @dataclass
@@ -111,10 +111,14 @@ class Coverage:
         self.total: int | None = None
         self.ends_at: int | None = None  # where a page said the list ends
         self.limit = PAGE_LIMIT
+        self.highest: tuple[int, bool] | None = None  # the last page's offset, and whether it said has_more
+        self._inferred: int | None = None
 
     def add(self, page: Page) -> bool:
         """Note a page; True when it overlaps offsets already read (its rows may repeat)."""
-        start, limit, served = page.offset, page.limit, len(page.envelope["items"])
+        served = len(page.envelope["items"])
+        limit = self._limit_of(page)
+        start = (page.number - 1) * limit
         end = start + served
         overlaps = any(s < end and start < e for s, e in self.spans)
         self.spans = _merge([*self.spans, (start, end)])
@@ -122,10 +126,25 @@ class Coverage:
         self.limit = limit
         if (total := page_total(page.envelope)) is not None:
             self.total = total
-        says_last = served < limit or (page.envelope.get("has_more") is False and self.total is None)
+        has_more = page.envelope.get("has_more")
+        says_last = (
+            not served or (has_more is False and self.total is None) or (served < limit and not has_more)
+        )
         if says_last:
             self.ends_at = end if self.ends_at is None else min(self.ends_at, end)
+        if self.highest is None or start >= self.highest[0]:
+            self.highest = (start, has_more is True)
         return overlaps
+
+    def _limit_of(self, page: Page) -> int:
+        """The page size a page was served with: its envelope's `limit`, else the size the first
+        page without one showed (`page_limit`), kept for the pages after it."""
+        if "limit" in page.envelope or self._inferred is None:
+            limit = page.limit
+            if "limit" not in page.envelope:
+                self._inferred = limit
+            return limit
+        return self._inferred
 
     @property
     def read(self) -> int:
@@ -142,17 +161,21 @@ class Coverage:
         read_to = self.read_to
         if self.ends_at is not None and read_to >= self.ends_at:
             return None
-        # Without a total, a full page that does not say it is the last is followed.
+        # Without a total, a full page is followed; and a page that says `has_more`, always.
         wanted = self.total if self.total is not None else read_to + 1
+        if self.highest is not None and self.highest[1]:
+            wanted = max(wanted, read_to + 1)
         if read_to >= wanted:
             return None
         number = read_to // self.limit + 1
         return None if (number, self.limit) in self.asked else number
 
     def gap(self) -> str | None:
-        """Why the pages read do not make one run of rows from the first, when they do not."""
+        """Why the pages read do not make a whole list, when they do not."""
         if len(self.spans) > 1:
             return f"rows {self.read_to + 1} to {self.spans[1][0]} were on no page served"
+        if self.highest is not None and self.highest[1] and self.ends_at is None:
+            return "its last page said has_more, yet no further page could be asked for"
         return None
 
 
@@ -343,7 +366,7 @@ class PageListStream(VobizStream):
         and checks of every request)."""
         response = self._send(self.prepare_request(context, cursor or number), context)
         items = list(self.parse_response(response))
-        return Page(number, items, read_page(response), _served_at(response), cursor)
+        return Page(number, items, read_page(response), served_at(response), cursor)
 
     # Reading
 
@@ -480,6 +503,8 @@ class PageListStream(VobizStream):
             yield take(self.fetch_page(context, number))
         reading.rows = coverage.read
         reading.gap = coverage.gap()
+        if coverage.next_page() is not None:
+            reading.gap = f"the reading stopped after {MAX_EXTRA_PAGES:,} pages beyond those planned"
         reading.withheld = coverage.total is not None and coverage.total - coverage.read >= coverage.limit
 
     def _follow_cursor(
@@ -504,22 +529,6 @@ class PageListStream(VobizStream):
             page = self.fetch_page(context, page.number + 1, cursor)
             cursor = next_cursor(page.envelope)
 
-    # Table versions (deletions)
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """False for the SDK, which would send ACTIVATE_VERSION before the records; `get_records` sends it
-        after them, once every list has settled."""
-        return False
-
-    def _begin_table_version(self) -> int | None:
-        """A new table version for this run's records, unless `emit_activate_version_messages` is off."""
-        if not self.config.get("emit_activate_version_messages", True):
-            return None
-        # Milliseconds: two runs in one second still get different versions.
-        self._stream_version = time.time_ns() // 1_000_000
-        return self._stream_version
-
 
 _NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
@@ -536,15 +545,6 @@ def _latest(items: list[dict[str, t.Any]], name: str) -> dt.datetime:
         return latest
     moments = [m for v in values if (m := parse_timestamp(v)) is not None]
     return max(moments, default=_NEVER)
-
-
-def _served_at(response: requests.Response) -> dt.datetime | None:
-    """The API's clock when it served a response (its `Date` header)."""
-    try:
-        moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else None
 
 
 class IncrementalPageListStream(PageListStream, WindowedStream):

@@ -227,9 +227,13 @@ def is_page_numbered(page: dict[str, t.Any]) -> bool:
 
 
 def page_limit(page: dict[str, t.Any], asked: int) -> int:
-    """The server's page size: the envelope's `limit`, else the `limit` asked for."""
+    """The server's page size: the envelope's `limit`; without one, the rows of a page that says
+    `has_more` while it holds fewer than asked (the server pages smaller); else the `limit` asked for."""
     limit = page.get("limit")
-    return limit if type(limit) is int and limit > 0 else asked
+    if type(limit) is int and limit > 0:
+        return limit
+    served = len(page["items"])
+    return served if page.get("has_more") is True and 0 < served < asked else asked
 
 
 def page_total(page: dict[str, t.Any]) -> int | None:

@@ -38,9 +38,14 @@ MALFORMED_FIELDS_PROPERTY = th.Property(
 ACCOUNT_ID = th.Property("account_id", th.StringType, description="Vobiz account id (`MA_...`).")
 
 
-def enum(description: str, values: t.Iterable[str]) -> str:
-    """A description that lists a string field's documented values (others are kept as received)."""
-    return f"{description} One of: {', '.join(values)} (other values are kept as received)."
+def enum(description: str, values: t.Iterable[str], older: t.Mapping[str, str] | None = None) -> str:
+    """A description that lists a string field's documented values (others are kept as received), and
+    the values of older versions of the docs that an account may still return, with their meaning."""
+    text = f"{description} One of: {', '.join(values)} (other values are kept as received)."
+    if older:
+        meanings = ", ".join(f"`{value}` ({meaning})" for value, meaning in older.items())
+        text += f" Older versions of the API docs name values an account may still return: {meanings}."
+    return text
 
 
 def timestamp(name: str, description: str) -> th.Property:

@@ -22,7 +22,7 @@ from singer_sdk.plugin_base import _ConfigInput
 
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
 from tap_vobiz.call_streams import CallLogsStream
-from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
+from tap_vobiz.campaign_streams import DEFAULT_RECEIPT_WINDOW_DAYS, CampaignRecipientsStream, CampaignsStream
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS, VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
@@ -38,6 +38,7 @@ if t.TYPE_CHECKING:
     from types import FrameType
 
 DEFAULT_API_URL = "https://api.vobiz.ai/api/v1/messaging"
+DEFAULT_METRICS_LOG_LEVEL = "WARNING"
 
 
 STREAM_TYPES: tuple[type[VobizStream], ...] = (
@@ -95,10 +96,13 @@ class TapVobiz(Tap):
             "start_date",
             th.DateTimeType,
             title="Start Date",
-            description="Extract only messages created at or after this time, and conversations "
-            "whose window ends at or after it. Applies to the first run (no state) and to "
-            "`--full-refresh`; reruns start at bookmark minus `lookback_hours`, never before "
-            "it. RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
+            description="Extract only the facts from this time on: messages created at or after it, "
+            "conversations whose window ends at or after it, campaign recipients and call logs "
+            "updated at or after it. Applies to the first run (no state) and to `--full-refresh`; "
+            "reruns start at bookmark minus `lookback_hours`, never before it. Dimensions that facts "
+            "point at (contacts, campaigns, channels, templates, canned responses) are extracted whole "
+            "whatever it says, and on a run without state end with ACTIVATE_VERSION, so deletions "
+            "reach the warehouse. RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
         ),
         th.Property(
             "lookback_hours",
@@ -112,6 +116,16 @@ class TapVobiz(Tap):
             "covers a conversation's 24-hour window plus two days of late delivery and read "
             "receipts (a message sent on Friday evening read on Monday). 0 re-reads only the "
             "bookmark's own second.",
+        ),
+        th.Property(
+            "receipt_window_days",
+            th.NumberType,
+            default=DEFAULT_RECEIPT_WINDOW_DAYS,
+            title="Receipt Window Days",
+            description="How long after a campaign finished (or last changed) its recipients are read "
+            "again on every run, for late delivery and read receipts. The default, 30, is how long "
+            "WhatsApp keeps trying to deliver a message. A finished campaign older than that costs no "
+            "request, unless its counters changed since the last run (then it is read once).",
         ),
         th.Property(
             "page_size",
@@ -160,6 +174,16 @@ class TapVobiz(Tap):
             "to read, messages, requests, retries, records per second). 0 turns it off.",
         ),
         th.Property(
+            "metrics_log_level",
+            th.StringType,
+            default=DEFAULT_METRICS_LOG_LEVEL,
+            allowed_values=["DEBUG", "INFO", "WARNING", "ERROR"],
+            title="Metrics Log Level",
+            description="Level of the Singer SDK's METRIC log lines (two per HTTP request). The "
+            "default, WARNING, leaves them out, so a run's log shows the tap's own progress and "
+            "summary lines; INFO logs them again.",
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             title="User Agent",
@@ -171,10 +195,11 @@ class TapVobiz(Tap):
             default=True,
             title="Emit ACTIVATE_VERSION Messages",
             description="End each stream that emitted every row (channels, templates and canned "
-            "responses on every run; contacts on a run without state, e.g. `--full-refresh`) with an "
+            "responses on every run; contacts, campaigns and the other incremental streams on a run "
+            "without state, e.g. `--full-refresh`, or when the catalog asks for FULL_TABLE) with an "
             "ACTIVATE_VERSION message, so that targets which support it (target-postgres, "
             "target-snowflake) delete or soft-delete (`_sdc_deleted_at`) the rows Vobiz no longer "
-            "lists. Sent only after the stream's lists were read completely.",
+            "lists. Sent only after the stream's lists were read and known complete.",
         ),
     ).to_dict()
 
@@ -263,8 +288,14 @@ class TapVobiz(Tap):
         return config
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Add the rules a JSON schema states poorly: credentials, ranges, dates."""
-        errors = super()._validate_config(raise_errors=False)
+        """Add the rules a JSON schema states poorly: credentials, ranges, dates; never echo a secret.
+
+        The SDK's messages quote the value (`987654321012 is not of type 'string' in
+        config['auth_token']`): for a secret setting, whatever its type, the message names
+        the setting alone.
+        """
+        secrets = [name for name, prop in self.config_jsonschema["properties"].items() if prop.get("secret")]
+        errors = [_without_secret(error, secrets) for error in super()._validate_config(raise_errors=False)]
         errors += config_errors(self.config)
         if errors and raise_errors:
             raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
@@ -316,6 +347,12 @@ class TapVobiz(Tap):
         inside) because it is the one place that sees the whole run end, well or not.
         """
         self.report.streams = [name for name, stream in self.streams.items() if stream.selected]
+        self.metrics_logger.setLevel(str(self.config.get("metrics_log_level", DEFAULT_METRICS_LOG_LEVEL)))
+        if problems := [
+            p for s in self.streams.values() if s.selected and (p := getattr(s, "catalog_problem", None))
+        ]:
+            self.logger.error("Cannot use the catalog: %s", "; ".join(problems))
+            raise SystemExit(1)
         self._syncing = True
         try:
             super().sync_all()
@@ -383,6 +420,9 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     interval = config.get("progress_interval_seconds", DEFAULT_PROGRESS_INTERVAL)
     if not _is_number(interval) or interval < 0:
         errors.append(f"progress_interval_seconds must be a number of seconds, 0 or more (got {interval!r})")
+    window = config.get("receipt_window_days", DEFAULT_RECEIPT_WINDOW_DAYS)
+    if not _is_number(window) or not 0 <= window <= 3650:
+        errors.append(f"receipt_window_days must be a number of days from 0 to 3650 (got {window!r})")
     lookback = config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)
     if not _is_number(lookback) or not 0 <= lookback <= 24 * 366:
         errors.append(f"lookback_hours must be a number of hours from 0 to 8784 (got {lookback!r})")
@@ -392,6 +432,14 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)
     return errors
+
+
+def _without_secret(error: str, secrets: t.Iterable[str]) -> str:
+    """A validation message, or, when it is about a secret setting, one that does not quote its value."""
+    for name in secrets:
+        if f"config[{name!r}]" in error:
+            return f"{name} must be a string (the value given is not shown: it is a secret)"
+    return error
 
 
 _KIND_WORDS = {

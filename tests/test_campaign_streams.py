@@ -8,8 +8,9 @@ import math
 import re
 from collections import Counter
 
+from tap_vobiz.campaign_streams import bucket
 from tap_vobiz.pagination import parse_timestamp
-from tests.expected_output import assert_exact_sync, assert_tables_equal, upsert
+from tests.expected_output import assert_exact_sync, assert_tables_equal, expected_tables, upsert
 from tests.tap_runner import catalog_selecting, emulator_config, run_tap, run_tap_until
 from vobiz_emulator.account_data import rfc3339
 from vobiz_emulator.campaign_data import FINISHED, counters
@@ -60,7 +61,9 @@ def test_rerun_reads_only_the_campaigns_that_can_change_and_brings_every_change(
     emulator = start_emulator(10, 100, account={"campaigns": 60, "recipients": 4000, "call_logs": 100})
     dataset = emulator.state.dataset
     data = dataset.campaign_data
-    first = run_tap(emulator_config(emulator), tmp_path, streams=CAMPAIGN_TABLES)
+    # No receipt window: a finished campaign is quiet once it finished before the horizon.
+    config = emulator_config(emulator, receipt_window_days=0)
+    first = run_tap(config, tmp_path, streams=CAMPAIGN_TABLES)
     assert_exact_sync(first, dataset, CAMPAIGN_TABLES)
 
     # Ten days on: campaigns that finished long ago stay quiet; receipts, new campaigns, new calls.
@@ -68,7 +71,7 @@ def test_rerun_reads_only_the_campaigns_that_can_change_and_brings_every_change(
     activity = dataset.add_activity(hours=6, new_campaigns=3, receipts=40, new_calls=15)
     assert activity["recipient_changes"] and activity["new_campaigns"] and activity["new_calls"]
     emulator.state.requests.clear()
-    second = run_tap(emulator_config(emulator), tmp_path, state=first.last_state, streams=CAMPAIGN_TABLES)
+    second = run_tap(config, tmp_path, state=first.last_state, streams=CAMPAIGN_TABLES)
 
     assert second.returncode == 0, second.stderr[-2000:]
     assert_tables_equal(upsert(first, second, tables=CAMPAIGN_TABLES), dataset, CAMPAIGN_TABLES)
@@ -79,15 +82,30 @@ def test_rerun_reads_only_the_campaigns_that_can_change_and_brings_every_change(
     bookmark = parse_timestamp(first.last_state["bookmarks"]["campaign_recipients"]["replication_key_value"])
     assert bookmark is not None
     horizon = rfc3339(bookmark - dt.timedelta(hours=72))
+    quiet = {
+        c["id"]: c
+        for c in data.campaigns
+        if c["status"] in FINISHED
+        and (c.get("completed_at") or c.get("started_at") or c["created_at"]) < horizon
+    }
     can_change = {
         c["id"]
         for c in data.campaigns
-        if c["status"] not in FINISHED
-        or max(c["updated_at"], c.get("started_at") or "", c.get("completed_at") or "") >= horizon
+        if c["id"] not in quiet or max(c["updated_at"], c.get("started_at") or "") >= horizon
     }
-    assert set(_recipient_lists_read(emulator)) == can_change
-    finished_quiet = [c for c in data.campaigns if c["id"] not in can_change]
-    assert len(finished_quiet) >= 10
+    # A quiet campaign whose counters moved: the quiet campaigns of its bucket are read once more.
+    touched = {
+        row["campaign_id"]
+        for row in expected_tables(dataset, ("campaign_recipients",))["campaign_recipients"].values()
+        if row["id"] in set(activity["recipient_changes"])
+    }
+    moved = {bucket(c) for campaign_id, c in quiet.items() if campaign_id in touched}
+    assert moved
+    assert set(_recipient_lists_read(emulator)) == can_change | {
+        i for i, c in quiet.items() if bucket(c) in moved
+    }
+    finished_quiet = [c for i, c in quiet.items() if bucket(c) not in moved and i not in can_change]
+    assert len(finished_quiet) >= 5  # quiet campaigns in buckets whose counters did not move: no request
 
 
 def test_five_hundred_finished_campaigns_and_three_active_ones_cost_three_recipient_lists(
@@ -96,9 +114,10 @@ def test_five_hundred_finished_campaigns_and_three_active_ones_cost_three_recipi
     emulator = start_emulator(10, 100, account={"campaigns": 503, "recipients": 5030, "call_logs": 10})
     dataset = emulator.state.dataset
     data = dataset.campaign_data
-    # Make it 500 campaigns finished five days ago or earlier, and three still sending.
+    # Make it 500 campaigns finished 40 days ago or earlier (past the 30-day receipt window), and
+    # three still sending.
     active = list(data.campaigns)[:3]
-    long_ago = rfc3339(dataset.now - dt.timedelta(days=5))
+    long_ago = rfc3339(dataset.now - dt.timedelta(days=40))
     for campaign in data.campaigns:
         if campaign in active:
             campaign["status"], campaign["completed_at"] = "sending", None

@@ -50,6 +50,18 @@ def test_conversations_served_page_numbered_are_read_to_the_end(start_emulator, 
     assert not tap_log(run.stderr, "WARNING")
 
 
+def test_conversations_paged_by_has_more_alone_are_read_to_the_end(start_emulator, tmp_path):
+    # `{"items", "has_more"}`: no page number, no limit, no total; the server pages 40 at a time.
+    shape = {"conversations": "pages", "omit": ["page", "limit", "total"]}
+    emulator = start_emulator(130, 1300, conversations_page_size=40, shape=shape)
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert_exact_sync(run, emulator.state.dataset)
+    assert _requests(emulator, "conversations") == 2 * math.ceil(130 / 40)
+    assert _bookmark(run, "conversations") and _bookmark(run, "messages")
+
+
 def test_an_envelope_without_has_more_or_total_is_followed_until_a_short_or_empty_page(
     start_emulator, tmp_path
 ):

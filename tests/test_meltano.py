@@ -240,6 +240,28 @@ def test_lists_in_every_shape_the_docs_allow_load_postgres_exactly(pipeline, war
     assert_warehouse_equals(warehouse, dataset, deleted=deleted)
 
 
+def test_start_date_and_a_full_table_catalog_delete_nothing_that_lives(pipeline, warehouse):
+    dataset = pipeline.emulator.state.dataset
+    pipeline()
+    deleted = {"contacts": dataset.account.change("contacts", delete=3)["deleted"]}
+
+    # A full refresh with start_date: contacts whole, then ACTIVATE_VERSION retires the deleted ones;
+    # the messages older than start_date stay as they were loaded.
+    pipeline.env["TAP_VOBIZ_START_DATE"] = (dataset.now - dt.timedelta(days=3)).isoformat()
+    refresh = pipeline("--full-refresh")
+    assert "Reading all contacts: no bookmark and start_date does not limit contacts" in refresh
+    assert_warehouse_equals(warehouse, dataset, deleted=deleted)
+
+    # Meltano's `metadata` extra asks for FULL_TABLE: everything read, ACTIVATE_VERSION after it.
+    dataset.add_activity(hours=5, new_messages=40, status_changes=30)
+    pipeline.env["TAP_VOBIZ__METADATA"] = json.dumps(
+        {name: {"replication-method": "FULL_TABLE"} for name in ("messages", "conversations")}
+    )
+    full_table = pipeline()
+    assert "Reading all messages: the catalog's replication method is FULL_TABLE" in full_table
+    assert_warehouse_equals(warehouse, dataset, deleted=deleted)
+
+
 def test_full_refresh_reloads_everything_and_leaves_no_duplicates(pipeline, warehouse):
     pipeline()
     pipeline.emulator.state.dataset.add_activity(hours=3, new_messages=50, status_changes=20)

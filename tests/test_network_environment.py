@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 import trustme
 
+from tests.loopback_proxy import CountingProxy
 from tests.tap_runner import emulator_config, run_tap, tap_log
 
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -93,50 +91,9 @@ def test_a_certificate_that_does_not_verify_is_one_line_and_never_retried(
     assert emulator.state.stats["requests"] == 0
 
 
-class _CountingProxy(ThreadingHTTPServer):
-    """A forward HTTP proxy on loopback that counts the requests it relays."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.relayed = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _CountingProxy
-
-    def do_GET(self) -> None:
-        target = urlsplit(self.path)  # a proxy is sent the absolute URL
-        with self.server.lock:
-            self.server.relayed += 1
-        upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"proxy-connection", "host"}}
-        upstream.request("GET", f"{target.path}?{target.query}", headers=headers)
-        response = upstream.getresponse()
-        body = response.read()
-        self.send_response(response.status)
-        for name, value in response.getheaders():
-            if name.lower() not in {"transfer-encoding", "connection", "content-length"}:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        upstream.close()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def proxy():
-    server = _CountingProxy()
+    server = CountingProxy()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server

@@ -29,7 +29,8 @@ activity between runs and inject faults:
 
 A script is consumed one entry per API request, before the random faults apply:
 `500`/`502`/`503`/`504`, `429` (Retry-After 1 s), `429-date` (as an HTTP date),
-`429-bare` (no header), `malformed` (200 with a non-JSON body), `truncated` (200, cut
+`429-bare` (no header), `429-body` (no header; the documented error body with
+`details.retryAfter` 3), `malformed` (200 with a non-JSON body), `truncated` (200, cut
 short), `reset` (connection closed without a response), `slow:<seconds>`, `400`, `401`,
 `403`, `404`, `loop` (a messages page whose `next_cursor` is always the same), `ok`
 (served normally).
@@ -472,6 +473,17 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if fault in {"400", "401", "403", "404", "500", "502", "503", "504"}:
             self._json(int(fault), {"error": f"injected {fault}"})
+        elif fault == "429-body":
+            # The errors page's documented body: no header, the wait in `details.retryAfter`.
+            body = {
+                "status": "error",
+                "error": {
+                    "code": "RATE_LIMIT_EXCEEDED",
+                    "message": "Too many requests",
+                    "details": {"limitType": "cps", "limit": 10, "current": 15, "retryAfter": 3},
+                },
+            }
+            self._json(429, body)
         elif fault.startswith("429"):
             headers = {}
             if fault == "429":
