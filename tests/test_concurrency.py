@@ -197,7 +197,7 @@ def test_pacer_recovers_after_a_quiet_spell(monkeypatch):
     assert 10 <= pacer.rate <= 2 * 10 + 1
 
 
-@pytest.mark.parametrize(("rate", "workers"), [(None, 1), (None, 16), (2, 1), (2, 16)])
+@pytest.mark.parametrize(("rate", "workers"), [(None, 1), (None, 16), (5, 1), (5, 16)])
 def test_no_request_reaches_the_api_while_a_429_pause_holds(start_emulator, tmp_path, rate, workers):
     emulator = start_emulator(12, 120, days=5)
     emulator.state.faults = Faults(script=["ok", "ok", "ok", "429"], retry_after="3")
@@ -216,7 +216,8 @@ def test_no_request_reaches_the_api_while_a_429_pause_holds(start_emulator, tmp_
 
 
 def test_a_sustained_server_limit_is_met_without_429s_after_30_seconds(start_emulator, tmp_path):
-    emulator = start_emulator(280, 280, days=2)
+    # About 200 requests at 5 a second: enough to see well over 40 of them after the first 30 s.
+    emulator = start_emulator(200, 200, days=2)
     emulator.state.faults = Faults(max_per_second=5)
 
     run = run_tap(emulator_config(emulator, max_workers=64, max_retry_seconds=120), tmp_path)

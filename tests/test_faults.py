@@ -22,20 +22,25 @@ def test_injected_faults_give_the_same_output_as_a_clean_run(start_emulator, tmp
         error_rate=0.1,
         malformed_rate=0.02,
         seed=4,
-        # A burst of rate limits, then single faults each followed by a success.
+        # Once the run is going (a 429 on the very first request would drop the rate to its floor,
+        # and the test would spend a minute recovering from it): a burst of rate limits, then
+        # single faults each followed by a success.
         script=[
+            *(["ok"] * 12),
             *("429", "429", "429", "429-date", "ok", "429-bare", "ok", "reset", "ok"),
-            *("truncated", "ok", "slow:3", "ok", "503", "ok", "malformed", "ok"),
+            *("truncated", "ok", "slow:5", "ok", "503", "ok", "malformed", "ok"),
         ],
     )
 
-    run = run_tap(emulator_config(emulator, request_timeout=1), tmp_path)
+    # A response 5 s slow times out at 2 s; one slowed by a busy machine (tests run in parallel) does not.
+    run = run_tap(emulator_config(emulator, request_timeout=2), tmp_path)
 
     assert_exact_sync(run, emulator.state.dataset)
     faults = {k: v for k, v in emulator.state.stats.items() if k.startswith("faults:")}
     assert sum(faults.values()) >= 10, faults
     retries = int(re.search(r"Sync completed: .*?(\d+) retries", run.stderr).group(1))
-    assert retries == sum(faults.values())  # one retry per fault, the slow response included
+    # One retry per fault, the slow response included.
+    assert retries == sum(faults.values()), re.findall(r"Retrying in .*", run.stderr)
     assert "Sync completed" in run.stderr
 
 
