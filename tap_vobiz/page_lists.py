@@ -50,9 +50,9 @@ from dataclasses import dataclass, field
 from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
-from tap_vobiz.errors import CursorLoopError
 from tap_vobiz.incremental import WindowedStream, served_at
 from tap_vobiz.pagination import (
+    CursorPaginator,
     PageSequence,
     is_page_numbered,
     next_cursor,
@@ -78,14 +78,14 @@ MAX_EXTRA_PAGES = 100_000
 
 @dataclass
 class Page:
-    """One page of a list: what was asked (a page number or a cursor), its rows, its envelope,
-    and the API's clock when served."""
+    """One page of a list: its number (in paging order), its rows, its envelope, the API's clock when
+    served, and the response (whose decoded envelope it caches)."""
 
     number: int
     items: list[dict[str, t.Any]]
     envelope: dict[str, t.Any]
     served_at: dt.datetime | None
-    cursor: str | None = None
+    response: requests.Response
 
     @property
     def limit(self) -> int:
@@ -366,7 +366,7 @@ class PageListStream(VobizStream):
         and checks of every request)."""
         response = self._send(self.prepare_request(context, cursor or number), context)
         items = list(self.parse_response(response))
-        return Page(number, items, read_page(response), served_at(response), cursor)
+        return Page(number, items, read_page(response), served_at(response), response)
 
     # Reading
 
@@ -466,8 +466,8 @@ class PageListStream(VobizStream):
         A cursor: one page after another. A single page: just that.
         """
         first = self.fetch_page(context, 1)
-        if (cursor := next_cursor(first.envelope)) is not None:
-            yield from self._follow_cursor(context, first, cursor, reading)
+        if next_cursor(first.envelope) is not None:
+            yield from self._follow_cursor(context, first, reading)
             return
         sequence = PageSequence(listing=self.get_url(context))
         coverage = Coverage()
@@ -508,26 +508,20 @@ class PageListStream(VobizStream):
         reading.withheld = coverage.total is not None and coverage.total - coverage.read >= coverage.limit
 
     def _follow_cursor(
-        self, context: Context | None, first: Page, cursor: str | None, reading: ListPass
+        self, context: Context | None, first: Page, reading: ListPass
     ) -> t.Iterator[tuple[Page, bool]]:
-        """A list that offers `next_cursor`: followed one page after another, never the same cursor twice."""
-        followed: set[str] = set()
+        """A list that offers `next_cursor`: followed one page after another by the messages' own
+        paginator (`CursorPaginator`: the documented ends, never the same cursor twice)."""
+        paginator = CursorPaginator()
         page = first
         while True:
             reading.add(page)
             reading.rows += len(page.envelope["items"])
             yield page, False
-            if cursor is None:
+            paginator.advance(page.response)
+            if paginator.finished:
                 return
-            if cursor in followed:
-                raise CursorLoopError(
-                    f"Vobiz returned cursor {cursor[:40]!r} a second time after {len(followed)} pages "
-                    f"of {self.get_url(context)}; stopping instead of paging forever (an API fault: "
-                    "rerun later)"
-                )
-            followed.add(cursor)
-            page = self.fetch_page(context, page.number + 1, cursor)
-            cursor = next_cursor(page.envelope)
+            page = self.fetch_page(context, page.number + 1, paginator.current_value)
 
 
 _NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)

@@ -155,8 +155,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
 
     def has_more(self, response: requests.Response) -> bool:
         page = read_page(response)
-        cursor = page.get("next_cursor")
-        if page.get("has_more") is False or not cursor or not isinstance(cursor, str):
+        if next_cursor(page) is None:
             return False
         if self.stop_before is not None and self._reaches_past_stop(page["items"]):
             self.stopped_early = True
