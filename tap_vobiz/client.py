@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import time
 import typing as t
 from functools import cached_property
@@ -36,7 +35,7 @@ from tap_vobiz.errors import (
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.output import LeanRecordMessages
-from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
+from tap_vobiz.pagination import CursorPaginator, MalformedPageError, parse_http_date, read_page
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -72,11 +71,8 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(moment.timestamp() - time.time(), 0.0)
+    moment = parse_http_date(value)
+    return None if moment is None else max(moment.timestamp() - time.time(), 0.0)
 
 
 def _body_retry_after(response: requests.Response) -> float | None:

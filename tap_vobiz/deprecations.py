@@ -12,11 +12,12 @@ for the run, naming the endpoint and the dates, so that an operator sees it in
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
 import threading
 
 import requests
+
+from tap_vobiz.pagination import parse_http_date
 
 
 class DeprecationNotices:
@@ -56,11 +57,11 @@ def announcement(endpoint: str, deprecation: str | None, sunset: str | None, lin
 def _date(value: str) -> str | None:
     """`@<unix seconds>` or an HTTP date as `YYYY-MM-DD HH:MM UTC`; None for `true` or what does not parse."""
     text = value.strip()
-    try:
-        if text.startswith("@"):
-            moment = dt.datetime.fromtimestamp(int(text[1:]), tz=dt.timezone.utc)
-        else:
-            moment = email.utils.parsedate_to_datetime(text).astimezone(dt.timezone.utc)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    if text.startswith("@"):
+        try:
+            moment: dt.datetime | None = dt.datetime.fromtimestamp(int(text[1:]), tz=dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return None
+    else:
+        moment = parse_http_date(text)
+    return None if moment is None else moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -28,7 +28,6 @@ and writes the bookmark itself when the stream's records are exhausted.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import threading
 import typing as t
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 
 from tap_vobiz.client import VobizStream
-from tap_vobiz.pagination import parse_setting_timestamp, parse_timestamp
+from tap_vobiz.pagination import parse_http_date, parse_setting_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     import requests
@@ -150,11 +149,7 @@ class ApiClock:
 
 def served_at(response: requests.Response) -> dt.datetime | None:
     """The API's clock when it served a response (its `Date` header); None without one."""
-    try:
-        moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else None
+    return parse_http_date(response.headers.get("Date"))
 
 
 class WindowedStream(VobizStream):

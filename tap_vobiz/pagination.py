@@ -18,6 +18,7 @@ The API pages in two ways, and the SDK's paginators know neither fully:
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import functools
 import json
 import re
@@ -118,6 +119,18 @@ def parse_timestamp_text(value: str) -> dt.datetime | None:
         )
     except ValueError:
         return None
+
+
+def parse_http_date(value: object) -> dt.datetime | None:
+    """An HTTP date (`Date`, `Retry-After`, `Sunset`: `Tue, 01 Dec 2026 20:00:00 GMT`) as an aware
+    datetime; None when it is not one, or has no zone."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else None
 
 
 def parse_setting_timestamp(value: object) -> dt.datetime | None:
