@@ -24,9 +24,9 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_vobiz.incremental import SyncWindow, format_timestamp
+from tap_vobiz.decoding import format_timestamp, parse_timestamp
+from tap_vobiz.incremental import SyncWindow
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
-from tap_vobiz.pagination import parse_timestamp
 from tap_vobiz.schema_types import (
     MALFORMED_FIELDS_PROPERTY,
     FreeFormObjectType,

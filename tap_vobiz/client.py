@@ -24,6 +24,7 @@ from tap_vobiz.connection import (
     unreachable_host,
     untrusted_certificate,
 )
+from tap_vobiz.decoding import parse_http_date
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
     ApiUnreachableError,
@@ -35,7 +36,7 @@ from tap_vobiz.errors import (
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.output import LeanRecordMessages
-from tap_vobiz.pagination import CursorPaginator, MalformedPageError, parse_http_date, read_page
+from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
 
 if t.TYPE_CHECKING:
     from backoff.types import Details

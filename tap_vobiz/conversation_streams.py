@@ -8,9 +8,10 @@ import typing as t
 from singer_sdk import typing as th
 
 from tap_vobiz import run_report
+from tap_vobiz.decoding import decode_json, parse_timestamp
 from tap_vobiz.incremental import WindowedStream, window_end
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, warn_unsettled
-from tap_vobiz.pagination import CursorPaginator, decode_json, parse_timestamp
+from tap_vobiz.pagination import CursorPaginator
 from tap_vobiz.schema_types import (
     ACCOUNT_ID,
     MALFORMED_FIELDS_PROPERTY,

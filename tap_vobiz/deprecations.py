@@ -17,7 +17,7 @@ import threading
 
 import requests
 
-from tap_vobiz.pagination import parse_http_date
+from tap_vobiz.decoding import parse_http_date
 
 
 class DeprecationNotices:

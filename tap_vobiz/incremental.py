@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 
 from tap_vobiz.client import VobizStream
-from tap_vobiz.pagination import parse_http_date, parse_setting_timestamp, parse_timestamp
+from tap_vobiz.decoding import format_timestamp, parse_setting_timestamp, parse_timestamp, served_at
 
 if t.TYPE_CHECKING:
     import requests
@@ -43,11 +43,6 @@ if t.TYPE_CHECKING:
 
 DEFAULT_LOOKBACK_HOURS = 72
 CONVERSATION_WINDOW = dt.timedelta(hours=24)
-
-
-def format_timestamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with `Z`, as the API writes its timestamps."""
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def window_end(conversation: t.Mapping[str, t.Any]) -> dt.datetime | None:
@@ -145,11 +140,6 @@ class ApiClock:
                 )
                 clamped = SyncWindow.start(moment, lookback=stream.lookback, start_date=stream.start_date)
                 window.bookmark, window.horizon = moment, clamped.horizon
-
-
-def served_at(response: requests.Response) -> dt.datetime | None:
-    """The API's clock when it served a response (its `Date` header); None without one."""
-    return parse_http_date(response.headers.get("Date"))
 
 
 class WindowedStream(VobizStream):

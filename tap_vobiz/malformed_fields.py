@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_vobiz.pagination import parse_timestamp_text
+from tap_vobiz.decoding import parse_timestamp_text
 
 MALFORMED_FIELDS = "malformed_fields"
 

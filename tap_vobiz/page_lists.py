@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
-from tap_vobiz.incremental import WindowedStream, served_at
+from tap_vobiz.decoding import parse_timestamp, served_at
+from tap_vobiz.incremental import WindowedStream
 from tap_vobiz.pagination import (
     CursorPaginator,
     PageSequence,
@@ -58,7 +59,6 @@ from tap_vobiz.pagination import (
     next_cursor,
     page_limit,
     page_total,
-    parse_timestamp,
     read_page,
 )
 

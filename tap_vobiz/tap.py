@@ -26,12 +26,12 @@ from tap_vobiz.campaign_streams import DEFAULT_RECEIPT_WINDOW_DAYS, CampaignReci
 from tap_vobiz.client import DEFAULT_MAX_RETRY_SECONDS, VobizStream
 from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
+from tap_vobiz.decoding import parse_setting_timestamp
 from tap_vobiz.deprecations import DeprecationNotices
 from tap_vobiz.errors import VobizError
 from tap_vobiz.incremental import DEFAULT_LOOKBACK_HOURS, ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
-from tap_vobiz.pagination import parse_setting_timestamp
 from tap_vobiz.run_report import DEFAULT_PROGRESS_INTERVAL, RunReport
 
 if t.TYPE_CHECKING:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.decoding import parse_timestamp
 from tests.expected_output import (
     ACCOUNT_TABLES,
     as_emitted,

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 
 from tap_vobiz.campaign_streams import bucket
-from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.decoding import parse_timestamp
 from tests.expected_output import assert_exact_sync, assert_tables_equal, expected_tables, upsert
 from tests.tap_runner import catalog_selecting, emulator_config, run_tap, run_tap_until
 from vobiz_emulator.account_data import rfc3339

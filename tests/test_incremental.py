@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from tap_vobiz.decoding import parse_timestamp
 from tap_vobiz.incremental import SyncWindow
-from tap_vobiz.pagination import parse_timestamp
 from tests.expected_output import assert_exact_sync, assert_no_duplicates, assert_tables_equal, upsert
 from tests.tap_runner import emulator_config, run_tap, run_tap_until
 from vobiz_emulator.dataset import message_key, rfc3339

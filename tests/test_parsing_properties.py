@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream, parse_content
+from tap_vobiz.decoding import parse_timestamp
 from tap_vobiz.malformed_fields import MALFORMED_FIELDS, field_checks, set_aside_malformed_fields
-from tap_vobiz.pagination import MalformedPageError, parse_timestamp, read_page
+from tap_vobiz.pagination import MalformedPageError, read_page
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -9,8 +9,9 @@ import pytest
 import requests
 
 from tap_vobiz.conversation_streams import parse_content
+from tap_vobiz.decoding import parse_timestamp
 from tap_vobiz.errors import CursorLoopError
-from tap_vobiz.pagination import CursorPaginator, parse_timestamp
+from tap_vobiz.pagination import CursorPaginator
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from scripts.pipeline_stack import TABLES
-from tap_vobiz.pagination import parse_timestamp
+from tap_vobiz.decoding import parse_timestamp
 from tests.expected_output import assert_tables_equal, expected_tables, upsert
 from tests.loopback_proxy import CountingProxy
 from tests.tap_runner import TapRun, catalog_selecting, emulator_config, run_tap, tap_log
