@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = ROOT / "tap-vobiz.yml"
 TAP = Path(sys.executable).with_name("tap-vobiz")
 # What `--about` does not say: where the tap lives, and which settings make a valid config
-# (the pairs `config_errors` in tap_vobiz/tap.py asks for).
+# (the pairs `config_errors` in tap_vobiz/settings.py asks for).
 HUB_METADATA = {
     "variant": "vobiz",
     "label": "Vobiz",

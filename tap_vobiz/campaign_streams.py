@@ -34,6 +34,7 @@ from tap_vobiz.schema_types import (
     id_property,
     timestamp,
 )
+from tap_vobiz.settings import DEFAULT_RECEIPT_WINDOW_DAYS
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -42,8 +43,6 @@ CAMPAIGN_STATUSES = ["draft", "scheduled", "sending", "paused", "completed", "ca
 # A campaign in any other status (unknown ones included) can still send, or change.
 FINISHED_CAMPAIGN_STATUSES = frozenset({"completed", "cancelled", "failed"})
 RECIPIENT_STATUSES = ["queued", "sent", "delivered", "read", "failed", "skipped"]
-# WhatsApp keeps trying to deliver a message for 30 days; read receipts come within that too, mostly.
-DEFAULT_RECEIPT_WINDOW_DAYS = 30
 QUIET_BUCKETS = 16
 COUNTERS = (
     "total_recipients",

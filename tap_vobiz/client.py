@@ -17,7 +17,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INC
 from singer_sdk.streams import RESTStream
 
 from tap_vobiz import run_report
-from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
+from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.connection import (
     configure_session,
     describe_transient_error,
@@ -37,6 +37,7 @@ from tap_vobiz.errors import (
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.output import LeanRecordMessages
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
+from tap_vobiz.settings import DEFAULT_MAX_RETRY_SECONDS, DEFAULT_MAX_WORKERS, DEFAULT_REQUEST_TIMEOUT
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -56,7 +57,6 @@ TRANSIENT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-DEFAULT_MAX_RETRY_SECONDS = 300
 MAX_BACKOFF_SECONDS = 60
 LOGGED_BAD_RECORDS = 10  # per stream; the final log line has the full counts
 
@@ -211,7 +211,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     @property
     def timeout(self) -> int:
-        return int(self.config.get("request_timeout", 60))
+        return int(self.config.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
 
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
         return {"cursor": next_page_token} if next_page_token else {}

@@ -34,8 +34,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-# Conversations fetched at once unless `max_workers` says otherwise.
-DEFAULT_MAX_WORKERS = 8
+from tap_vobiz.settings import DEFAULT_MAX_WORKERS
 
 T = t.TypeVar("T")
 R = t.TypeVar("R")

@@ -19,6 +19,7 @@ from tap_vobiz.schema_types import (
     enum,
     id_property,
 )
+from tap_vobiz.settings import DEFAULT_PAGE_SIZE
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
@@ -175,7 +176,7 @@ class MessagesStream(WindowedStream):
 
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
         return {
-            "limit": self.config.get("page_size", 100),
+            "limit": self.config.get("page_size", DEFAULT_PAGE_SIZE),
             **super().get_url_params(context, next_page_token),
         }
 
@@ -219,7 +220,7 @@ class MessagesStream(WindowedStream):
         assert context is not None
         conversation_id = context["conversation_id"]
         window = self._window
-        page_size = int(self.config.get("page_size", 100))
+        page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
         page: list[dict[str, t.Any]] = []
         for record in self.request_records(context):
             if window is None or window.includes(parse_timestamp(record.get("created_at"))):

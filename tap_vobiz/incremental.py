@@ -36,12 +36,12 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INC
 
 from tap_vobiz.client import VobizStream
 from tap_vobiz.decoding import format_timestamp, parse_setting_timestamp, parse_timestamp, served_at
+from tap_vobiz.settings import DEFAULT_LOOKBACK_HOURS
 
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context, Record
 
-DEFAULT_LOOKBACK_HOURS = 72
 CONVERSATION_WINDOW = dt.timedelta(hours=24)
 
 

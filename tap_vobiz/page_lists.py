@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
-from tap_vobiz.concurrency import DEFAULT_MAX_WORKERS, fetch_in_order
+from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.decoding import parse_timestamp, served_at
 from tap_vobiz.incremental import WindowedStream
 from tap_vobiz.pagination import (
@@ -61,6 +61,7 @@ from tap_vobiz.pagination import (
     page_total,
     read_page,
 )
+from tap_vobiz.settings import DEFAULT_MAX_WORKERS
 
 if t.TYPE_CHECKING:
     import requests

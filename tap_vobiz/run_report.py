@@ -8,6 +8,8 @@ import time
 import typing as t
 from collections import Counter
 
+from tap_vobiz.settings import DEFAULT_PROGRESS_INTERVAL
+
 # Counter names. The final log line gives each selected stream's "<stream> emitted" first,
 # then these, then any other counter that counted something (e.g. "channels skipped (404)").
 REQUESTS = "requests"
@@ -36,8 +38,6 @@ def emitted(stream: str) -> str:
 
 EMITTED_CONVERSATIONS = emitted("conversations")
 EMITTED_MESSAGES = emitted("messages")
-
-DEFAULT_PROGRESS_INTERVAL = 30
 
 
 class RunReport:

@@ -210,15 +210,16 @@ def test_no_request_reaches_the_api_while_a_429_pause_holds(start_emulator, tmp_
     times = emulator.state.request_times
     limited = times[3]
     # Requests already on their way when the 429 was answered may land just after it (up to 16 of
-    # them, served late when the machine is busy: the suite runs in parallel); none may leave
-    # while the rest of the pause holds, not even those that were waiting for their slot.
-    during = [t for t in times if limited + 1.0 < t < limited + 2.9]
+    # them, handled late by the emulator's threads when the machine is busy: the suite runs in
+    # parallel, and twice 4-6 of them were seen 0.3-1.0 s late, in bursts of a few milliseconds);
+    # none may leave while the rest of the pause holds, not even those that were waiting for
+    # their slot.
+    during = [t for t in times if limited + 1.5 < t < limited + 2.9]
     assert during == []
 
 
 def test_a_sustained_server_limit_is_met_without_429s_after_30_seconds(start_emulator, tmp_path):
-    # About 200 requests at 5 a second: enough to see well over 40 of them after the first 30 s.
-    emulator = start_emulator(200, 200, days=2)
+    emulator = start_emulator(280, 280, days=2)
     emulator.state.faults = Faults(max_per_second=5)
 
     run = run_tap(emulator_config(emulator, max_workers=64, max_retry_seconds=120), tmp_path)

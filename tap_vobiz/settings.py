@@ -1,0 +1,353 @@
+"""The tap's settings: their schema, with every default and range stated once; the checks a JSON
+schema states poorly (credentials, dates, URLs, ranges in words a user reads); and settings from
+`TAP_VOBIZ_*` environment variables, of every kind.
+
+Everything else reads a setting from the validated config, where the schema's defaults are
+filled in (the SDK's validator does that), so no module keeps a default of its own.
+"""
+
+from __future__ import annotations
+
+import decimal
+import ipaddress
+import json
+import math
+import typing as t
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_vobiz.decoding import parse_setting_timestamp
+
+DEFAULT_API_URL = "https://api.vobiz.ai/api/v1/messaging"
+DEFAULT_LOOKBACK_HOURS = 72
+DEFAULT_MAX_RETRY_SECONDS = 300
+DEFAULT_MAX_WORKERS = 8
+DEFAULT_METRICS_LOG_LEVEL = "WARNING"
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_PROGRESS_INTERVAL = 30
+# WhatsApp keeps trying to deliver a message for 30 days; read receipts come within that too, mostly.
+DEFAULT_RECEIPT_WINDOW_DAYS = 30
+DEFAULT_REQUEST_TIMEOUT = 60
+
+
+CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
+    th.Property(
+        "auth_id",
+        th.StringType,
+        title="Auth ID",
+        description="Vobiz account id (`MA_...`), sent as `X-Auth-ID`. "
+        "Needed with `auth_token` unless `bearer_token` is set.",
+    ),
+    th.Property(
+        "auth_token",
+        th.StringType,
+        secret=True,
+        title="Auth Token",
+        description="Vobiz auth token, sent as `X-Auth-Token`. Needed with `auth_id` "
+        "unless `bearer_token` is set.",
+    ),
+    th.Property(
+        "bearer_token",
+        th.StringType,
+        secret=True,
+        title="Bearer Token",
+        description="A Vobiz JWT, sent as `Authorization: Bearer ...` instead of "
+        "`auth_id`/`auth_token`. Takes precedence when both are set.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        title="API URL",
+        description="Base URL of the Vobiz messaging API. Must use https, except on a "
+        "loopback host (a local emulator).",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start Date",
+        description="Extract only the facts from this time on: messages created at or after it, "
+        "conversations whose window ends at or after it, campaign recipients and call logs "
+        "updated at or after it. Applies to the first run (no state) and to `--full-refresh`; "
+        "reruns start at bookmark minus `lookback_hours`, never before it. Dimensions that facts "
+        "point at (contacts, campaigns, channels, templates, canned responses) are extracted whole "
+        "whatever it says, and on a run without state end with ACTIVATE_VERSION, so deletions "
+        "reach the warehouse. RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
+    ),
+    th.Property(
+        "lookback_hours",
+        th.NumberType(minimum=0, maximum=24 * 366),
+        default=DEFAULT_LOOKBACK_HOURS,
+        title="Lookback Hours",
+        description="How far before the bookmark each rerun reads again, so that status "
+        "changes (sent, delivered, read, failed) of messages already extracted reach the "
+        "target, and conversations that closed since arrive closed. Messages have no "
+        "`updated_at`: a change to a message older than this is not seen. The default, 72, "
+        "covers a conversation's 24-hour window plus two days of late delivery and read "
+        "receipts (a message sent on Friday evening read on Monday). 0 re-reads only the "
+        "bookmark's own second.",
+    ),
+    th.Property(
+        "receipt_window_days",
+        th.NumberType(minimum=0, maximum=3650),
+        default=DEFAULT_RECEIPT_WINDOW_DAYS,
+        title="Receipt Window Days",
+        description="How long after a campaign finished (or last changed) its recipients are read "
+        "again on every run, for late delivery and read receipts. The default, 30, is how long "
+        "WhatsApp keeps trying to deliver a message. A finished campaign older than that costs no "
+        "request, unless its counters changed since the last run (then it is read once).",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=100),
+        default=DEFAULT_PAGE_SIZE,
+        title="Page Size",
+        description="Messages requested per page (`limit`), 1 to 100.",
+    ),
+    th.Property(
+        "max_workers",
+        th.IntegerType(minimum=1, maximum=64),
+        default=DEFAULT_MAX_WORKERS,
+        title="Max Workers",
+        description="Conversations whose messages are fetched at the same time, 1 to 64 (1: "
+        "one after another). Output order and state are the same whatever the value.",
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType(exclusive_minimum=0),
+        title="Max Requests Per Second",
+        description="Cap on requests per second across all workers. Unset: no cap until "
+        "a 429, which pauses every worker (for `Retry-After`) and lowers the rate.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.IntegerType(minimum=1),
+        default=DEFAULT_REQUEST_TIMEOUT,
+        title="Request Timeout",
+        description="Seconds to wait for one HTTP response before retrying it.",
+    ),
+    th.Property(
+        "max_retry_seconds",
+        th.IntegerType(minimum=1),
+        default=DEFAULT_MAX_RETRY_SECONDS,
+        title="Max Retry Seconds",
+        description="How long one request may be retried after transient faults (429, 5xx, "
+        "timeouts, dropped connections, malformed bodies), with exponential backoff and "
+        "jitter or the wait `Retry-After` asks for, before the run fails.",
+    ),
+    th.Property(
+        "progress_interval_seconds",
+        th.NumberType(minimum=0),
+        default=DEFAULT_PROGRESS_INTERVAL,
+        title="Progress Interval Seconds",
+        description="How often a long sync logs its progress (conversations read of those "
+        "to read, messages, requests, retries, records per second). 0 turns it off.",
+    ),
+    th.Property(
+        "metrics_log_level",
+        th.StringType,
+        default=DEFAULT_METRICS_LOG_LEVEL,
+        allowed_values=["DEBUG", "INFO", "WARNING", "ERROR"],
+        title="Metrics Log Level",
+        description="Level of the Singer SDK's METRIC log lines (two per HTTP request). The "
+        "default, WARNING, leaves them out, so a run's log shows the tap's own progress and "
+        "summary lines; INFO logs them again.",
+    ),
+    th.Property(
+        "user_agent",
+        th.StringType,
+        title="User Agent",
+        description="User-Agent header sent with every request.",
+    ),
+    th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=True,
+        title="Emit ACTIVATE_VERSION Messages",
+        description="End each stream that emitted every row (channels, templates and canned "
+        "responses on every run; contacts, campaigns and the other incremental streams on a run "
+        "without state, e.g. `--full-refresh`, or when the catalog asks for FULL_TABLE) with an "
+        "ACTIVATE_VERSION message, so that targets which support it (target-postgres, "
+        "target-snowflake) delete or soft-delete (`_sdc_deleted_at`) the rows Vobiz no longer "
+        "lists. Sent only after the stream's lists were read and known complete.",
+    ),
+).to_dict()
+
+
+def environment_config(schema: dict[str, t.Any], prefix: str) -> dict[str, t.Any]:
+    """Settings from `TAP_VOBIZ_*` variables (`--config ENV`, or Meltano's env), of every kind.
+
+    The SDK converts integers, booleans and objects but leaves a number (`lookback_hours`,
+    `max_requests_per_second`, ...) a string that validation then refuses, and a value
+    that does not convert ends in a traceback. Here every kind converts, and a value
+    that does not is one line naming the variable.
+    """
+    properties = schema["properties"]
+    as_text = {"properties": {name: {"type": ["string", "null"]} for name in properties}}
+    config, errors = {}, []
+    for name, text in parse_environment_config(as_text, prefix).items():
+        kind = _setting_kind(properties[name])
+        try:
+            config[name] = _setting_from_text(text, kind)
+        except ValueError:
+            variable = prefix + name.upper().replace("-", "_")
+            shown = "" if kind in {"object", "array"} else f" (got {text!r})"
+            errors.append(f"{variable} must be {_KIND_WORDS[kind]}{shown}")
+    if errors:
+        raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
+    return config
+
+
+# How each ranged setting's error line says what it must be; the bounds are the schema's.
+RANGE_WORDS = {
+    "page_size": "an integer from {minimum} to {maximum}",
+    "max_workers": "an integer from {minimum} to {maximum}",
+    "request_timeout": "a positive number of seconds",
+    "max_retry_seconds": "a positive number of seconds",
+    "max_requests_per_second": "a positive number",
+    "progress_interval_seconds": "a number of seconds, {minimum} or more",
+    "lookback_hours": "a number of hours from {minimum} to {maximum}",
+    "receipt_window_days": "a number of days from {minimum} to {maximum}",
+}
+
+
+def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """What is wrong with a config, one short sentence each, without echoing secrets.
+
+    Ranges are checked against the schema's `minimum`/`maximum` (stated once, there); the
+    schema's defaults fill in what is unset.
+    """
+    errors = []
+    has_pair = bool(config.get("auth_id")) and bool(config.get("auth_token"))
+    if not has_pair and not config.get("bearer_token"):
+        errors.append("set auth_id and auth_token, or bearer_token")
+    properties = CONFIG_SCHEMA["properties"]
+    for name, words in RANGE_WORDS.items():
+        value = config.get(name, properties[name].get("default"))
+        if value is not None and not _in_range(value, properties[name]):
+            said = words.format(
+                minimum=properties[name].get("minimum"), maximum=properties[name].get("maximum")
+            )
+            errors.append(f"{name} must be {said} (got {value!r})")
+    start_date = config.get("start_date")
+    if start_date is not None and parse_setting_timestamp(start_date) is None:
+        errors.append(f"start_date is not an RFC 3339 date-time (got {start_date!r})")
+    if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
+        errors.append(error)
+    return errors
+
+
+def _in_range(value: object, prop: dict[str, t.Any]) -> bool:
+    """Whether a setting's value is of its kind and within the schema's bounds."""
+    integer = _setting_kind(prop) == "integer"
+    if not (isinstance(value, int) and not isinstance(value, bool) if integer else _is_number(value)):
+        return False
+    number = t.cast("float", value)
+    return (
+        number >= prop.get("minimum", -math.inf)
+        and number <= prop.get("maximum", math.inf)
+        and number > prop.get("exclusiveMinimum", -math.inf)
+    )
+
+
+def range_errors_of_the_schema(error: str) -> bool:
+    """A validator message about a bound `config_errors` states better (one line per problem)."""
+    return any(
+        words in error
+        for words in (
+            "is less than the minimum of",
+            "is greater than the maximum of",
+            "less than or equal to the minimum",
+        )
+    )
+
+
+def without_secret(error: str, secrets: t.Iterable[str]) -> str:
+    """A validation message, or, when it is about a secret setting, one that does not quote its value."""
+    for name in secrets:
+        if f"config[{name!r}]" in error:
+            return f"{name} must be a string (the value given is not shown: it is a secret)"
+    return error
+
+
+_KIND_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a JSON object",
+    "array": "a JSON array",
+    "string": "a string",
+}
+_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _setting_kind(prop: dict) -> str:
+    """A setting's JSON type, the null aside."""
+    declared = prop.get("type", "string")
+    types = [declared] if isinstance(declared, str) else list(declared)
+    return next(
+        (kind for kind in ("integer", "number", "boolean", "object", "array") if kind in types), "string"
+    )
+
+
+def _setting_from_text(text: str, kind: str) -> t.Any:
+    """A setting's value from its variable's text; ValueError when it is not one of its kind."""
+    value = text.strip()
+    if kind == "integer":
+        return int(value)
+    if kind == "number":
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return int(number) if number.is_integer() and "." not in value else number
+    if kind == "boolean":
+        return _BOOLEANS[value.lower()] if value.lower() in _BOOLEANS else _not_a(value)
+    if kind in {"object", "array"}:
+        parsed = json.loads(value)
+        if not isinstance(parsed, dict if kind == "object" else list):
+            raise ValueError(kind)
+        return parsed
+    return text
+
+
+def _not_a(value: str) -> t.NoReturn:
+    raise ValueError(value)
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number: the SDK reads `1.5` in a config file as a Decimal."""
+    return isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool)
+
+
+def api_url_error(api_url: object) -> str | None:
+    """Credentials travel in headers: refuse plain http except to this machine."""
+    url = urlsplit(api_url) if isinstance(api_url, str) else None
+    if url is None or url.scheme not in {"https", "http"} or not url.hostname:
+        return f"api_url must be an https URL (got {api_url!r})"
+    if url.scheme == "http" and not _is_loopback(url.hostname):
+        return (
+            f"api_url must use https: {url.hostname} is not a loopback host, and plain http "
+            "would send the credentials unencrypted"
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
