@@ -92,10 +92,6 @@ class Page:
     def limit(self) -> int:
         return page_limit(self.envelope, PAGE_LIMIT)
 
-    @property
-    def offset(self) -> int:
-        return (self.number - 1) * self.limit
-
 
 class Coverage:
     """Which offsets of a page-numbered list a pass has read, and which page to ask for next.

@@ -11,7 +11,7 @@ import re
 
 from tests.expected_output import assert_exact_sync, assert_tables_equal, upsert
 from tests.tap_runner import TapRun, emulator_config, run_tap, tap_log
-from vobiz_emulator.server import PendingChange
+from vobiz_emulator.server import Handler, PendingChange
 
 CONTACTS = ("contacts",)
 
@@ -209,6 +209,41 @@ def test_a_list_whose_pages_cannot_all_be_had_sends_no_activate_version(start_em
     assert len(warnings) == 1
     assert "100 rows were served for a total of 250" in warnings[0]
     assert "no ACTIVATE_VERSION is sent" in warnings[0]
+
+
+def test_a_conversation_list_not_known_complete_moves_no_bookmark_of_either_stream(
+    start_emulator, tmp_path, monkeypatch
+):
+    # Page-numbered conversations whose pages after the first come back empty, `total` saying 120.
+    emulator = start_emulator(120, 1200, conversations_page_size=50, shape={"conversations": "pages"})
+    served = Handler._conversations_page
+
+    def first_page_only(handler, query):
+        page = served(handler, query)
+        if page["page"] > 1:
+            page["items"] = []
+        return page
+
+    monkeypatch.setattr(Handler, "_conversations_page", first_page_only)
+    state = {
+        "bookmarks": {
+            "conversations": {
+                "replication_key": "started_at",
+                "replication_key_value": "2026-10-20T00:00:00Z",
+            },
+            "messages": {"replication_key": "created_at", "replication_key_value": "2026-10-20T00:00:00Z"},
+        }
+    }
+
+    run = run_tap(emulator_config(emulator), tmp_path, state=state)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    # Conversations on the pages not served were never read, nor their messages: both bookmarks stay.
+    assert run.last_state["bookmarks"]["conversations"] == state["bookmarks"]["conversations"]
+    assert run.last_state["bookmarks"]["messages"] == state["bookmarks"]["messages"]
+    warnings = [w for w in tap_log(run.stderr, "WARNING") if "kept changing" in w]
+    assert len(warnings) == 2  # one per stream
+    assert all("50 rows were served for a total of 120" in w for w in warnings)
 
 
 def test_the_log_tells_totals_in_the_order_they_were_seen(start_emulator, tmp_path):
