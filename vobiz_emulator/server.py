@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from typing_extensions import override
+
 from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
 from vobiz_emulator.page_lists import BadPageRequest, LiveList
@@ -296,9 +298,11 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: EmulatorServer
 
+    @override
     def log_message(self, format: str, *args: object) -> None:
         """Silence per-request logging; `/_emulator/stats` has the counts."""
 
+    @override
     def send_response(self, code: int, message: str | None = None) -> None:
         """As the standard library's, with the `Date` header only when the shape serves one."""
         self.send_response_only(code, message)
@@ -306,6 +310,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.state.shape.date_header:
             self.send_header("Date", self.date_time_string())
 
+    @override
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The `Date` header: the dataset's virtual clock, the time its data is written in."""
         return email.utils.formatdate(self.server.state.dataset.now.timestamp(), usegmt=True)
@@ -622,6 +627,10 @@ def _contact_filter(query: dict[str, list[str]]) -> t.Callable[[dict], bool] | N
 
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: with more connections opening at once (8
+    # workers) on a busy machine, the kernel drops a SYN and the client resends it after 1 s,
+    # so a request sent before a 429 arrives a second late, as if sent during the pause.
+    request_queue_size = 128
     allow_reuse_address = True
 
     def __init__(
@@ -634,6 +643,7 @@ class EmulatorServer(ThreadingHTTPServer):
             # Like the real API, over TLS; the handshake happens in the request's own thread.
             self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
+    @override
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that hung up (after a timeout, say) is normal; anything else is printed."""
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ssl.SSLError)):
