@@ -25,8 +25,8 @@ bench: $(BIN)/tap-vobiz
 	$(BIN)/python benchmarks/run.py
 
 lint: $(BIN)/tap-vobiz
-	$(BIN)/ruff check tap_vobiz vobiz_emulator tests scripts benchmarks
-	$(BIN)/ruff format --check tap_vobiz vobiz_emulator tests scripts benchmarks
+	$(BIN)/ruff check tap_vobiz vobiz_emulator harness tests scripts benchmarks
+	$(BIN)/ruff format --check tap_vobiz vobiz_emulator harness tests scripts benchmarks
 	$(BIN)/mypy tap_vobiz vobiz_emulator
 
 clean:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.pipeline_stack import select_streams
+from harness.pipeline_stack import select_streams
 from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import Faults, RunningEmulator
 

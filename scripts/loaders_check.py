@@ -28,7 +28,7 @@ from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import pipeline_stack as stack
+from harness import pipeline_stack as stack
 
 BIN = Path(sys.executable).parent
 VENVS = stack.ROOT / ".meltano" / "loaders"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import pipeline_stack as stack
+from harness import pipeline_stack as stack
 
 OUTPUT = stack.ROOT / "output"
 

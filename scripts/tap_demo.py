@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import pipeline_stack as stack
+from harness import pipeline_stack as stack
 from scripts.pipeline_demo import ACTIVITY, change_account, describe_activity
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,1 +1,2 @@
-"""tap-vobiz: a Singer tap for the Vobiz WhatsApp Conversations API."""
+"""tap-vobiz: a Singer tap for a Vobiz WhatsApp account (conversations, messages, channels,
+templates, contacts, canned responses, campaigns and their recipients, call logs)."""

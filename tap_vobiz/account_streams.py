@@ -11,7 +11,8 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, PageListStream
+from tap_vobiz.client import Parent
+from tap_vobiz.page_lists import IncrementalPageListStream, PageListStream
 from tap_vobiz.schema_types import (
     ACCOUNT_ID,
     MALFORMED_FIELDS_PROPERTY,
@@ -22,7 +23,7 @@ from tap_vobiz.schema_types import (
 )
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
+    pass
 
 CREATED_AT = timestamp("created_at", "When it was created")
 UPDATED_AT = timestamp("updated_at", "When it was last changed")
@@ -76,8 +77,7 @@ class TemplatesStream(PageListStream):
 
     name = "templates"
     path = "/channels/{channel_id}/templates"
-    parent_name = "channel"
-    parent_key = "channel_id"
+    parent = Parent("channels", "channel_id")
 
     schema = th.PropertiesList(
         id_property("Template id (UUID); `template_id` in campaigns."),
@@ -119,10 +119,6 @@ class TemplatesStream(PageListStream):
         UPDATED_AT,
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
-
-    def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
-        channels: ChannelsStream = self._tap.streams["channels"]  # type: ignore[assignment]
-        return ({"channel_id": row["id"]} for row in channels.all_rows(outcome))
 
 
 class ContactsStream(IncrementalPageListStream):

@@ -23,7 +23,9 @@ import hashlib
 import typing as t
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
+from tap_vobiz.client import Parent
 from tap_vobiz.decoding import format_timestamp, parse_timestamp
 from tap_vobiz.incremental import SyncWindow
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
@@ -34,7 +36,6 @@ from tap_vobiz.schema_types import (
     id_property,
     timestamp,
 )
-from tap_vobiz.settings import DEFAULT_RECEIPT_WINDOW_DAYS
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -101,13 +102,15 @@ class CampaignsStream(IncrementalPageListStream):
     ).to_dict()
 
 
+CAMPAIGN = Parent("campaigns", "campaign_id")
+
+
 class CampaignRecipientsStream(IncrementalPageListStream):
     """One row per recipient of a campaign, read for the campaigns that can still change."""
 
     name = "campaign_recipients"
     path = "/campaigns/{campaign_id}/recipients"
-    parent_name = "campaign"
-    parent_key = "campaign_id"
+    parent = CAMPAIGN
     _campaigns: tuple[dict[str, t.Any], ...] = ()  # this run's campaign list (set per run)
 
     schema = th.PropertiesList(
@@ -145,13 +148,14 @@ class CampaignRecipientsStream(IncrementalPageListStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
+    @override
     def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
         """The campaigns whose recipients can have changed since the horizon; the others cost nothing."""
-        campaigns: CampaignsStream = self._tap.streams["campaigns"]  # type: ignore[assignment]
-        self._campaigns = tuple(campaigns.all_rows(outcome))
+        parent = CAMPAIGN
+        self._campaigns = tuple(self.parent_rows(outcome))
         window = self._window
         if window is None or window.horizon is None:
-            return [{"campaign_id": row["id"]} for row in self._campaigns]
+            return [parent.context(row) for row in self._campaigns]
         cutoff = window.horizon - self.receipt_window
         stored = self.stream_state.get("quiet_campaigns")
         quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
@@ -172,15 +176,16 @@ class CampaignRecipientsStream(IncrementalPageListStream):
                 QUIET_BUCKETS,
             )
         return [
-            {"campaign_id": row["id"]}
+            parent.context(row)
             for row in self._campaigns
             if can_change(row, window.horizon, cutoff) or (is_quiet(row, cutoff) and bucket(row) in changed)
         ]
 
     @property
     def receipt_window(self) -> dt.timedelta:
-        return dt.timedelta(days=float(self.config.get("receipt_window_days", DEFAULT_RECEIPT_WINDOW_DAYS)))
+        return dt.timedelta(days=float(self.config["receipt_window_days"]))
 
+    @override
     def finish_reading(self, *, settled: bool) -> None:
         """Keep, beside the bookmark, the fingerprints of the campaigns the next run will find quiet."""
         window = self._window

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import time
 import typing as t
 from functools import cached_property
@@ -15,6 +17,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 from singer_sdk.streams import RESTStream
+from typing_extensions import override
 
 from tap_vobiz import run_report
 from tap_vobiz.concurrency import fetch_in_order
@@ -35,9 +38,8 @@ from tap_vobiz.errors import (
     RetriesExhaustedError,
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
-from tap_vobiz.output import LeanRecordMessages
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
-from tap_vobiz.settings import DEFAULT_MAX_RETRY_SECONDS, DEFAULT_MAX_WORKERS, DEFAULT_REQUEST_TIMEOUT
+from tap_vobiz.record_messages import LeanRecordMessages
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -46,7 +48,9 @@ if t.TYPE_CHECKING:
 
     from tap_vobiz.concurrency import RequestPacer
     from tap_vobiz.deprecations import DeprecationNotices
+    from tap_vobiz.page_lists import ListOutcome, PageListStream
     from tap_vobiz.run_report import RunReport
+    from tap_vobiz.tap import TapVobiz
 
 # What a retry can fix: rate limits, server errors, broken connections and bodies.
 TRANSIENT_ERRORS = (
@@ -90,6 +94,56 @@ def _body_retry_after(response: requests.Response) -> float | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Parent:
+    """The stream a list is read under, one list per row of its own list (a conversation's
+    messages, a channel's templates, a campaign's recipients), and the field naming that row.
+
+    Why not the SDK's `parent_stream_type`: the SDK syncs a child's lists one parent record
+    at a time inside the parent's sync, with a state per parent (partitions). Here a child
+    reads its parent's list itself, whether the parent stream is selected or not, fetches
+    `max_workers` lists at once (`read_lists`), and keeps one bookmark whatever the number
+    of parents.
+    """
+
+    stream: str  # the parent stream's name, e.g. "channels"
+    key: str  # the context key and the child's field holding the parent's id, e.g. "channel_id"
+
+    @property
+    def noun(self) -> str:
+        """What one parent is called in log lines and counters ("channel")."""
+        return self.stream.removesuffix("s")
+
+    def context(self, row: t.Mapping[str, t.Any]) -> Context:
+        """The context of the list read under a parent row."""
+        return {self.key: row["id"]}
+
+
+class CountedContexts:
+    """The contexts of a fan-out, counted: `total` is known once the parent's list is read whole.
+
+    Up to `AHEAD` contexts are taken before the first list is fetched, so the progress line
+    of most runs says "X of Y" from the start; beyond that the rest stream in, and memory
+    stays bounded however many parents the account has.
+    """
+
+    AHEAD = 100_000
+
+    def __init__(self, contexts: t.Iterable[Context | None]) -> None:
+        self._rest = iter(contexts)
+        self._ahead = list(itertools.islice(self._rest, self.AHEAD + 1))
+        self.total: int | None = len(self._ahead) if len(self._ahead) <= self.AHEAD else None
+
+    def __iter__(self) -> t.Iterator[Context | None]:
+        count = len(self._ahead)
+        yield from self._ahead
+        self._ahead = []
+        for context in self._rest:
+            count += 1
+            yield context
+        self.total = count
+
+
 def error_text(body: object) -> str:
     """The API's own words for an error: `{"error": "..."}`, or the platform's `{"error": {"code",
     "message"}}` body; empty when the body has neither."""
@@ -109,10 +163,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     primary_keys = ("id",)
     # The records' own order is not the replication order (pages are newest first).
     is_sorted = False
-    # For a list under a parent (a conversation's messages, a channel's templates): what the
-    # parent is called. A 404 on such a list means the parent was deleted after the parent
-    # list was read: the list is skipped, with a warning and a count, and the run goes on.
-    parent_name: str | None = None
+    # For a list read under each row of another stream (`Parent`). A 404 on such a list means
+    # the parent was deleted after its list was read: the list is skipped, with a warning and
+    # a count, and the run goes on.
+    parent: t.ClassVar[Parent | None] = None
     # `post_process` already checks every field's type (values that do not match go to
     # `malformed_fields`) and drops fields the schema does not know, so the SDK's own
     # per-record type conformance would only repeat the work.
@@ -124,12 +178,12 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
-        self.report: RunReport = tap.report  # type: ignore[attr-defined]
-        self._deprecation_notices: DeprecationNotices = tap.deprecation_notices  # type: ignore[attr-defined]
+        # The tap that owns the stream, typed.
+        self.tap = t.cast("TapVobiz", tap)
+        self.report: RunReport = self.tap.report
+        self._deprecation_notices: DeprecationNotices = self.tap.deprecation_notices
         self.logger.addFilter(ONE_LINE_FAILURES)
-        configure_session(
-            self.requests_session, self.url_base, int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
-        )
+        configure_session(self.requests_session, self.url_base, int(self.config["max_workers"]))
         self._field_checks = field_checks(self.schema)
         self._known_fields = frozenset(self.schema["properties"])
         self._unknown_fields_seen: set[str] = set()
@@ -138,6 +192,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     # Catalogs and table versions
 
+    @override
     def apply_catalog(self, catalog: t.Any) -> None:
         """The SDK's, keeping the replication key the API dictates when a catalog omits it.
 
@@ -172,6 +227,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         return self.replication_method == REPLICATION_FULL_TABLE
 
     @property
+    @override
     def emit_activate_version_messages(self) -> bool:
         """False for the SDK, which would send ACTIVATE_VERSION before the records; streams send it after
         them (`_begin_table_version`), once everything was read and known complete."""
@@ -179,7 +235,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     def _begin_table_version(self) -> int | None:
         """A new table version for this run's records, unless `emit_activate_version_messages` is off."""
-        if not self.config.get("emit_activate_version_messages", True):
+        if not self.config["emit_activate_version_messages"]:
             return None
         # Milliseconds: two runs in one second still get different versions.
         self._stream_version = time.time_ns() // 1_000_000
@@ -188,13 +244,15 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     @property
     def pacer(self) -> RequestPacer:
         """The gate all requests of the run pass (`max_requests_per_second`, 429 pauses)."""
-        return self._tap.pacer  # type: ignore[attr-defined]
+        return self.tap.pacer
 
     @property
+    @override
     def url_base(self) -> str:
         return str(self.config["api_url"]).rstrip("/")
 
     @cached_property
+    @override
     def authenticator(self) -> SimpleAuthenticator | BearerTokenAuthenticator:
         if self.config.get("bearer_token"):
             return BearerTokenAuthenticator(token=self.config["bearer_token"])
@@ -206,18 +264,22 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         )
 
     @property
+    @override
     def http_headers(self) -> dict:
         return {"Accept": "application/json"}
 
     @property
+    @override
     def timeout(self) -> int:
-        return int(self.config.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
+        return int(self.config["request_timeout"])
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
         return {"cursor": next_page_token} if next_page_token else {}
 
     # Responses
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """Retry what can pass, fail fast with a fix for what cannot, and check the body."""
         self.report.add(run_report.REQUESTS)
@@ -231,7 +293,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 f"Vobiz {problem} ({self.response_error_message(response)}): check auth_id and "
                 "auth_token (or bearer_token), and that the account may read WhatsApp conversations"
             )
-        if status == HTTPStatus.NOT_FOUND and self.parent_name:
+        if status == HTTPStatus.NOT_FOUND and self.parent:
             raise ListGoneError(self.response_error_message(response))
         if status == HTTPStatus.NOT_FOUND:
             raise InvalidRequestError(
@@ -244,6 +306,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         except MalformedPageError as error:
             raise RetriableAPIError(f"{error} ({self.describe_request(response)})", response) from error
 
+    @override
     def response_error_message(self, response: requests.Response) -> str:
         """Status, request and the API's own `error` text; never headers or the full body."""
         detail = ""
@@ -262,6 +325,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         query = f"?{url.query}" if url.query else ""
         return f"{request.method if request else 'GET'} {url.path}{query}"
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         for item in read_page(response)["items"]:
             if isinstance(item, dict):
@@ -270,14 +334,16 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 self.report.add(run_report.DROPPED_WITHOUT_ID)
                 self._log_bad_record("Dropping a %s item that is not an object", self.name)
 
+    @override
     def get_new_paginator(self) -> CursorPaginator:
         return CursorPaginator()
 
     # Retries
 
+    @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """Retry transient faults with backoff for at most `max_retry_seconds`, then fail clearly."""
-        budget = float(self.config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS))
+        budget = float(self.config["max_retry_seconds"])
         pacer = self.pacer
 
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
@@ -321,6 +387,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
         return request
 
+    @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """Exponential waits (1, 2, 4 ... 60 s), or what `Retry-After` asks for."""
         exponential = backoff.expo(base=2, factor=1, max_value=MAX_BACKOFF_SECONDS)
@@ -331,6 +398,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             wait = next(exponential)
             error = yield (asked if asked is not None else wait)
 
+    @override
     def backoff_handler(self, details: Details) -> None:
         error = details.get("exception")
         response = getattr(error, "response", None)
@@ -353,39 +421,61 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         contexts: t.Iterable[Context | None],
         read: t.Callable[[Context | None], t.Iterable[list[dict[str, t.Any]]]],
         *,
-        lists_to_read: t.Callable[[], int | None] = lambda: None,
+        pages_to_read: t.Callable[[], int | None] = lambda: None,
     ) -> t.Iterator[dict[str, t.Any]]:
         """The records of one list per context, `read` on `max_workers` threads, emitted in context order.
 
         `read(context)` yields a list's records a page at a time (on a worker thread); the
-        records come out exactly as a sequential run emits them (`fetch_in_order`). A list
-        whose parent was deleted meanwhile (404) is skipped, warned about and counted.
-        `lists_to_read` tells the progress line how many lists there are, once known.
+        records come out exactly as a sequential run emits them (`fetch_in_order`). Under a
+        `parent`, a record without the parent's id gets it from its context, and a list whose
+        parent was deleted meanwhile (404) is skipped, warned about and counted. The progress
+        line counts lists read of `contexts` (under a parent), else pages of `pages_to_read()`.
         """
-        workers = int(self.config.get("max_workers", DEFAULT_MAX_WORKERS))
-        stage = f"{self.parent_name}s' {self.name} read" if self.parent_name else f"{self.name} pages read"
+        parent = self.parent
+        stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
+        counted = CountedContexts(contexts)
         done = 0
-        for context, pages in fetch_in_order(contexts, read, workers=workers):
+        for context, pages in fetch_in_order(counted, read, workers=int(self.config["max_workers"])):
             try:
                 for page in pages:
+                    if parent and context:
+                        for row in page:
+                            if not row.get(parent.key):
+                                row[parent.key] = context[parent.key]
                     yield from page
-                    if not self.parent_name:
+                    if not parent:
                         done += 1
-                    self.report.progress(self.logger, stage, done, lists_to_read())
+                        self.report.progress(self.logger, stage, done, pages_to_read())
             except ListGoneError as gone:
-                self.report.add(f"{self.parent_name}s skipped (404)")
-                parent = next(iter(context.values())) if context else "?"
-                self.logger.warning("Skipping %s %s: %s", self.parent_name, parent, gone)
-            if self.parent_name:
+                assert parent is not None and context is not None
+                self.report.add(run_report.skipped(parent.noun))
+                self.logger.warning("Skipping %s %s: %s", parent.noun, context[parent.key], gone)
+            if parent:
                 done += 1
-                self.report.progress(self.logger, stage, done, lists_to_read())
+                self.report.progress(self.logger, stage, done, counted.total)
+
+    def parent_contexts(
+        self, outcome: ListOutcome, where: t.Callable[[dict[str, t.Any]], bool] = lambda row: True
+    ) -> t.Iterator[Context | None]:
+        """The contexts of the lists under the parent's rows `where` selects (the parent's list's
+        outcome into `outcome`)."""
+        assert self.parent is not None
+        return (self.parent.context(row) for row in self.parent_rows(outcome) if where(row))
+
+    def parent_rows(self, outcome: ListOutcome) -> t.Iterator[dict[str, t.Any]]:
+        """Every row with an id of the parent's list, the parent stream selected or not."""
+        assert self.parent is not None
+        parent_stream: PageListStream = self.tap.streams[self.parent.stream]  # type: ignore[assignment]
+        return parent_stream.all_rows(outcome)
 
     # Records
 
+    @override
     def generate_child_contexts(self, record: Record, context: Context | None) -> t.Iterable[Context | None]:
         """None: no stream here has children (messages reads the conversation list itself)."""
         return ()
 
+    @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Drop records without an id; set aside values that do not match their type."""
         record_id = row.get("id")

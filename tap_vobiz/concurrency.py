@@ -1,22 +1,21 @@
-"""Fetching many conversations at once: ordered, bounded look-ahead, and one pace for all requests.
+"""The one concurrent fetcher: many lists or pages at once, handed back in order, with bounded
+look-ahead, and one pace for all requests. Every stream's reads go through it.
 
-The SDK reads one context after another, so a sync costs requests x latency. Here the
-message pages of up to `max_workers` conversations are requested at the same time, while
-the SDK's own sync loop (on the main thread) keeps doing everything else: post-processing,
-writing RECORD and STATE messages, state. Two rules keep that safe for any target:
+The SDK reads one context after another, so a sync costs requests x latency. Here up to
+`max_workers` tasks are fetched at the same time (tasks are the lists under a parent's rows:
+a conversation's messages, a channel's templates, a campaign's recipients; or the page
+numbers of a page-numbered list), while the SDK's own sync loop (on the main thread) keeps
+doing everything else: post-processing, writing RECORD and STATE messages, state. Two rules
+keep that safe for any target:
 
-- **Order**: results are handed back in the order of the conversations, each
-  conversation's pages in the order they were read, exactly as a sequential run would
-  emit them. Workers only run ahead.
-- **Memory**: at most `lookahead` conversations (16 per worker) are in flight, each
-  holding at most `buffer` pages (2) plus the one being handed over; a worker whose
-  buffer is full waits. However large the account or a conversation's history, the tap
-  holds at most 8 x 16 x 3 pages of 100 messages with the defaults (most conversations
-  are one page).
+- **Order**: results are handed back in task order, each task's pages in the order they
+  were read, exactly as a sequential run would emit them. Workers only run ahead.
+- **Memory**: at most `lookahead` tasks (16 per worker) are in flight, each holding at
+  most `buffer` pages (2) plus the one being handed over; a worker whose buffer is full
+  waits. However large the account or a conversation's history, the tap holds at most
+  8 x 16 x 3 pages of 100 records with the defaults (most conversations are one page).
 
-The same pipeline reads the pages of a page-numbered list at once (tasks are page
-numbers), and the lists of many parents at once (a channel's templates): a list read
-on a worker may itself fan its pages out, so threads can nest.
+A list read on a worker may itself fan its pages out, so threads can nest.
 
 `RequestPacer` is the one gate every request of every worker passes: at most
 `max_workers` requests in flight however the fetches nest, the optional
@@ -33,8 +32,6 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
-
-from tap_vobiz.settings import DEFAULT_MAX_WORKERS
 
 T = t.TypeVar("T")
 R = t.TypeVar("R")
@@ -150,7 +147,7 @@ class RequestPacer:
         max_per_second: float | None = None,
         clock: t.Callable[[], float] = time.monotonic,
         *,
-        max_in_flight: int = DEFAULT_MAX_WORKERS,
+        max_in_flight: int,
     ) -> None:
         self.max_per_second = max_per_second
         self._in_flight = threading.BoundedSemaphore(max(1, max_in_flight))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_vobiz import run_report
+from tap_vobiz.client import Parent
 from tap_vobiz.decoding import decode_json, parse_timestamp
 from tap_vobiz.incremental import WindowedStream, window_end
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, warn_unsettled
@@ -19,12 +20,9 @@ from tap_vobiz.schema_types import (
     enum,
     id_property,
 )
-from tap_vobiz.settings import DEFAULT_PAGE_SIZE
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
-
-    from tap_vobiz.incremental import SyncWindow
 
 
 class ConversationsStream(IncrementalPageListStream):
@@ -41,8 +39,6 @@ class ConversationsStream(IncrementalPageListStream):
     path = "/conversations"
     replication_key = "started_at"
     change_fields = ("started_at",)
-    _messages_window: SyncWindow | None = None
-    _to_read = 0
 
     schema = th.PropertiesList(
         id_property("Conversation id (UUID); `conversation_id` in messages."),
@@ -71,35 +67,16 @@ class ConversationsStream(IncrementalPageListStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
+    @override
     def start_reading(self) -> bool:
         """Open the window; ACTIVATE_VERSION only when the catalog asks for FULL_TABLE (the API
         deletes no conversation: an incremental run read without state sends none)."""
         self.open_window()
-        messages: MessagesStream = self._tap.streams["messages"]  # type: ignore[assignment]
-        self._messages_window = messages.planned_window() if messages.selected else None
-        self._to_read = 0
         return self.full_table
 
+    @override
     def keeps(self, row: dict[str, t.Any]) -> bool:
-        ends = window_end(row)
-        if self._messages_window is not None and self._messages_window.includes(ends):
-            self._to_read += 1
-        return self._window is None or self._window.includes(ends)
-
-    def finish_reading(self, *, settled: bool) -> None:
-        if self._messages_window is not None:
-            # For the messages stream's progress: how many conversations it is to read.
-            messages: MessagesStream = self._tap.streams["messages"]  # type: ignore[assignment]
-            messages.conversations_to_read = self._to_read
-        super().finish_reading(settled=settled)
-
-    def list_conversation_ids(self, outcome: ListOutcome) -> t.Iterator[tuple[str, dt.datetime | None]]:
-        """Every conversation id in the account's list, with the end of its window."""
-        for page in self.read_list(None, keeps=lambda row: True, outcome=outcome):
-            for record in page:
-                conversation_id = record.get("id")
-                if isinstance(conversation_id, str) and conversation_id:
-                    yield conversation_id, window_end(record)
+        return self._window is None or self._window.includes(window_end(row))
 
 
 class MessagesStream(WindowedStream):
@@ -107,10 +84,8 @@ class MessagesStream(WindowedStream):
 
     name = "messages"
     path = "/conversations/{conversation_id}/messages"
-    parent_name = "conversation"
+    parent = Parent("conversations", "conversation_id")
     replication_key = "created_at"
-    # Set by the conversations stream when it has read the whole list (progress logging only).
-    conversations_to_read: int | None = None
 
     schema = th.PropertiesList(
         id_property("Message id (UUID)."),
@@ -174,16 +149,19 @@ class MessagesStream(WindowedStream):
         MALFORMED_FIELDS_PROPERTY,
     ).to_dict()
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
         return {
-            "limit": self.config.get("page_size", DEFAULT_PAGE_SIZE),
+            "limit": self.config["page_size"],
             **super().get_url_params(context, next_page_token),
         }
 
+    @override
     def get_new_paginator(self) -> CursorPaginator:
         horizon = self._window.horizon if self._window else None
         return CursorPaginator(stop_before=horizon, timestamp_field="created_at")
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The messages at or after the horizon, in the conversations whose window reaches it.
 
@@ -194,18 +172,9 @@ class MessagesStream(WindowedStream):
         """
         window = self.open_window()
         version = self._begin_table_version() if self.full_table else None
-        conversations: ConversationsStream = self._tap.streams["conversations"]  # type: ignore[assignment]
         outcome = ListOutcome()
-        to_read = (
-            conversation_id
-            for conversation_id, ends in conversations.list_conversation_ids(outcome)
-            if window.includes(ends)
-        )
-        yield from self.read_lists(
-            ({"conversation_id": conversation_id} for conversation_id in to_read),
-            self._fetch_pages,
-            lists_to_read=lambda: self.conversations_to_read,
-        )
+        to_read = self.parent_contexts(outcome, where=lambda row: window.includes(window_end(row)))
+        yield from self.read_lists(to_read, self._fetch_pages)
         if outcome.settled:
             if version is not None:
                 self._write_activate_version_message(version)
@@ -217,14 +186,11 @@ class MessagesStream(WindowedStream):
 
     def _fetch_pages(self, context: Context | None) -> t.Iterator[list[dict[str, t.Any]]]:
         """A conversation's messages at or after the horizon, a page at a time (runs on a worker)."""
-        assert context is not None
-        conversation_id = context["conversation_id"]
         window = self._window
-        page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
+        page_size = int(self.config["page_size"])
         page: list[dict[str, t.Any]] = []
         for record in self.request_records(context):
             if window is None or window.includes(parse_timestamp(record.get("created_at"))):
-                record[_READ_UNDER] = conversation_id
                 page.append(record)
                 if len(page) == page_size:
                     yield page
@@ -232,21 +198,15 @@ class MessagesStream(WindowedStream):
         if page:
             yield page
 
+    @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        read_under = row.pop(_READ_UNDER, None)
         record = super().post_process(row, context)
         if record is None:
             return None
-        if not record.get("conversation_id"):
-            record["conversation_id"] = read_under
         record["content_json"] = parse_content(record.get("content"))
         if record["content_json"] is None and record.get("content") is not None:
             self.report.add(run_report.UNPARSEABLE_CONTENT)
         return record
-
-
-# Where a message was read, carried from `get_records` to `post_process` (never emitted).
-_READ_UNDER = "__read_under_conversation"
 
 
 def parse_content(content: object) -> dict | None:

@@ -6,6 +6,7 @@ import logging
 import sys
 
 from singer_sdk.exceptions import FatalAPIError, MapExpressionError
+from typing_extensions import override
 
 
 class VobizError(Exception):
@@ -52,6 +53,7 @@ class OneLineFailures(logging.Filter):
     logs their own message once (`TapVobiz.sync_all`), which says what to fix.
     """
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         in_flight = sys.exc_info()[1]
         return not (

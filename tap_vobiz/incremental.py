@@ -1,28 +1,32 @@
-"""Incremental reads of an API with no `updated_at` and no time filter: one bookmark per stream.
+"""Bookmarks: one per stream, the window a run reads from it, and the API's clock that caps it.
 
-The state holds one bookmark per stream (`replication_key_value`, RFC 3339 UTC), however
-many conversations the account has. A run reads from its *horizon*:
+Every incremental stream (conversations, messages, contacts, campaigns, campaign recipients,
+call logs) is a `WindowedStream`. Its state holds one bookmark (`replication_key_value`,
+RFC 3339 UTC), however many conversations or campaigns the account has. A run reads from its
+*horizon*:
 
     horizon = bookmark - lookback_hours    (never before start_date; start_date on a first run)
 
-- conversations: every conversation whose window (up to `expires_at`) reaches the horizon
-  is emitted, so new ones, open ones and those that expired since arrive with their
-  current `status`;
-- messages: only those conversations are read, each from its newest page back to the
-  first page that reaches past the horizon, and every message at or after the horizon is
-  emitted again, so the status changes of the lookback window reach the target (which
-  upserts by `id`).
+What "reading from the horizon" costs differs by stream: the page lists (`tap_vobiz.page_lists`)
+are read whole, since the API has no time filter, and emit the rows whose replication key
+(`updated_at`, or for conversations the end of their window) reaches the horizon; messages,
+which have no `updated_at`, are read only in the conversations whose window reaches it, each
+from its newest page back to the first page that reaches past the horizon, and every message
+at or after the horizon is emitted again, so the status changes of the lookback window reach
+the target (which upserts by `id`).
 
-The bookmark moves only when a stream's sync completes, to the newest timestamp it
-emitted but never past the API's clock (its `Date` header) when the stream began reading:
-a message created mid-run in a conversation already read stays ahead of the next horizon.
-Until then every STATE message carries the previous bookmark, so a run stopped at any
-point, even by kill -9, loses nothing when rerun with the last STATE it emitted.
+The bookmark moves only when a stream's sync completes, to the newest timestamp it emitted
+but never past the API's clock (its `Date` header) when the stream began reading: a row
+created mid-run behind the reader stays ahead of the next horizon. Until then every STATE
+message carries the previous bookmark, so a run stopped at any point, even by kill -9, loses
+nothing when rerun with the last STATE it emitted.
 
-This is the one place the tap goes beyond the SDK's state handling. The SDK would keep a
-partition per conversation for a child stream, and compares timestamps as strings;
-`WindowedStream` instead replaces the SDK's per-record hook (`_increment_stream_state`)
-and writes the bookmark itself when the stream's records are exhausted.
+Why not the SDK's own bookmarks: the SDK keeps a partition per parent for a child stream,
+compares timestamps as strings, and moves a bookmark record by record, which is only safe for
+a stream sorted ascending (ours are listed newest first). `WindowedStream` replaces the SDK's
+per-record hook (`_increment_stream_state`) and writes the bookmark itself when the stream's
+records are exhausted. The page lists' own rule (a list must be known complete before its
+stream's bookmark moves) is in `tap_vobiz.page_lists`.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ import typing as t
 from dataclasses import dataclass
 
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
+from typing_extensions import override
 
 from tap_vobiz.client import VobizStream
 from tap_vobiz.decoding import format_timestamp, parse_setting_timestamp, parse_timestamp, served_at
-from tap_vobiz.settings import DEFAULT_LOOKBACK_HOURS
 
 if t.TYPE_CHECKING:
     import requests
@@ -159,13 +163,15 @@ class WindowedStream(VobizStream):
 
     @property
     def api_clock(self) -> ApiClock:
-        return self._tap.api_clock  # type: ignore[attr-defined]
+        return self.tap.api_clock
 
     @property
+    @override
     def partitions(self) -> list[dict] | None:
         """Never partitioned: one bookmark for the stream, whatever the number of conversations."""
         return None
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> dt.datetime | None:
         """No signpost: `SyncWindow.next_bookmark` caps the bookmark with the API's clock instead."""
         return None
@@ -182,7 +188,7 @@ class WindowedStream(VobizStream):
 
     @property
     def lookback(self) -> dt.timedelta:
-        return dt.timedelta(hours=float(self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS)))
+        return dt.timedelta(hours=float(self.config["lookback_hours"]))
 
     @property
     def start_date(self) -> dt.datetime | None:
@@ -205,7 +211,7 @@ class WindowedStream(VobizStream):
                 self.name,
                 format_timestamp(window.horizon),
                 format_timestamp(window.bookmark) if window.bookmark else "none",
-                self.config.get("lookback_hours", DEFAULT_LOOKBACK_HOURS),
+                self.config["lookback_hours"],
                 self.config.get("start_date") or "none",
             )
         return window
@@ -221,11 +227,13 @@ class WindowedStream(VobizStream):
             state["replication_key_value"] = format_timestamp(bookmark)
         self._window = None
 
+    @override
     def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
         """The SDK's per-record state hook: note the timestamp; the state waits for the end."""
         if self._window is not None and self.replication_key:
             self._window.observe(parse_timestamp(latest_record.get(self.replication_key)))
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         super().validate_response(response)
         self.api_clock.observe(response)

@@ -47,6 +47,8 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
+from typing_extensions import override
+
 from tap_vobiz import run_report
 from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import fetch_in_order
@@ -61,7 +63,6 @@ from tap_vobiz.pagination import (
     page_total,
     read_page,
 )
-from tap_vobiz.settings import DEFAULT_MAX_WORKERS
 
 if t.TYPE_CHECKING:
     import requests
@@ -320,8 +321,6 @@ class PageListStream(VobizStream):
     # Row fields whose time, at or after the second a pass began in, means the row was created or
     # changed meanwhile.
     change_fields: tuple[str, ...] = ("created_at", "updated_at")
-    # A list under a parent: the field (e.g. `campaign_id`) filled in from the parent when a row lacks it.
-    parent_key: str | None = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -332,9 +331,9 @@ class PageListStream(VobizStream):
     # What to read and what to emit: the streams say what differs.
 
     def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
-        """The lists this stream reads: one (the default), or one per parent (a channel's templates),
-        the parent list read into `outcome`."""
-        return [None]
+        """The lists this stream reads: one, or one per row of its `parent` (a channel's templates),
+        the parent's list read into `outcome`."""
+        return self.parent_contexts(outcome) if self.parent else [None]
 
     def keeps(self, row: dict[str, t.Any]) -> bool:
         """Whether a row of the first pass is emitted (all rows here; an incremental stream filters)."""
@@ -349,6 +348,7 @@ class PageListStream(VobizStream):
 
     # Requests
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         if isinstance(next_page_token, str):
             return {"cursor": next_page_token, "limit": PAGE_LIMIT}
@@ -367,16 +367,17 @@ class PageListStream(VobizStream):
 
     # Reading
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         emits_every_row = self.start_reading()
         version = self._begin_table_version() if emits_every_row else None
         outcome = self._outcome = ListOutcome()
-        self._pages_to_read = None
         # The progress line's total: a single list's pages, once its first page has told.
+        self._pages_to_read = None
         yield from self.read_lists(
             self.list_contexts(outcome),
             lambda list_context: self.read_list(list_context, outcome=outcome),
-            lists_to_read=lambda: None if self.parent_name else self._pages_to_read,
+            pages_to_read=lambda: self._pages_to_read,
         )
         if outcome.settled:
             if version is not None:
@@ -429,10 +430,6 @@ class PageListStream(VobizStream):
                             rows.append(row)
                             found += 1
                 if rows:
-                    if self.parent_key and context:
-                        for row in rows:
-                            if not row.get(self.parent_key):
-                                row[self.parent_key] = context[self.parent_key]
                     yield rows
             if reading.future_rows:
                 self.report.add(run_report.FUTURE_ROWS, reading.future_rows)
@@ -482,7 +479,7 @@ class PageListStream(VobizStream):
         planned = max(1, -(-total // first.limit)) if total is not None else 1
         self._pages_to_read = (self._pages_to_read or 0) + planned
         if planned > 1:
-            workers = min(int(self.config.get("max_workers", DEFAULT_MAX_WORKERS)), planned - 1)
+            workers = min(int(self.config["max_workers"]), planned - 1)
             # Pages are single requests: two per worker queued keep every worker busy.
             rest = fetch_in_order(
                 range(2, planned + 1),
@@ -549,13 +546,16 @@ class IncrementalPageListStream(PageListStream, WindowedStream):
 
     replication_key = "updated_at"
 
+    @override
     def start_reading(self) -> bool:
         return self.open_window().horizon is None
 
+    @override
     def keeps(self, row: dict[str, t.Any]) -> bool:
         window = self._window
         return window is None or window.includes(parse_timestamp(row.get(self.replication_key or "")))
 
+    @override
     def finish_reading(self, *, settled: bool) -> None:
         if settled:
             self.close_window()

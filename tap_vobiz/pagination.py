@@ -20,6 +20,7 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
 
 from tap_vobiz.decoding import decode_json, parse_timestamp
 from tap_vobiz.errors import CursorLoopError, PageLoopError
@@ -74,6 +75,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
         self.stopped_early = False
         self._followed: set[str] = set()
 
+    @override
     def has_more(self, response: requests.Response) -> bool:
         page = read_page(response)
         if next_cursor(page) is None:
@@ -83,6 +85,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
             return False
         return True
 
+    @override
     def get_next(self, response: requests.Response) -> str | None:
         cursor: str = read_page(response)["next_cursor"]
         if cursor in self._followed:

@@ -8,13 +8,22 @@ import time
 import typing as t
 from collections import Counter
 
-from tap_vobiz.settings import DEFAULT_PROGRESS_INTERVAL
+
+def emitted(stream: str) -> str:
+    """The counter of a stream's emitted records."""
+    return f"{stream} emitted"
+
+
+def skipped(parent_noun: str) -> str:
+    """The counter of lists skipped because their parent (a "channel") was deleted while read."""
+    return f"{parent_noun}s skipped (404)"
+
 
 # Counter names. The final log line gives each selected stream's "<stream> emitted" first,
 # then these, then any other counter that counted something (e.g. "channels skipped (404)").
 REQUESTS = "requests"
 RETRIES = "retries"
-SKIPPED_CONVERSATIONS = "conversations skipped (404)"
+SKIPPED_CONVERSATIONS = skipped("conversation")
 DROPPED_WITHOUT_ID = "records dropped without an id"
 MALFORMED_FIELDS = "malformed fields set aside"
 UNPARSEABLE_CONTENT = "contents that are not a JSON object"
@@ -31,22 +40,13 @@ ALWAYS_LOGGED = (
 )
 
 
-def emitted(stream: str) -> str:
-    """The counter of a stream's emitted records."""
-    return f"{stream} emitted"
-
-
-EMITTED_CONVERSATIONS = emitted("conversations")
-EMITTED_MESSAGES = emitted("messages")
-
-
 class RunReport:
     """Counters shared by the tap's streams."""
 
     def __init__(
         self,
         *,
-        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        progress_interval: float,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.counts: Counter[str] = Counter()
@@ -54,7 +54,7 @@ class RunReport:
         # main thread), without the lock.
         self.emitted: Counter[str] = Counter()
         # The streams whose emitted records the log lines count, in sync order.
-        self.streams: list[str] = ["conversations", "messages"]
+        self.streams: list[str] = []
         self._clock = clock
         self.started = clock()
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_vobiz.malformed_fields import MALFORMED_FIELDS
 
@@ -21,6 +22,7 @@ class FreeFormObjectType(th.ObjectType):
         super().__init__(additional_properties=True)
 
     @property
+    @override
     def type_dict(self) -> dict:
         result = super().type_dict
         result.pop("properties", None)

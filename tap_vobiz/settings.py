@@ -105,15 +105,16 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.IntegerType(minimum=1, maximum=100),
         default=DEFAULT_PAGE_SIZE,
         title="Page Size",
-        description="Messages requested per page (`limit`), 1 to 100.",
+        description="Messages requested per page (`limit`).",
     ),
     th.Property(
         "max_workers",
         th.IntegerType(minimum=1, maximum=64),
         default=DEFAULT_MAX_WORKERS,
         title="Max Workers",
-        description="Conversations whose messages are fetched at the same time, 1 to 64 (1: "
-        "one after another). Output order and state are the same whatever the value.",
+        description="Lists and pages fetched at the same time (1: one after another): the "
+        "messages of several conversations, the pages of a page-numbered list. Output order and "
+        "state are the same whatever the value.",
     ),
     th.Property(
         "max_requests_per_second",
@@ -214,6 +215,18 @@ RANGE_WORDS = {
 }
 
 
+def _range_words(name: str) -> str:
+    """What a ranged setting must be, in words, with the schema's bounds."""
+    prop = CONFIG_SCHEMA["properties"][name]
+    return RANGE_WORDS[name].format(minimum=prop.get("minimum"), maximum=prop.get("maximum"))
+
+
+# The descriptions (`--about`, the README's table, Meltano's `tap-vobiz.yml`) say each range in
+# the words of the error line, from the bounds above.
+for _name in RANGE_WORDS:
+    CONFIG_SCHEMA["properties"][_name]["description"] += f" Must be {_range_words(_name)}."
+
+
 def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """What is wrong with a config, one short sentence each, without echoing secrets.
 
@@ -225,13 +238,10 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if not has_pair and not config.get("bearer_token"):
         errors.append("set auth_id and auth_token, or bearer_token")
     properties = CONFIG_SCHEMA["properties"]
-    for name, words in RANGE_WORDS.items():
+    for name in RANGE_WORDS:
         value = config.get(name, properties[name].get("default"))
         if value is not None and not _in_range(value, properties[name]):
-            said = words.format(
-                minimum=properties[name].get("minimum"), maximum=properties[name].get("maximum")
-            )
-            errors.append(f"{name} must be {said} (got {value!r})")
+            errors.append(f"{name} must be {_range_words(name)} (got {value!r})")
     start_date = config.get("start_date")
     if start_date is not None and parse_setting_timestamp(start_date) is None:
         errors.append(f"start_date is not an RFC 3339 date-time (got {start_date!r})")

@@ -12,6 +12,7 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import _ConfigInput
+from typing_extensions import override
 
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
 from tap_vobiz.call_streams import CallLogsStream
@@ -27,7 +28,6 @@ from tap_vobiz.output import SingerOutput
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
-    DEFAULT_METRICS_LOG_LEVEL,
     config_errors,
     environment_config,
     range_errors_of_the_schema,
@@ -60,6 +60,7 @@ class TapVobiz(Tap):
     config_jsonschema = CONFIG_SCHEMA
 
     @classmethod
+    @override
     def get_singer_command(cls) -> click.Command:
         """The SDK's command, with `--state` and `--catalog` taken as paths that `invoke` reads.
 
@@ -73,6 +74,7 @@ class TapVobiz(Tap):
         return command
 
     @classmethod
+    @override
     def cb_config(cls, ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> _ConfigInput:
         """The `--config` files (and `ENV`), read and checked before anything else runs."""
         with cls._one_line_input_errors():
@@ -80,6 +82,7 @@ class TapVobiz(Tap):
         return _ConfigInput(config=config, parse_env=parse_env)
 
     @classmethod
+    @override
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -118,12 +121,14 @@ class TapVobiz(Tap):
             raise SystemExit(1) from None
 
     @classproperty
+    @override
     def _env_var_config(cls) -> dict[str, t.Any]:
         """Settings from `TAP_VOBIZ_*` variables, of every kind (`tap_vobiz.settings.environment_config`)."""
         schema = copy.deepcopy(cls.config_jsonschema)
         cls.append_builtin_config(schema)
         return environment_config(schema, cls._env_var_prefix)
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Add the rules a JSON schema states poorly: credentials, ranges, dates; never echo a secret.
 
@@ -142,6 +147,7 @@ class TapVobiz(Tap):
             raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
         return errors
 
+    @override
     def discover_streams(self) -> list[VobizStream]:
         return [stream_type(self) for stream_type in STREAM_TYPES]
 
@@ -177,14 +183,15 @@ class TapVobiz(Tap):
             self._report = RunReport(progress_interval=float(self.config["progress_interval_seconds"]))
         return self._report
 
-    def sync_all(self) -> None:  # type: ignore[misc]
+    @override  # type: ignore[misc]  # final in the SDK (README: "The SDK's private names")
+    def sync_all(self) -> None:
         """Sync, then log the run's counts; known failures end it with one line and exit 1.
 
         The SDK marks `sync_all` final; this extends it (the SDK's sync runs unchanged
         inside) because it is the one place that sees the whole run end, well or not.
         """
         self.report.streams = [name for name, stream in self.streams.items() if stream.selected]
-        self.metrics_logger.setLevel(str(self.config.get("metrics_log_level", DEFAULT_METRICS_LOG_LEVEL)))
+        self.metrics_logger.setLevel(str(self.config["metrics_log_level"]))
         if problems := [
             p for s in self.streams.values() if s.selected and (p := getattr(s, "catalog_problem", None))
         ]:
@@ -214,6 +221,7 @@ class TapVobiz(Tap):
             raise
         self.report.log(self.logger, completed=True)
 
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """On SIGTERM/SIGINT stop: a sync ends writing the STATE (`sync_all`), and exits 128+signal.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from scripts.pipeline_stack import UpsertingTarget
+from harness.pipeline_stack import UpsertingTarget
 from tap_vobiz.tap import STREAM_TYPES
 from tests.tap_runner import TapRun
 from vobiz_emulator.dataset import Dataset

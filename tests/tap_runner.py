@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.pipeline_stack import select_streams
+from harness.pipeline_stack import select_streams
 
 TAP = Path(sys.executable).with_name("tap-vobiz")
 # What the conversation tests select; `streams=None` selects every stream (the tap's default).

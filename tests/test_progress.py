@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from tap_vobiz.run_report import EMITTED_MESSAGES, REQUESTS, RunReport
+from tap_vobiz.run_report import REQUESTS, RunReport, emitted
 from tests.expected_output import assert_exact_sync
 from tests.tap_runner import emulator_config, run_tap
 from vobiz_emulator.server import Faults
@@ -70,12 +70,13 @@ def test_progress_interval_zero_logs_no_progress(start_emulator, tmp_path):
 def test_progress_line_is_throttled_and_estimates_the_time_left(caplog):
     now = [100.0]
     report = RunReport(progress_interval=30, clock=lambda: now[0])
+    report.streams = ["conversations", "messages"]
     logger = logging.getLogger("test-progress")
     caplog.set_level(logging.INFO)
 
     report.progress(logger, "conversations' messages read", 0, 400)  # the stage starts at 100 s
     now[0] = 120.0
-    report.add(EMITTED_MESSAGES, 5_000)
+    report.add(emitted("messages"), 5_000)
     report.add(REQUESTS, 120)
     report.progress(logger, "conversations' messages read", 100, 400)
     assert caplog.messages == []  # under 30 s since the run started

@@ -49,7 +49,7 @@ def test_content_is_parsed_only_when_it_is_a_json_object(content, parsed):
         (None, None),
     ],
 )
-def test_timestamps_parse_to_aware_datetimes_or_none(value, expected):
+def test_each_timestamp_form_parses_to_its_instant_or_none(value, expected):
     assert parse_timestamp(value) == expected
 
 

