@@ -21,7 +21,9 @@ The `account` family is the whole account, all nine streams (`ACCOUNT` below) at
 latency: a full sync with `max_workers=1` and with the default, and the requests it made;
 then six hours of activity (`SIX_HOURS`, and the demo's changes to the account's lists)
 and a rerun from the last STATE: its requests per stream and seconds; and peak memory of
-full syncs of 10%, 50% and 100% of that account.
+full syncs of 10%, 50% and 100% of that account. The `backfill` family is that account's
+first sync killed -9 at 90 % of its messages and resumed from its last STATE: requests and
+seconds of the resumed run against an uninterrupted one (one run each).
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -58,6 +60,7 @@ FAMILIES = {
     "conversations": ("conversations", "messages"),
     "contacts": ("contacts",),
     "account": pipeline_stack.TABLES,
+    "backfill": pipeline_stack.TABLES,
 }
 
 
@@ -292,10 +295,85 @@ def account_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, s
     return rows
 
 
+def killed_at(emulator: Emulator, workdir: Path, stream: str, records: int) -> dict:
+    """A first sync of the whole account killed -9 once `records` RECORDs of `stream` are out; the
+    last STATE it wrote."""
+    config = workdir / "config.json"
+    # A STATE every second: the default 5 s would be a quarter of this 20-second sync (in a backfill
+    # of hours it is nothing).
+    config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, "state_interval_seconds": 1}))
+    command = [
+        str(BIN / "tap-vobiz"),
+        "--config",
+        str(config),
+        "--catalog",
+        str(workdir / "catalog-backfill.json"),
+    ]
+    state: dict = {}
+    seen = 0
+    marker = f'"stream":"{stream}"'.encode()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(b'{"type":"STATE"') and line.endswith(b"\n"):  # a line cut by the kill is none
+                state = json.loads(line)["value"]
+            elif seen < records and line.startswith(b'{"type":"RECORD"') and marker in line:
+                seen += 1
+                if seen == records:
+                    process.kill()
+        process.wait()
+    return state
+
+
+def backfill_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+    """The whole account's first sync at 25 ms, uninterrupted and killed at 90 % of its messages then
+    resumed from its last STATE: requests and seconds of the resumed run vs the uninterrupted one."""
+    rows = []
+    with Emulator(**ACCOUNT) as emulator:  # type: ignore[arg-type]
+        emulator.faults(latency_ms=25)
+        full = tap(emulator, workdir, "backfill")
+        full_stats = emulator.stats()
+        full_requests = full_stats.get("requests", 0)
+        messages = full_requests and sum(
+            1
+            for line in (workdir / "output.jsonl").open()
+            if '"stream":"messages"' in line and '"RECORD"' in line
+        )
+        state = killed_at(emulator, workdir, "messages", int(0.9 * messages))
+        emulator.post("/_emulator/reset", {})
+        emulator.faults(latency_ms=25)
+        resumed = tap(emulator, workdir, "backfill", state=state)
+        stats = emulator.stats()
+        resumed_requests = stats.get("requests", 0)
+        per_stream = ", ".join(
+            f"{stream} {stats.get('requests:' + stream, 0):,} of {full_stats.get('requests:' + stream, 0):,}"
+            for stream in pipeline_stack.TABLES
+        )
+        name = "25 ms latency, whole account's first sync killed at 90 % of its messages"
+        share = (
+            f"{resumed_requests / full_requests:.0%} of the requests, {resumed.seconds / full.seconds:.0%}"
+        )
+        rows += [
+            timed(name, f"tap, uninterrupted: {full_requests:,} requests", full),
+            timed(
+                "", f"tap, resumed from the last STATE: {resumed_requests:,} requests ({per_stream})", resumed
+            ),
+            ("", "**resumed / uninterrupted**", f"**{share} of the time**", ""),
+        ]
+        print(
+            f"backfill: uninterrupted {full_requests} requests {full.seconds:.1f}s, resumed "
+            f"{resumed_requests} requests {resumed.seconds:.1f}s",
+            flush=True,
+        )
+    return rows
+
+
 def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
     """The three scenarios of one family of streams, as table rows."""
     if family == "account":
         return account_scenarios(repeat, workdir)
+    if family == "backfill":
+        return backfill_scenarios(repeat, workdir)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:

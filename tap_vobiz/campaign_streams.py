@@ -25,10 +25,11 @@ import typing as t
 from singer_sdk import typing as th
 from typing_extensions import override
 
-from tap_vobiz.client import Parent
+from tap_vobiz.client import Parent, ParentList
 from tap_vobiz.decoding import format_timestamp, parse_timestamp
 from tap_vobiz.incremental import SyncWindow
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
+from tap_vobiz.resume import ResumableFanOut, Resume
 from tap_vobiz.schema_types import (
     MALFORMED_FIELDS_PROPERTY,
     FreeFormObjectType,
@@ -38,7 +39,7 @@ from tap_vobiz.schema_types import (
 )
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
+    pass
 
 CAMPAIGN_STATUSES = ["draft", "scheduled", "sending", "paused", "completed", "cancelled", "failed"]
 # A campaign in any other status (unknown ones included) can still send, or change.
@@ -102,15 +103,13 @@ class CampaignsStream(IncrementalPageListStream):
     ).to_dict()
 
 
-CAMPAIGN = Parent("campaigns", "campaign_id")
-
-
-class CampaignRecipientsStream(IncrementalPageListStream):
+class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
     """One row per recipient of a campaign, read for the campaigns that can still change."""
 
     name = "campaign_recipients"
     path = "/campaigns/{campaign_id}/recipients"
-    parent = CAMPAIGN
+    parent = Parent("campaigns", "campaign_id")
+    order_field = "created_at"
     _campaigns: tuple[dict[str, t.Any], ...] = ()  # this run's campaign list (set per run)
 
     schema = th.PropertiesList(
@@ -149,37 +148,56 @@ class CampaignRecipientsStream(IncrementalPageListStream):
     ).to_dict()
 
     @override
-    def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
-        """The campaigns whose recipients can have changed since the horizon; the others cost nothing."""
-        parent = CAMPAIGN
+    def lists_to_read(self, outcome: ListOutcome) -> list[ParentList]:
+        """The campaigns whose recipients can have changed since the time each is read from; the
+        others cost nothing."""
         self._campaigns = tuple(self.parent_rows(outcome))
-        window = self._window
-        if window is None or window.horizon is None:
-            return [parent.context(row) for row in self._campaigns]
-        cutoff = window.horizon - self.receipt_window
-        stored = self.stream_state.get("quiet_campaigns")
+        self._changed_buckets: dict[dt.datetime, set[int]] = {}
+        return self.plan_lists(self._campaigns, reads=self._can_have_changed)
+
+    def _can_have_changed(self, campaign: t.Mapping[str, t.Any], since: dt.datetime | None) -> bool:
+        if since is None:
+            return True
+        cutoff = since - self.receipt_window
+        if can_change(campaign, since, cutoff):
+            return True
+        return is_quiet(campaign, cutoff) and bucket(campaign) in self._buckets_changed_before(cutoff)
+
+    def _buckets_changed_before(self, cutoff: dt.datetime) -> set[int]:
+        """The buckets of campaigns quiet before `cutoff` whose counters moved since they were last
+        fingerprinted (by the last completed run, or by an interrupted one): all when none was."""
+        if (changed := self._changed_buckets.get(cutoff)) is not None:
+            return changed
         quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
         now = quiet_fingerprints(quiet)
-        if not isinstance(stored, dict) or stored.get("before") != format_timestamp(cutoff):
-            changed = set(range(QUIET_BUCKETS))  # no fingerprints of this cutoff: read them all once
-        else:
-            before = stored.get("counters")
-            changed = {
-                b
-                for b in range(QUIET_BUCKETS)
-                if not isinstance(before, list) or before[b : b + 1] != [now[b]]
-            }
+        fingerprinted = [
+            stored
+            for stored in (
+                self.stream_state.get("quiet_campaigns"),
+                self._plan.stored().get("quiet") if self._plan else None,
+            )
+            if isinstance(stored, dict) and stored.get("before") == format_timestamp(cutoff)
+        ]
+        before = fingerprinted[0].get("counters") if fingerprinted else None
+        changed = {
+            b for b in range(QUIET_BUCKETS) if not isinstance(before, list) or before[b : b + 1] != [now[b]]
+        }
         if changed and quiet:
             self.logger.info(
                 "Reading the recipients of quiet campaigns in %d of %d buckets whose counters moved",
                 len(changed),
                 QUIET_BUCKETS,
             )
-        return [
-            parent.context(row)
-            for row in self._campaigns
-            if can_change(row, window.horizon, cutoff) or (is_quiet(row, cutoff) and bucket(row) in changed)
-        ]
+        self._changed_buckets[cutoff] = changed
+        return changed
+
+    @override
+    def resume_extra(self, resume: Resume) -> dict[str, t.Any]:
+        """The fingerprints of the campaigns quiet before the cutoff a resumed run will use for
+        those finished here, so it reads again only the quiet ones whose counters move meanwhile."""
+        cutoff = resume.finished_horizon(self.lookback, self.start_date) - self.receipt_window
+        quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
+        return {"quiet": {"before": format_timestamp(cutoff), "counters": quiet_fingerprints(quiet)}}
 
     @property
     def receipt_window(self) -> dt.timedelta:
@@ -202,12 +220,12 @@ class CampaignRecipientsStream(IncrementalPageListStream):
         }
 
 
-def _moment(campaign: dict[str, t.Any], *names: str) -> dt.datetime | None:
+def _moment(campaign: t.Mapping[str, t.Any], *names: str) -> dt.datetime | None:
     """The first of these fields of a campaign that holds a timestamp."""
     return next((m for name in names if (m := parse_timestamp(campaign.get(name))) is not None), None)
 
 
-def is_quiet(campaign: dict[str, t.Any], cutoff: dt.datetime) -> bool:
+def is_quiet(campaign: t.Mapping[str, t.Any], cutoff: dt.datetime) -> bool:
     """Finished before `cutoff` (horizon - receipt window): its receipts are late if they come at all."""
     if campaign.get("status") not in FINISHED_CAMPAIGN_STATUSES:
         return False
@@ -215,7 +233,7 @@ def is_quiet(campaign: dict[str, t.Any], cutoff: dt.datetime) -> bool:
     return finished is not None and finished < cutoff
 
 
-def can_change(campaign: dict[str, t.Any], horizon: dt.datetime, cutoff: dt.datetime) -> bool:
+def can_change(campaign: t.Mapping[str, t.Any], horizon: dt.datetime, cutoff: dt.datetime) -> bool:
     """Not quiet, or changed or started since the horizon (`updated_at`, `started_at`)."""
     if not is_quiet(campaign, cutoff):
         return True
@@ -225,7 +243,7 @@ def can_change(campaign: dict[str, t.Any], horizon: dt.datetime, cutoff: dt.date
     )
 
 
-def bucket(campaign: dict[str, t.Any]) -> int:
+def bucket(campaign: t.Mapping[str, t.Any]) -> int:
     return _digest(str(campaign["id"])) % QUIET_BUCKETS
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import time
 import typing as t
@@ -119,22 +120,35 @@ class Parent:
         return {self.key: row["id"]}
 
 
-class CountedContexts:
-    """The contexts of a fan-out, counted: `total` is known once the parent's list is read whole.
+@dataclasses.dataclass(frozen=True)
+class ParentList:
+    """One list of a fan-out: its parent's context, the time it is read from (None: the
+    stream's own horizon) and the parent's place in the fan-out's order (`tap_vobiz.resume`)."""
 
-    Up to `AHEAD` contexts are taken before the first list is fetched, so the progress line
-    of most runs says "X of Y" from the start; beyond that the rest stream in, and memory
-    stays bounded however many parents the account has.
+    context: Context
+    since: dt.datetime | None
+    order: tuple[str, str]
+
+
+T = t.TypeVar("T")
+
+
+class CountedLists(t.Generic[T]):
+    """The lists of a fan-out, counted: `total` is known once the parent's list is read whole.
+
+    Up to `AHEAD` are taken before the first list is fetched, so the progress line of most
+    runs says "X of Y" from the start; beyond that the rest stream in, and memory stays
+    bounded however many parents the account has.
     """
 
     AHEAD = 100_000
 
-    def __init__(self, contexts: t.Iterable[Context | None]) -> None:
-        self._rest = iter(contexts)
+    def __init__(self, lists: t.Iterable[T]) -> None:
+        self._rest = iter(lists)
         self._ahead = list(itertools.islice(self._rest, self.AHEAD + 1))
         self.total: int | None = len(self._ahead) if len(self._ahead) <= self.AHEAD else None
 
-    def __iter__(self) -> t.Iterator[Context | None]:
+    def __iter__(self) -> t.Iterator[T]:
         count = len(self._ahead)
         yield from self._ahead
         self._ahead = []
@@ -418,49 +432,53 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     def read_lists(
         self,
-        contexts: t.Iterable[Context | None],
-        read: t.Callable[[Context | None], t.Iterable[list[dict[str, t.Any]]]],
+        lists: t.Iterable[ParentList | None],
+        read: t.Callable[[ParentList | None], t.Iterable[list[dict[str, t.Any]]]],
         *,
+        done: t.Callable[[ParentList], None] = lambda parent: None,
         pages_to_read: t.Callable[[], int | None] = lambda: None,
     ) -> t.Iterator[dict[str, t.Any]]:
-        """The records of one list per context, `read` on `max_workers` threads, emitted in context order.
+        """The records of each list (one per parent, or the stream's own: None), `read` on
+        `max_workers` threads, emitted in the order of `lists`.
 
-        `read(context)` yields a list's records a page at a time (on a worker thread); the
+        `read(list)` yields a list's records a page at a time (on a worker thread); the
         records come out exactly as a sequential run emits them (`fetch_in_order`). Under a
-        `parent`, a record without the parent's id gets it from its context, and a list whose
-        parent was deleted meanwhile (404) is skipped, warned about and counted. The progress
-        line counts lists read of `contexts` (under a parent), else pages of `pages_to_read()`.
+        `parent`, a record without the parent's id gets it from its context, a list whose
+        parent was deleted meanwhile (404) is skipped, warned about and counted, and `done`
+        is told of each list once every record of it was written (a safe point for STATE).
+        The progress line counts the lists read (under a parent), else pages of `pages_to_read()`.
         """
         parent = self.parent
         stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
-        counted = CountedContexts(contexts)
-        done = 0
-        for context, pages in fetch_in_order(counted, read, workers=int(self.config["max_workers"])):
+        counted = CountedLists(lists)
+        read_so_far = 0
+        for item, pages in fetch_in_order(counted, read, workers=int(self.config["max_workers"])):
             try:
                 for page in pages:
-                    if parent and context:
+                    if parent and item:
                         for row in page:
                             if not row.get(parent.key):
-                                row[parent.key] = context[parent.key]
+                                row[parent.key] = item.context[parent.key]
                     yield from page
                     if not parent:
-                        done += 1
-                        self.report.progress(self.logger, stage, done, pages_to_read())
+                        read_so_far += 1
+                        self.report.progress(self.logger, stage, read_so_far, pages_to_read())
             except ListGoneError as gone:
-                assert parent is not None and context is not None
+                assert parent is not None and item is not None
                 self.report.add(run_report.skipped(parent.noun))
-                self.logger.warning("Skipping %s %s: %s", parent.noun, context[parent.key], gone)
-            if parent:
-                done += 1
-                self.report.progress(self.logger, stage, done, counted.total)
+                self.logger.warning("Skipping %s %s: %s", parent.noun, item.context[parent.key], gone)
+            if parent and item:
+                # The SDK wrote every record yielded so far before asking for the next one.
+                done(item)
+                read_so_far += 1
+                self.report.progress(self.logger, stage, read_so_far, counted.total)
 
-    def parent_contexts(
-        self, outcome: ListOutcome, where: t.Callable[[dict[str, t.Any]], bool] = lambda row: True
-    ) -> t.Iterator[Context | None]:
-        """The contexts of the lists under the parent's rows `where` selects (the parent's list's
-        outcome into `outcome`)."""
+    def parent_lists(self, outcome: ListOutcome) -> t.Iterator[ParentList]:
+        """A list under each of the parent's rows, whole, in the parent list's order (the parent's
+        list's outcome into `outcome`)."""
         assert self.parent is not None
-        return (self.parent.context(row) for row in self.parent_rows(outcome) if where(row))
+        parent = self.parent
+        return (ParentList(parent.context(row), None, ("", row["id"])) for row in self.parent_rows(outcome))
 
     def parent_rows(self, outcome: ListOutcome) -> t.Iterator[dict[str, t.Any]]:
         """Every row with an id of the parent's list, the parent stream selected or not."""

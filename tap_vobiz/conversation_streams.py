@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
 import typing as t
 
 from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_vobiz import run_report
-from tap_vobiz.client import Parent
+from tap_vobiz.client import Parent, ParentList
 from tap_vobiz.decoding import decode_json, parse_timestamp
-from tap_vobiz.incremental import WindowedStream, window_end
+from tap_vobiz.incremental import window_end
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, warn_unsettled
 from tap_vobiz.pagination import CursorPaginator
+from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.schema_types import (
     ACCOUNT_ID,
     MALFORMED_FIELDS_PROPERTY,
@@ -79,13 +82,14 @@ class ConversationsStream(IncrementalPageListStream):
         return self._window is None or self._window.includes(window_end(row))
 
 
-class MessagesStream(WindowedStream):
+class MessagesStream(ResumableFanOut):
     """WhatsApp messages of the conversations that can hold new or changed ones."""
 
     name = "messages"
     path = "/conversations/{conversation_id}/messages"
     parent = Parent("conversations", "conversation_id")
     replication_key = "created_at"
+    order_field = "started_at"
 
     schema = th.PropertiesList(
         id_property("Message id (UUID)."),
@@ -158,8 +162,8 @@ class MessagesStream(WindowedStream):
 
     @override
     def get_new_paginator(self) -> CursorPaginator:
-        horizon = self._window.horizon if self._window else None
-        return CursorPaginator(stop_before=horizon, timestamp_field="created_at")
+        """Pages stop after the first that reaches back past the time the list is read from."""
+        return CursorPaginator(stop_before=_READING_SINCE.get(), timestamp_field="created_at")
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -170,27 +174,35 @@ class MessagesStream(WindowedStream):
         Up to `max_workers` conversations are fetched at once (`tap_vobiz.concurrency`);
         records still come out in the order a sequential run emits them.
         """
-        window = self.open_window()
+        self.open_window()
         version = self._begin_table_version() if self.full_table else None
         outcome = ListOutcome()
-        to_read = self.parent_contexts(outcome, where=lambda row: window.includes(window_end(row)))
-        yield from self.read_lists(to_read, self._fetch_pages)
+        lists = self.plan_lists(
+            self.parent_rows(outcome),
+            reads=lambda row, since: since is None or (ends := window_end(row)) is None or ends >= since,
+        )
+        # A conversation may have slipped between the list's pages: no position is kept then.
+        resumable = outcome.settled and not self.full_table
+        yield from self.read_lists(lists, self._fetch_pages, done=self.list_done if resumable else _nothing)
         if outcome.settled:
             if version is not None:
                 self._write_activate_version_message(version)
             self.close_window()
         else:
-            # A conversation may have slipped between the list's pages: its messages were not read.
             warn_unsettled(self.logger, self.name, outcome)
             self._window = None
 
-    def _fetch_pages(self, context: Context | None) -> t.Iterator[list[dict[str, t.Any]]]:
-        """A conversation's messages at or after the horizon, a page at a time (runs on a worker)."""
-        window = self._window
+    def _fetch_pages(self, parent: ParentList | None) -> t.Iterator[list[dict[str, t.Any]]]:
+        """A conversation's messages at or after the time it is read from, a page at a time (runs
+        on a worker)."""
+        assert parent is not None
+        since = parent.since
+        _READING_SINCE.set(since)
         page_size = int(self.config["page_size"])
         page: list[dict[str, t.Any]] = []
-        for record in self.request_records(context):
-            if window is None or window.includes(parse_timestamp(record.get("created_at"))):
+        for record in self.request_records(parent.context):
+            moment = parse_timestamp(record.get("created_at"))
+            if since is None or moment is None or moment >= since:
                 page.append(record)
                 if len(page) == page_size:
                     yield page
@@ -207,6 +219,16 @@ class MessagesStream(WindowedStream):
         if record["content_json"] is None and record.get("content") is not None:
             self.report.add(run_report.UNPARSEABLE_CONTENT)
         return record
+
+
+# The time the list a worker is reading is read from (its paginator stops there).
+_READING_SINCE: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar(
+    "reading_since", default=None
+)
+
+
+def _nothing(parent: ParentList) -> None:
+    return None
 
 
 def parse_content(content: object) -> dict | None:

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing_extensions import override
 
 from tap_vobiz import run_report
-from tap_vobiz.client import VobizStream
+from tap_vobiz.client import ParentList, VobizStream
 from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.decoding import parse_timestamp, served_at
 from tap_vobiz.incremental import WindowedStream
@@ -330,14 +330,25 @@ class PageListStream(VobizStream):
 
     # What to read and what to emit: the streams say what differs.
 
-    def list_contexts(self, outcome: ListOutcome) -> t.Iterable[Context | None]:
-        """The lists this stream reads: one, or one per row of its `parent` (a channel's templates),
-        the parent's list read into `outcome`."""
-        return self.parent_contexts(outcome) if self.parent else [None]
+    def lists_to_read(self, outcome: ListOutcome) -> t.Iterable[ParentList | None]:
+        """The lists this stream reads: its own (None), or one per row of its `parent` (a channel's
+        templates), the parent's list read into `outcome`."""
+        return self.parent_lists(outcome) if self.parent else [None]
 
     def keeps(self, row: dict[str, t.Any]) -> bool:
         """Whether a row of the first pass is emitted (all rows here; an incremental stream filters)."""
         return True
+
+    def keeps_under(self, parent: ParentList | None) -> t.Callable[[dict[str, t.Any]], bool]:
+        """What `keeps` a list's rows: `keeps`, or for a list read from its own time (a resumed
+        fan-out's), the rows whose replication key reaches it."""
+        if parent is None or parent.since is None or not self.replication_key:
+            return self.keeps
+        since, key = parent.since, self.replication_key
+        return lambda row: (moment := parse_timestamp(row.get(key))) is None or moment >= since
+
+    def list_done(self, parent: ParentList) -> None:
+        """Every record of the list under `parent` was written (a resumable fan-out keeps its place)."""
 
     def start_reading(self) -> bool:
         """Begin the stream's run; True when it emits every row (so ACTIVATE_VERSION applies)."""
@@ -375,8 +386,11 @@ class PageListStream(VobizStream):
         # The progress line's total: a single list's pages, once its first page has told.
         self._pages_to_read = None
         yield from self.read_lists(
-            self.list_contexts(outcome),
-            lambda list_context: self.read_list(list_context, outcome=outcome),
+            self.lists_to_read(outcome),
+            lambda parent: self.read_list(
+                parent.context if parent else None, self.keeps_under(parent), outcome=outcome
+            ),
+            done=self.list_done,
             pages_to_read=lambda: self._pages_to_read,
         )
         if outcome.settled:

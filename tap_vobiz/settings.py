@@ -31,6 +31,7 @@ DEFAULT_PROGRESS_INTERVAL = 30
 # WhatsApp keeps trying to deliver a message for 30 days; read receipts come within that too, mostly.
 DEFAULT_RECEIPT_WINDOW_DAYS = 30
 DEFAULT_REQUEST_TIMEOUT = 60
+DEFAULT_STATE_INTERVAL = 5
 
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
@@ -148,6 +149,16 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "to read, messages, requests, retries, records per second). 0 turns it off.",
     ),
     th.Property(
+        "state_interval_seconds",
+        th.IntegerType(minimum=0),
+        default=DEFAULT_STATE_INTERVAL,
+        title="State Interval Seconds",
+        description="While conversations' messages or campaigns' recipients are read, how often "
+        "a STATE is written that an interrupted run resumes from: at a conversation or campaign "
+        'boundary, never ahead of the records written (README, "Interrupted syncs"). 0: after '
+        "every conversation or campaign.",
+    ),
+    th.Property(
         "metrics_log_level",
         th.StringType,
         default=DEFAULT_METRICS_LOG_LEVEL,
@@ -210,6 +221,7 @@ RANGE_WORDS = {
     "max_retry_seconds": "a positive number of seconds",
     "max_requests_per_second": "a positive number",
     "progress_interval_seconds": "a number of seconds, {minimum} or more",
+    "state_interval_seconds": "a whole number of seconds, {minimum} or more",
     "lookback_hours": "a number of hours from {minimum} to {maximum}",
     "receipt_window_days": "a number of days from {minimum} to {maximum}",
 }

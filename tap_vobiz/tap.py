@@ -227,8 +227,13 @@ class TapVobiz(Tap):
 
         The SDK writes the STATE from the handler itself, which fails when the signal
         lands while a RECORD is being written to a slow target (`BufferError`: the
-        writer's buffer is in use) and loses the final STATE.
+        writer's buffer is in use) and loses the final STATE. A second signal while the
+        run ends (a scheduler's SIGTERM to the whole pipeline, then Meltano's own) is ignored:
+        it would interrupt the final STATE or the last flush.
         """
+        if getattr(self, "_stopping", False):
+            return
+        self._stopping = True
         if getattr(self, "_syncing", False):
             raise TerminatedBySignal(signum)
         self.report.log(self.logger, completed=False)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from tests.expected_output import FIELDS as ALL_FIELDS
 from tests.expected_output import expected_tables
 from tests.tap_runner import TAP
 from vobiz_emulator.dataset import Dataset
-from vobiz_emulator.server import ListShape
+from vobiz_emulator.server import Faults, ListShape
 
 MELTANO_YML = stack.ROOT / "meltano.yml"
 FIELDS = {table: sorted(fields) for table, fields in ALL_FIELDS.items()}
@@ -370,3 +373,85 @@ def test_records_have_keys_and_timestamps_with_offsets(start_emulator, tmp_path)
             for field in TIMESTAMPS & record.keys():
                 value = record[field]
                 assert value is None or zoned.match(value), f"{stream}.{field}: {value!r}"
+
+
+# An interrupted `meltano run`
+
+
+def _tap_process(root_pid: int) -> int | None:
+    """The tap-vobiz process `meltano run` (pid `root_pid`) started, found among its descendants."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    for pid in parents:
+        ancestor = pid
+        while ancestor in parents and ancestor != root_pid:
+            ancestor = parents[ancestor]
+        if ancestor == root_pid and pid != root_pid:
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(part.endswith(b"/tap-vobiz") for part in command) and b"--config" in command:
+                return pid
+    return None
+
+
+@pytest.mark.parametrize("stop", ["tap-killed", "pipeline-terminated"])
+def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
+    meltano_plugins, start_emulator, warehouse, tmp_path, stop
+):
+    emulator = start_emulator(300, 8000, days=60)
+    emulator.state.faults = Faults(latency_ms=15)
+    dataset = emulator.state.dataset
+    env = stack.meltano_env(
+        emulator.api_url,
+        warehouse,
+        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        TAP_VOBIZ_STATE_INTERVAL_SECONDS="0",
+    )
+    # What an uninterrupted first sync requests: one page per 100 messages of each conversation.
+    full_requests = sum(-(-len(c.messages) // 100) or 1 for c in dataset.conversations)
+    command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
+    log = tmp_path / "first.log"
+    with meltano_lock(), log.open("w") as out:
+        run = subprocess.Popen(
+            command, cwd=stack.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        stopped = False
+        while run.poll() is None:
+            due = emulator.state.stats["requests:messages"] >= 0.9 * full_requests
+            if not stopped and due and (tap := _tap_process(run.pid)) is not None:
+                # kill -9 of the tap, or SIGTERM to the whole pipeline (what a scheduler sends).
+                if stop == "tap-killed":
+                    os.kill(tap, signal.SIGKILL)
+                else:
+                    os.killpg(run.pid, signal.SIGTERM)
+                stopped = True
+            time.sleep(0.01)
+    assert stopped and run.returncode != 0, log.read_text()[-3000:]
+    stored = _stored_state(env)
+    if stop == "pipeline-terminated":
+        # Meltano itself stopped stores nothing of the run (it terminates the block without
+        # saving): the next run starts from the state before it, here none (README).
+        assert stored == {}
+    else:
+        # The tap died and the target drained: Meltano kept the STATE messages the target
+        # confirmed, the resume position among them (`meltano state get` shows it).
+        assert stored["singer_state"]["bookmarks"]["messages"]["resume"]["after"] is not None
+    emulator.state.stats.clear()
+
+    with meltano_lock():
+        stack.meltano(*command[1:], env=env, log=tmp_path / "second.log")
+
+    second = emulator.state.stats["requests:messages"]
+    print(f"{stop}: the second meltano run made {second} of the {full_requests} message requests")
+    if stop == "tap-killed":
+        assert "Resuming the messages of an interrupted run" in (tmp_path / "second.log").read_text()
+        assert second <= 0.15 * full_requests
+    assert_warehouse_equals(warehouse, dataset)
+    assert "resume" not in _stored_state(env)["singer_state"]["bookmarks"]["messages"]

@@ -298,16 +298,31 @@ class CampaignData:
     # Moving on
 
     def advance(
-        self, before: dt.datetime, *, new_campaigns: int = 0, receipts: int = 0, new_calls: int = 0
+        self,
+        before: dt.datetime,
+        *,
+        new_campaigns: int = 0,
+        receipts: int = 0,
+        new_calls: int = 0,
+        receipt_days: float | None = None,
     ) -> dict:
-        """What happens between `before` and the clock: campaigns start, send, complete; receipts; calls."""
+        """What happens between `before` and the clock: campaigns start, send, complete; receipts; calls.
+
+        `receipt_days`: receipts only for campaigns that started within that many days (WhatsApp
+        stops trying to deliver after 30); None: any campaign's recipients may move.
+        """
         now = self.now()
         started, completed = [], []
         for campaign in self.campaigns:
             if campaign["status"] == "scheduled" and campaign["scheduled_at"] <= rfc3339(now):
                 campaign["status"], campaign["started_at"] = "sending", campaign["scheduled_at"]
                 started.append(campaign["id"])
-        active = [c for c in self.campaigns if c["status"] in {"sending", "completed"}]
+        recent = rfc3339(now - dt.timedelta(days=receipt_days)) if receipt_days is not None else ""
+        active = [
+            c
+            for c in self.campaigns
+            if c["status"] in {"sending", "completed"} and (c.get("started_at") or c["created_at"]) >= recent
+        ]
         movable = [
             (campaign, recipient)
             for campaign in active

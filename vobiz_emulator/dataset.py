@@ -300,6 +300,7 @@ class Dataset:
         new_campaigns: int = 0,
         receipts: int = 0,
         new_calls: int = 0,
+        receipt_days: float | None = None,
     ) -> dict:
         """Move the clock forward and add the activity of that period.
 
@@ -340,7 +341,11 @@ class Dataset:
                 record["status"] = "closed"
                 closed.append(conversation.id)
         moved_on = self.campaign_data.advance(
-            before, new_campaigns=new_campaigns, receipts=receipts, new_calls=new_calls
+            before,
+            new_campaigns=new_campaigns,
+            receipts=receipts,
+            new_calls=new_calls,
+            receipt_days=receipt_days,
         )
         # Time goes on past the activity: the next request is at least a second after its last change.
         self.now += dt.timedelta(seconds=1)

@@ -1,0 +1,322 @@
+"""Resuming an interrupted fan-out: one small position in the state per stream, not a list of done parents.
+
+A first sync (or a full re-read) of a large account spends nearly all its requests in two
+fan-outs: each conversation's messages and each campaign's recipients. Their bookmark moves
+only when the stream completes (`tap_vobiz.incremental`), so a run that dies at 90 % would
+start over. The SDK resumes only a stream sorted by its replication key (it keeps the last
+value emitted as the bookmark); ours are read one parent at a time, each list newest first,
+so no record says how far a run got. Partitions (the SDK's state per parent, or Airbyte's
+per slice) would make the state grow with the account.
+
+Instead a fan-out reads its parents in a deterministic order, by (the parent's time, id):
+conversations by `started_at`, campaigns by `created_at`. At safe points (every record of
+the parents so far written to stdout, never ahead) and at most every `state_interval_seconds`,
+its state carries, beside the bookmark it had when the run began, one object:
+
+    "resume": {"after": ["2026-11-02T10:00:00Z", "<id>"], "horizon": ..., "clock": ...,
+               "newest": ..., "version": ...}
+
+`after`: the order key of the last parent whose records were all written (every parent up to
+it was); `horizon` and `clock`: the interrupted run's horizon and the API's clock when it
+began; `newest`: the newest replication-key value it emitted; `version`: its table version.
+
+A run that finds this object (`ResumePlan`) reads the parents after the position as the
+interrupted run would have (from its horizon), and the parents up to it as an incremental
+run from the interrupted run's start would (from its clock - lookback_hours: those that can
+have changed since, newest page back to that horizon), so it ends complete and current. Its
+records carry the same table version; the bookmark it leaves follows the rule of
+any run (the newest timestamp either run emitted, never past the API's clock when it began),
+and the object is removed. A resumed run that is itself interrupted keeps the first run's
+horizon, clock and version, and the furthest position either reached.
+
+Written only when the parent list was read known complete (a conversation that slipped
+between the list's pages would otherwise count as done); a FULL_TABLE run does not resume
+(its table version must cover every row of one reading). The page-numbered lists themselves
+are not resumed by page number: their offsets move as rows are created and deleted, so an
+interrupted list is read again whole (a few requests per hundred rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+import typing as t
+
+from typing_extensions import override
+
+from tap_vobiz.client import ParentList
+from tap_vobiz.decoding import format_timestamp, parse_timestamp
+from tap_vobiz.incremental import SyncWindow, WindowedStream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+RESUME_KEY = "resume"
+OrderKey = tuple[str, str]
+
+
+def order_key(row: t.Mapping[str, t.Any], time_field: str) -> OrderKey:
+    """A parent's place in the fan-out's order: its time (normalized; unknown first) and id."""
+    moment = parse_timestamp(row.get(time_field))
+    return (format_timestamp(moment) if moment is not None else "", str(row["id"]))
+
+
+@dataclasses.dataclass
+class Resume:
+    """Where an interrupted fan-out got to (see the module docstring)."""
+
+    after: OrderKey | None
+    horizon: dt.datetime | None
+    clock: dt.datetime | None
+    newest: dt.datetime | None
+    version: int | None
+    # What a stream keeps besides (a campaign fan-out: the fingerprints of its quiet campaigns).
+    extra: dict[str, t.Any] = dataclasses.field(default_factory=dict)
+
+    def to_state(self) -> dict[str, t.Any]:
+        return {
+            "after": list(self.after) if self.after is not None else None,
+            "horizon": _text(self.horizon),
+            "clock": _text(self.clock),
+            "newest": _text(self.newest),
+            "version": self.version,
+            **self.extra,
+        }
+
+    def finished_horizon(self, lookback: dt.timedelta, start_date: dt.datetime | None) -> dt.datetime:
+        """Where a resumed run reads the parents this run finished from: the horizon of an incremental
+        run from this run's start (its clock - lookback_hours). Whatever changed after this run read
+        a parent is stamped later than the clock; the lookback re-reads the status changes of
+        messages (which have no `updated_at`) as any rerun does."""
+        assert self.clock is not None
+        finished = self.clock - lookback
+        for floor in (start_date, self.horizon):
+            if floor is not None and finished < floor:
+                finished = floor
+        return finished
+
+    @classmethod
+    def from_state(cls, value: object) -> Resume:
+        """The object a run wrote; ValueError saying what is wrong with one that is not."""
+        if not isinstance(value, dict):
+            raise ValueError("it is not an object")
+        after = value.get("after")
+        if after is not None and not (
+            isinstance(after, list) and len(after) == 2 and all(isinstance(part, str) for part in after)
+        ):
+            raise ValueError(f"its position {after!r} is not [time, id]")
+        moments = {}
+        for name in ("horizon", "clock", "newest"):
+            text = value.get(name)
+            moments[name] = parse_timestamp(text)
+            if text is not None and moments[name] is None:
+                raise ValueError(f"its {name} {text!r} is not an RFC 3339 timestamp")
+        if moments["clock"] is None:
+            raise ValueError("it has no clock")
+        version = value.get("version")
+        if version is not None and (type(version) is not int or version <= 0):
+            raise ValueError(f"its version {version!r} is not a positive integer")
+        return cls(
+            after=(after[0], after[1]) if after is not None else None,
+            horizon=moments["horizon"],
+            clock=moments["clock"],
+            newest=moments["newest"],
+            version=version,
+            extra={k: v for k, v in value.items() if k not in _FIELDS},
+        )
+
+
+_FIELDS = frozenset({"after", "horizon", "clock", "newest", "version"})
+
+
+def _text(moment: dt.datetime | None) -> str | None:
+    return format_timestamp(moment) if moment is not None else None
+
+
+@dataclasses.dataclass
+class ResumePlan:
+    """Which parents a fan-out reads and from when, and the resume object it keeps as it goes.
+
+    `previous` is the object found in the state (a resumed run) or None; `window` the run's
+    own (its horizon is read when a list is planned: the API's clock may have moved it);
+    `finished_horizon` where the parents the interrupted run finished are read from.
+    """
+
+    previous: Resume | None
+    window: SyncWindow
+    finished_horizon: dt.datetime | None
+    interval: float
+    position: OrderKey | None = None
+    _written_at: float = dataclasses.field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(
+        cls,
+        previous: Resume | None,
+        *,
+        window: SyncWindow,
+        lookback: dt.timedelta,
+        start_date: dt.datetime | None,
+        interval: float,
+    ) -> ResumePlan:
+        if previous is None:
+            return cls(None, window, None, interval)
+        finished = previous.finished_horizon(lookback, start_date)
+        return cls(previous, window, finished, interval, position=previous.after)
+
+    @property
+    def horizon(self) -> dt.datetime | None:
+        """Where the parents not yet finished are read from: the interrupted run's horizon, or this run's."""
+        return self.previous.horizon if self.previous is not None else self.window.horizon
+
+    def since(self, order: OrderKey) -> dt.datetime | None:
+        """Where the list of the parent at `order` is read from."""
+        previous = self.previous
+        done = previous is not None and previous.after is not None and order <= previous.after
+        return self.finished_horizon if done else self.horizon
+
+    def lists(
+        self,
+        rows: t.Iterable[t.Mapping[str, t.Any]],
+        *,
+        time_field: str,
+        context: t.Callable[[t.Mapping[str, t.Any]], Context],
+        reads: t.Callable[[t.Mapping[str, t.Any], dt.datetime | None], bool],
+    ) -> list[ParentList]:
+        """The lists to read, in the fan-out's order: each parent `reads` keeps, from its `since`.
+
+        Holds one small entry per parent to read (the parent list is read whole first, so
+        that the order is the same whatever the API's page order).
+        """
+        planned = []
+        for row in rows:
+            order = order_key(row, time_field)
+            since = self.since(order)
+            if reads(row, since):
+                planned.append(ParentList(context(row), since, order))
+        planned.sort(key=lambda parent: parent.order)
+        return planned
+
+    def done(self, parent: ParentList) -> bool:
+        """A parent's records are all written: True when a resumable STATE is due."""
+        if self.position is None or parent.order > self.position:
+            self.position = parent.order
+        now = time.monotonic()
+        if now - self._written_at < self.interval:
+            return False
+        self._written_at = now
+        return True
+
+    def resume(self, *, clock: dt.datetime | None, newest: dt.datetime | None, version: int | None) -> Resume:
+        """The object to keep in the state now: this run's position, the first run's horizon,
+        clock and version."""
+        previous = self.previous
+        if previous is not None:
+            newest = max((m for m in (previous.newest, newest) if m is not None), default=None)
+            return Resume(self.position, previous.horizon, previous.clock, newest, previous.version)
+        return Resume(self.position, self.horizon, clock, newest, version)
+
+    def stored(self) -> dict[str, t.Any]:
+        """What the resumed run's state kept besides its position (empty on a run that resumes nothing)."""
+        return self.previous.extra if self.previous is not None else {}
+
+
+class ResumableFanOut(WindowedStream):
+    """A stream read under each row of its `parent` that resumes where an interrupted run stopped.
+
+    The stream makes its lists with `plan_lists` (the parent list read whole, in order, each
+    list with the time it is read from) and reads them with `read_lists(..., done=self.list_done)`.
+    """
+
+    # The parent's field that orders the fan-out ("started_at", "created_at").
+    order_field: t.ClassVar[str]
+    _plan: ResumePlan | None = None
+
+    @override
+    def open_window(self) -> SyncWindow:
+        """The run's window, and the resume object of an interrupted run if the state has one."""
+        window = super().open_window()
+        previous = None if self.full_table else self._previous_run()
+        self._plan = ResumePlan.start(
+            previous,
+            window=window,
+            lookback=self.lookback,
+            start_date=self.start_date,
+            interval=float(self.config["state_interval_seconds"]),
+        )
+        if previous is not None:
+            window.observe(previous.newest)
+            self.logger.info(
+                "Resuming the %s of an interrupted run: the %ss after %s read from %s, those up to it "
+                "from %s (what can have changed since that run began, %s)",
+                self.name,
+                self.parent.noun if self.parent else "parent",
+                " ".join(previous.after) if previous.after else "the start",
+                _text(previous.horizon) or "the beginning",
+                _text(self._plan.finished_horizon) or "the beginning",
+                _text(previous.clock),
+            )
+        return window
+
+    def _previous_run(self) -> Resume | None:
+        value = self.stream_state.get(RESUME_KEY)
+        if value is None:
+            return None
+        try:
+            return Resume.from_state(value)
+        except ValueError as problem:
+            self.logger.warning(
+                "Ignoring the %s resume position in the state (%s): this run reads the %s as if the "
+                "interrupted run had not begun",
+                self.name,
+                problem,
+                self.name,
+            )
+            self.stream_state.pop(RESUME_KEY)
+            return None
+
+    @override
+    def _begin_table_version(self) -> int | None:
+        """The interrupted run's table version when resuming (the two runs' records are one reading)."""
+        plan = self._plan
+        if plan is not None and plan.previous is not None and plan.previous.version is not None:
+            if not self.config["emit_activate_version_messages"]:
+                return None
+            self._stream_version = plan.previous.version
+            return self._stream_version
+        return super()._begin_table_version()
+
+    def plan_lists(
+        self,
+        rows: t.Iterable[t.Mapping[str, t.Any]],
+        reads: t.Callable[[t.Mapping[str, t.Any], dt.datetime | None], bool],
+    ) -> list[ParentList]:
+        """The lists under the parent's `rows` that `reads(row, since)` keeps, in the fan-out's order."""
+        assert self._plan is not None and self.parent is not None
+        return self._plan.lists(rows, time_field=self.order_field, context=self.parent.context, reads=reads)
+
+    def list_done(self, parent: ParentList) -> None:
+        """Every record under `parent` is written: keep the position, and write a STATE when due."""
+        plan, window = self._plan, self._window
+        if plan is None or window is None or not plan.done(parent):
+            return
+        resume = plan.resume(
+            clock=window.api_time_at_start, newest=window.newest, version=self._stream_version
+        )
+        if resume.clock is None:
+            return  # no response has told the API's time yet
+        resume.extra = self.resume_extra(resume)
+        self.stream_state[RESUME_KEY] = resume.to_state()
+        self.tap.state_writer.write_state(self.tap_state)
+
+    def resume_extra(self, resume: Resume) -> dict[str, t.Any]:
+        """What this stream keeps in the resume object besides the position (nothing by default)."""
+        return {}
+
+    @override
+    def close_window(self) -> None:
+        """The stream completed: its bookmark moves and the resume object goes."""
+        super().close_window()
+        self.stream_state.pop(RESUME_KEY, None)
+        self._plan = None

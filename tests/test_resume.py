@@ -1,0 +1,223 @@
+"""Resumable first syncs: a run killed part-way resumes from its last STATE, reading only what it has to.
+
+Each test runs the real CLI against the emulator: an uninterrupted first sync for the
+reference request count, then, on the same data, a first sync killed -9 once a share of
+its records is out, an hour of activity, and a rerun from the last STATE the killed run
+wrote. The two runs together must hold exactly the emulator's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+
+import pytest
+
+from tests.expected_output import assert_tables_equal, upsert
+from tests.tap_runner import emulator_config, run_tap, run_tap_until
+from vobiz_emulator.server import Faults
+
+RECIPIENT_TABLES = ("campaigns", "campaign_recipients")
+
+
+def _records_out(stream: str, count: int):
+    return lambda messages: sum(m["type"] == "RECORD" and m["stream"] == stream for m in messages) >= count
+
+
+def _resume_states(run) -> list[dict]:
+    return [s for s in run.states if any("resume" in e for e in s.get("bookmarks", {}).values())]
+
+
+def _assert_small(run) -> None:
+    sizes = [len(json.dumps(state)) for state in run.states]
+    assert max(sizes) < 1024, max(sizes)
+
+
+@pytest.mark.parametrize(
+    ("share", "at_most"),
+    [
+        pytest.param(0.10, 1.05, id="10%"),
+        pytest.param(0.50, 0.65, id="50%"),
+        pytest.param(0.90, 0.15, id="90%"),
+        pytest.param(0.99, 0.15, id="99%"),
+    ],
+)
+def test_a_first_sync_killed_part_way_through_its_messages_resumes_where_it_stopped(
+    start_emulator, tmp_path, share, at_most
+):
+    emulator = start_emulator(600, 16000, days=60)
+    dataset = emulator.state.dataset
+    config = emulator_config(emulator, state_interval_seconds=0)
+    full = run_tap(config, tmp_path)
+    assert full.returncode == 0, full.stderr[-2000:]
+    full_requests = emulator.state.stats["requests:messages"]
+    emulator.state.stats.clear()
+    emulator.state.faults = Faults(latency_ms=1)
+
+    killed = run_tap_until(config, tmp_path, _records_out("messages", int(share * len(full.ids("messages")))))
+    assert killed.returncode == -9
+    resume = _resume_states(killed)[-1]["bookmarks"]["messages"]["resume"]
+    finished = {r["conversation_id"] for r in killed.records["messages"]}
+    activity = dataset.add_activity(hours=1, new_conversations=5, new_messages=200, status_changes=60)
+    emulator.state.stats.clear()
+
+    resumed = run_tap(config, tmp_path, state=_resume_states(killed)[-1])
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_tables_equal(upsert(killed, resumed), dataset)
+    resumed_requests = emulator.state.stats["requests:messages"]
+    print(f"messages killed at {share:.0%}: resumed {resumed_requests} of {full_requests} requests")
+    assert resumed_requests <= at_most * full_requests, (resumed_requests, full_requests)
+    assert "Resuming the messages of an interrupted run" in resumed.stderr
+    # Messages created since in conversations the killed run had finished are in the rerun.
+    new = set(activity["new_messages"])
+    landed = {c.id for c in dataset.conversations for m in c.messages if m["id"] in new}
+    if share >= 0.99:
+        assert landed & finished
+    assert set(activity["new_messages"]) <= set(resumed.ids("messages"))
+    # The bookmark follows the rule of any run; the resume position is gone.
+    entry = resumed.last_state["bookmarks"]["messages"]
+    assert "resume" not in entry
+    newest = max(r["created_at"] for run in (killed, resumed) for r in run.records["messages"])
+    assert entry["replication_key_value"] == min(newest, activity["now"])
+    assert resume["after"] is not None
+    _assert_small(killed)
+    _assert_small(resumed)
+
+
+def test_a_run_killed_while_reading_the_conversation_list_starts_the_messages_over(start_emulator, tmp_path):
+    emulator = start_emulator(300, 6000, days=30, conversations_page_size=50)
+    dataset = emulator.state.dataset
+    config = emulator_config(emulator, state_interval_seconds=0)
+    emulator.state.faults = Faults(latency_ms=5)
+
+    killed = run_tap_until(config, tmp_path, _records_out("conversations", 120))
+    assert killed.returncode == -9
+    assert not _resume_states(killed)
+    dataset.add_activity(hours=1, new_conversations=3, new_messages=100, status_changes=30)
+
+    resumed = run_tap(config, tmp_path, state=killed.states[-1] if killed.states else None)
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_tables_equal(upsert(killed, resumed), dataset)
+
+
+def test_a_state_without_a_resume_position_reads_as_an_incremental_run(start_emulator, tmp_path):
+    emulator = start_emulator(200, 5000, days=30)
+    dataset = emulator.state.dataset
+    config = emulator_config(emulator)
+    first = run_tap(config, tmp_path)
+    # What the previous release wrote: a bookmark per stream and nothing else.
+    state = {
+        "bookmarks": {
+            stream: {k: v for k, v in entry.items() if k in {"replication_key", "replication_key_value"}}
+            for stream, entry in first.last_state["bookmarks"].items()
+        }
+    }
+    dataset.add_activity(hours=2, new_conversations=2, new_messages=60, status_changes=20)
+    emulator.state.stats.clear()
+
+    rerun = run_tap(config, tmp_path, state=state)
+
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "Resuming" not in rerun.stderr
+    assert emulator.state.stats["requests:messages"] < 0.3 * len(dataset.conversations)
+    assert_tables_equal(upsert(first, rerun), dataset)
+
+
+def test_a_resume_position_that_cannot_be_used_is_one_warning_and_a_full_read(start_emulator, tmp_path):
+    emulator = start_emulator(50, 1000, days=10)
+    config = emulator_config(emulator)
+    state = {"bookmarks": {"messages": {"resume": {"after": "nope", "clock": "2026-01-01T00:00:00Z"}}}}
+
+    run = run_tap(config, tmp_path, state=state)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    warnings = [line for line in run.stderr.splitlines() if "Ignoring the messages resume position" in line]
+    assert len(warnings) == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert_tables_equal(upsert(run), emulator.state.dataset)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.9])
+def test_a_first_sync_killed_part_way_through_the_recipients_resumes_where_it_stopped(
+    start_emulator, tmp_path, share
+):
+    emulator = start_emulator(20, 200, days=120, account={"campaigns": 120, "recipients": 4800})
+    dataset = emulator.state.dataset
+    config = emulator_config(emulator, state_interval_seconds=0)
+    full = run_tap(config, tmp_path, streams=RECIPIENT_TABLES)
+    assert full.returncode == 0, full.stderr[-2000:]
+    full_requests = emulator.state.stats["requests:campaign_recipients"]
+    emulator.state.stats.clear()
+    emulator.state.faults = Faults(latency_ms=1)
+
+    total = len(full.ids("campaign_recipients"))
+    killed = run_tap_until(
+        config, tmp_path, _records_out("campaign_recipients", int(share * total)), streams=RECIPIENT_TABLES
+    )
+    assert killed.returncode == -9
+    state = _resume_states(killed)[-1]
+    # Receipts of campaigns sent in the last 30 days (WhatsApp gives up on a message after that).
+    dataset.add_activity(hours=1, new_campaigns=1, receipts=60, receipt_days=30)
+    emulator.state.stats.clear()
+
+    resumed = run_tap(config, tmp_path, state=state, streams=RECIPIENT_TABLES)
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_tables_equal(upsert(killed, resumed, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
+    resumed_requests = emulator.state.stats["requests:campaign_recipients"]
+    # What any rerun reads besides the campaigns not finished: those that can still change
+    # (not completed, failed or cancelled 30 days before the killed run's clock - 72 h), one
+    # page each here; computed from the emulator's rows.
+    clock = dt.datetime.fromisoformat(state["bookmarks"]["campaign_recipients"]["resume"]["clock"])
+    cutoff = (clock - dt.timedelta(hours=72, days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    live = [
+        c
+        for c in dataset.campaign_data.export()["campaigns"]
+        if c["status"] not in {"completed", "failed", "cancelled"}
+        or (c.get("completed_at") or c.get("started_at") or c["created_at"]) >= cutoff
+    ]
+    bound = (1 - share) * full_requests + len(live) + 0.05 * full_requests
+    print(
+        f"recipients killed at {share:.0%}: resumed {resumed_requests} of {full_requests} ({len(live)} live)"
+    )
+    assert resumed_requests <= bound, (resumed_requests, full_requests, len(live))
+    assert "resume" not in resumed.last_state["bookmarks"]["campaign_recipients"]
+    # One table version across both runs: the resumed run's ACTIVATE_VERSION keeps the killed run's rows.
+    versions = {
+        m["version"]
+        for run in (killed, resumed)
+        for m in run.messages
+        if m["type"] == "RECORD" and m["stream"] == "campaign_recipients"
+    }
+    assert len(versions) == 1
+    assert [
+        m["version"]
+        for m in resumed.messages
+        if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "campaign_recipients"
+    ] == list(versions)
+    _assert_small(killed)
+    _assert_small(resumed)
+
+
+def test_two_sigterms_end_the_run_once_with_a_resumable_state_and_no_traceback(start_emulator, tmp_path):
+    # A scheduler stopping `meltano run` signals the whole process group, and Meltano then
+    # terminates the tap too: the tap gets SIGTERM twice.
+    emulator = start_emulator(300, 8000, days=30)
+    emulator.state.faults = Faults(latency_ms=20)
+    config = emulator_config(emulator, state_interval_seconds=0)
+
+    def terminate_twice(process) -> None:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+
+    run = run_tap_until(config, tmp_path, _records_out("messages", 2000), on_stop=terminate_twice)
+
+    assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
+    assert run.messages[-1]["type"] == "STATE"
+    assert "resume" in run.last_state["bookmarks"]["messages"]
