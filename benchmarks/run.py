@@ -49,8 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import pipeline_stack  # noqa: E402
-from harness.pipeline_stack import select_streams  # noqa: E402
-from scripts.pipeline_demo import ACCOUNT_CHANGES  # noqa: E402
+from harness.pipeline_stack import ACCOUNT_CHANGES, select_streams  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}

@@ -24,6 +24,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# What the demo, the tests and the benchmarks change in the account's lists between two runs.
+ACCOUNT_CHANGES = {
+    "channels": {"create": 1, "update": 1, "delete": 1},
+    "templates": {"create": 4, "update": 5, "delete": 3},
+    "contacts": {"create": 25, "update": 40},
+    "canned_responses": {"create": 2, "delete": 2},
+}
 MELTANO = Path(sys.executable).with_name("meltano")
 ENVIRONMENT = "demo"
 STATE_ID = f"{ENVIRONMENT}:tap-vobiz-to-target-postgres"
@@ -172,6 +179,10 @@ def meltano_env(api_url: str, pg: Postgres, **extra: str) -> dict[str, str]:
         **os.environ,
         "TAP_VOBIZ_API_URL": api_url,
         "TARGET_POSTGRES_SQLALCHEMY_URL": pg.sqlalchemy_url,
+        # dbt-postgres (the models in transform/) on the same database.
+        "DBT_POSTGRES_HOST": pg.socket_dir,
+        "DBT_POSTGRES_USER": "postgres",
+        "DBT_POSTGRES_DBNAME": pg.dbname,
         "NO_COLOR": "1",
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         **extra,
@@ -193,9 +204,10 @@ def meltano(*args: str, env: dict[str, str] | None = None, log: Path | None = No
 
 
 def install_plugins(env: dict[str, str] | None = None) -> None:
-    """Install tap-vobiz (this checkout) and target-postgres into .meltano/ (a few seconds with uv)."""
+    """Install tap-vobiz (this checkout), target-postgres and dbt-postgres into .meltano/ (uv: seconds)."""
     meltano("install", "extractor", "tap-vobiz", env=env)
     meltano("install", "loader", "target-postgres", env=env)
+    meltano("install", "utility", "dbt-postgres", env=env)
 
 
 def stored_state(env: dict[str, str]) -> dict:

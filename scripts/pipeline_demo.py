@@ -1,4 +1,5 @@
-"""`make demo`: the real pipeline, `meltano run tap-vobiz target-postgres`, twice, on the embedded default.
+"""`make demo`: the real pipeline, `meltano run tap-vobiz target-postgres dbt-postgres:build`, twice,
+on the embedded default.
 
 Installs the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI),
 starts the Vobiz emulator and an embedded PostgreSQL server, runs
@@ -7,7 +8,10 @@ hours of activity (new conversations and messages, status changes, windows expir
 channels, templates, contacts and canned responses created, changed and deleted),
 runs the pipeline again (incremental, from the state Meltano stored), prints rows per
 table, messages by status and the stored state after each run, checks the tables against
-the emulator's data, and stops both servers. Meltano's output is kept in `output/`.
+the emulator's data. After each load dbt builds and tests the warehouse models (transform/;
+the second build is incremental); the demo prints a few rows of the marts and checks their
+figures against the same figures computed from the emulator's data, then stops both servers.
+Meltano's output is kept in `output/`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import marts
 from harness import pipeline_stack as stack
+from harness.pipeline_stack import ACCOUNT_CHANGES
 
 OUTPUT = stack.ROOT / "output"
 
@@ -30,8 +36,9 @@ def run_pipeline(name: str, log_name: str, api: stack.Emulator, env: dict[str, s
     log = OUTPUT / f"meltano-{log_name}.log"
     started = time.monotonic()
     stack.meltano(
-        "--environment", stack.ENVIRONMENT, "run", *extra, "tap-vobiz", "target-postgres", env=env, log=log
-    )
+        "--environment", stack.ENVIRONMENT, "run", *extra, "tap-vobiz", "target-postgres",
+        "dbt-postgres:build", env=env, log=log,
+    )  # fmt: skip
     seconds = time.monotonic() - started
     lines = log.read_text().splitlines()
     completed = next((line for line in lines if "Sync completed" in line), "")
@@ -39,13 +46,16 @@ def run_pipeline(name: str, log_name: str, api: stack.Emulator, env: dict[str, s
         (line for line in lines if "Reading messages from" in line or "Reading all messages" in line), ""
     )
     print(
-        f"{name}: meltano run tap-vobiz target-postgres: {seconds:.1f}s (log: {log.relative_to(stack.ROOT)})"
+        f"{name}: meltano run tap-vobiz target-postgres dbt-postgres:build: {seconds:.1f}s "
+        f"(log: {log.relative_to(stack.ROOT)})"
     )
     if reading:
         print("  tap: " + reading.split("tap-vobiz ", 1)[-1].split(" cmd_type=")[0].split(" | ")[-1].strip())
     if completed:
         print("  tap: " + completed.split("Sync completed: ", 1)[-1].split(" cmd_type=")[0])
     print(f"  requests to the API: {api.get('/_emulator/stats').get('requests', 0) - requests_before:,}")
+    if built := next((line for line in lines if "Done. PASS=" in line), ""):
+        print("  dbt build: " + built.split("Done. ", 1)[1].strip())
 
 
 def print_tables(pg: stack.Postgres, env: dict[str, str]) -> None:
@@ -69,12 +79,6 @@ ACTIVITY = {
     "new_campaigns": 2,
     "receipts": 400,
     "new_calls": 30,
-}
-ACCOUNT_CHANGES = {
-    "channels": {"create": 1, "update": 1, "delete": 1},
-    "templates": {"create": 4, "update": 5, "delete": 3},
-    "contacts": {"create": 25, "update": 40},
-    "canned_responses": {"create": 2, "delete": 2},
 }
 
 
@@ -150,14 +154,55 @@ def main() -> int:
         run_pipeline("run 2 (incremental, from the stored state)", "run2", api, env)
         print_tables(pg, env)
 
-        problems = stack.warehouse_differences(pg, api.get("/_emulator/export"))
+        served = api.get("/_emulator/export")
+        problems = stack.warehouse_differences(pg, served)
         verdict = "yes" if not problems else "NO: " + "; ".join(problems)
         print(
             "PostgreSQL tables = the emulator's data (ids, no duplicates, current statuses, "
             f"deletions applied): {verdict}"
         )
+        print_marts(pg)
+        mart_problems = marts.mart_differences(marts.loaded_marts(pg), served)
+        verdict = "yes" if not mart_problems else "NO: " + "; ".join(mart_problems)
+        print(f"marts (schema {marts.MARTS_SCHEMA}) = the figures of the emulator's data: {verdict}")
     print("stopped the emulator and PostgreSQL")
-    return 1 if problems else 0
+    return 1 if problems or mart_problems else 0
+
+
+def print_marts(pg: stack.Postgres) -> None:
+    """A few rows of the campaign, channel-day and first-response marts."""
+    schema = marts.MARTS_SCHEMA
+    print("campaign performance (top 5 by recipients):")
+    for name, status, recipients, sent, rate, read_rate, error in pg.query(
+        f"SELECT campaign_name, status, recipients, sent, delivery_rate, read_rate, top_error_code "  # noqa: S608
+        f"FROM {schema}.vobiz__campaign_performance ORDER BY recipients DESC, campaign_id LIMIT 5"
+    ):
+        print(
+            f"  {name} ({status}): {recipients:,} recipients, {sent:,} sent, delivered {_rate(rate)}, "
+            f"read {_rate(read_rate)}, top error {error or '-'}"
+        )
+    print("channel daily (latest 5 channel-days):")
+    for phone, day, inbound, outbound, failed, started, billable, calls in pg.query(
+        f"SELECT phone_number, day, messages_inbound, messages_outbound, messages_failed, "  # noqa: S608
+        f"conversations_started, billable_conversations, calls FROM {schema}.vobiz__channel_daily "
+        "ORDER BY day DESC, channel_id LIMIT 5"
+    ):
+        number = phone or "(a channel no longer listed)"
+        print(
+            f"  {number} {day:%Y-%m-%d}: {inbound} in, {outbound} out ({failed} failed), {started} "
+            f"conversations ({billable} billable), {calls} calls"
+        )
+    [(answered, median, p90)] = pg.query(
+        "SELECT count(first_response_seconds), percentile_cont(0.5) WITHIN GROUP (ORDER BY "  # noqa: S608
+        "first_response_seconds), percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds) "
+        f"FROM {schema}.vobiz__conversation_metrics"
+    )
+    median, p90 = median or 0, p90 or 0
+    print(f"first response: {answered:,} conversations answered, median {median:,.0f}s, p90 {p90:,.0f}s")
+
+
+def _rate(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "-"
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ import pytest
 import yaml
 from filelock import FileLock
 
+from harness import marts
 from harness import pipeline_stack as stack
+from harness.pipeline_stack import ACCOUNT_CHANGES
 from tests.expected_output import FIELDS as ALL_FIELDS
 from tests.expected_output import expected_tables
 from tests.tap_runner import TAP
@@ -455,3 +457,66 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         assert second <= 0.15 * full_requests
     assert_warehouse_equals(warehouse, dataset)
     assert "resume" not in _stored_state(env)["singer_state"]["bookmarks"]["messages"]
+
+
+# The warehouse models (transform/): built by dbt right after the load
+
+
+def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators_data(
+    meltano_plugins, start_emulator, warehouse, tmp_path
+):
+    emulator = start_emulator(
+        80, 3000, days=12, account={"campaigns": 9, "recipients": 900, "call_logs": 200}
+    )
+    dataset = emulator.state.dataset
+    # A reply stamped in the same second as the message it answers is not a response to it.
+    tied = next(
+        c
+        for c in dataset.conversations
+        if c.messages
+        and c.messages[0]["direction"] == "inbound"
+        and sum(m["direction"] == "outbound" for m in c.messages) >= 2
+    )
+    first_reply = next(m for m in tied.messages if m["direction"] == "outbound")
+    first_reply["created_at"] = tied.messages[0]["created_at"]
+    served = dataset.export()
+    # What the marts must cope with is in the data.
+    assert any(not m.get("conversation_id") for items in served["messages"].values() for m in items)
+    assert any(not r.get("campaign_id") for r in served["campaign_recipients"])
+    assert any(not _is_json_object(m["content"]) for items in served["messages"].values() for m in items)
+    env = stack.meltano_env(
+        emulator.api_url, warehouse, MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}"
+    )
+    command = ("--environment", "demo", "run", "tap-vobiz", "target-postgres", "dbt-postgres:build")
+
+    with meltano_lock():
+        stack.meltano(*command, env=env, log=tmp_path / "first.log")
+
+    built = marts.loaded_marts(warehouse)
+    assert marts.mart_differences(built, dataset.export()) == []
+    metrics = built["vobiz__conversation_metrics"][(tied.id,)]
+    assert metrics["first_response_at"] > metrics["first_inbound_at"]
+    assert any(row["median_seconds_to_read"] for row in built["vobiz__campaign_performance"].values())
+    assert any(row["first_response_seconds"] for row in built["vobiz__conversation_metrics"].values())
+
+    # A day of activity and rows deleted from the lists; the incremental marts follow.
+    dataset.add_activity(hours=20, new_conversations=6, new_messages=300, status_changes=120, receipts=200,
+                         new_calls=20, new_campaigns=1)  # fmt: skip
+    with emulator.state.lock:
+        for collection, spec in ACCOUNT_CHANGES.items():
+            emulator.state.change(collection, spec)
+    with meltano_lock():
+        stack.meltano(*command, env=env, log=tmp_path / "second.log")
+        incremental = marts.loaded_marts(warehouse)
+        stack.meltano("--environment", "demo", "run", "dbt-postgres:full-refresh", env=env)
+    differences = marts.mart_differences(incremental, dataset.export())
+    assert differences == [], differences
+    assert marts.loaded_marts(warehouse) == incremental
+    assert "incremental" in (tmp_path / "second.log").read_text()
+
+
+def _is_json_object(text: object) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

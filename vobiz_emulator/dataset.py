@@ -393,6 +393,12 @@ class Dataset:
             "messages": {c.id: c.messages for c in self.conversations},
             **self.account.export(),
             **self.campaign_data.export(),
+            # The campaign each recipient row is listed under (some rows omit `campaign_id`).
+            "recipient_campaigns": {
+                row["id"]: campaign_id
+                for campaign_id, rows in self.campaign_data.recipients.items()
+                for row in rows
+            },
         }
 
     def change(self, collection: str, spec: dict) -> dict[str, list[str]]:

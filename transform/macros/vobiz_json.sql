@@ -1,0 +1,16 @@
+{#- A text field of a JSON object column (`content_json`): `key` may be a dotted path ("image.caption"). -#}
+{% macro vobiz_json_text(column, key) -%}
+    {{ return(adapter.dispatch('vobiz_json_text', 'vobiz')(column, key)) }}
+{%- endmacro %}
+
+{% macro default__vobiz_json_text(column, key) -%}
+    ({{ column }} #>> '{{ "{" ~ key.split(".") | join(",") ~ "}" }}')
+{%- endmacro %}
+
+{% macro duckdb__vobiz_json_text(column, key) -%}
+    json_extract_string({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+
+{% macro snowflake__vobiz_json_text(column, key) -%}
+    {{ column }}:{{ key }}::varchar
+{%- endmacro %}

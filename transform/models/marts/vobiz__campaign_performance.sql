@@ -1,0 +1,91 @@
+with campaigns as (
+    select * from {{ ref('stg_vobiz__campaigns') }}
+),
+
+templates as (
+    select * from {{ ref('stg_vobiz__templates') }}
+),
+
+recipients as (
+    select * from {{ ref('stg_vobiz__campaign_recipients') }}
+),
+
+outcomes as (
+    select
+        campaign_id,
+        count(*) as recipients,
+        sum(case when status = 'queued' then 1 else 0 end) as queued,
+        sum(case when status in ('sent', 'delivered', 'read') then 1 else 0 end) as sent,
+        sum(case when status in ('delivered', 'read') then 1 else 0 end) as delivered,
+        sum(case when status = 'read' then 1 else 0 end) as read_recipients,
+        sum(case when status = 'failed' then 1 else 0 end) as failed,
+        sum(case when status = 'skipped' then 1 else 0 end) as skipped
+    from recipients
+    group by campaign_id
+),
+
+error_counts as (
+    select
+        campaign_id,
+        error_code,
+        max(error_desc) as error_desc,
+        count(*) as failures
+    from recipients
+    where status = 'failed' and error_code is not null
+    group by campaign_id, error_code
+),
+
+top_errors as (
+    select
+        campaign_id,
+        error_code,
+        error_desc,
+        row_number() over (partition by campaign_id order by failures desc, error_code asc) as error_rank
+    from error_counts
+),
+
+read_times as (
+    select
+        campaign_id,
+        percentile_cont(0.5) within group (
+            order by {{ dbt.datediff('sent_at', 'read_at', 'second') }}
+        ) as median_seconds_to_read
+    from recipients
+    where status = 'read' and sent_at is not null and read_at is not null
+    group by campaign_id
+)
+
+select
+    campaigns.campaign_id,
+    campaigns.campaign_name,
+    campaigns.status,
+    campaigns.channel_id,
+    campaigns.template_id,
+    coalesce(templates.template_name, campaigns.template_name) as template_name,
+    coalesce(outcomes.recipients, 0) as recipients,
+    coalesce(outcomes.queued, 0) as queued,
+    coalesce(outcomes.sent, 0) as sent,
+    coalesce(outcomes.delivered, 0) as delivered,
+    coalesce(outcomes.read_recipients, 0) as read,
+    coalesce(outcomes.failed, 0) as failed,
+    coalesce(outcomes.skipped, 0) as skipped,
+    cast(outcomes.delivered as {{ dbt.type_float() }}) / nullif(outcomes.sent, 0) as delivery_rate,
+    cast(outcomes.read_recipients as {{ dbt.type_float() }}) / nullif(outcomes.delivered, 0) as read_rate,
+    top_errors.error_code as top_error_code,
+    top_errors.error_desc as top_error_desc,
+    cast(read_times.median_seconds_to_read as {{ dbt.type_float() }}) as median_seconds_to_read,
+    campaigns.total_recipients as api_total_recipients,
+    campaigns.sent_count as api_sent_count,
+    campaigns.delivered_count as api_delivered_count,
+    campaigns.read_count as api_read_count,
+    campaigns.failed_count as api_failed_count,
+    campaigns.skipped_count as api_skipped_count,
+    campaigns.scheduled_at,
+    campaigns.started_at,
+    campaigns.completed_at,
+    campaigns.created_at
+from campaigns
+left join templates on campaigns.template_id = templates.template_id
+left join outcomes on campaigns.campaign_id = outcomes.campaign_id
+left join top_errors on campaigns.campaign_id = top_errors.campaign_id and top_errors.error_rank = 1
+left join read_times on campaigns.campaign_id = read_times.campaign_id

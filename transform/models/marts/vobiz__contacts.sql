@@ -1,0 +1,61 @@
+with contacts as (
+    select * from {{ ref('stg_vobiz__contacts') }}
+),
+
+messages as (
+    select
+        contact_id,
+        min(created_at) as first_message_at,
+        max(case when direction = 'inbound' then created_at end) as last_inbound_at,
+        max(case when direction = 'outbound' then created_at end) as last_outbound_at,
+        count(*) as messages
+    from {{ ref('stg_vobiz__messages') }}
+    group by contact_id
+),
+
+conversations as (
+    select contact_id, count(*) as conversations
+    from {{ ref('stg_vobiz__conversations') }}
+    group by contact_id
+),
+
+campaigns as (
+    select
+        contact_id,
+        count(distinct case when status in ('sent', 'delivered', 'read') then campaign_id end)
+            as campaigns_received,
+        count(distinct case when status = 'read' then campaign_id end) as campaigns_read
+    from {{ ref('stg_vobiz__campaign_recipients') }}
+    group by contact_id
+),
+
+calls as (
+    select contacts.contact_id, count(*) as calls
+    from contacts
+    inner join {{ ref('stg_vobiz__call_logs') }} as call_logs
+        on (call_logs.direction = 'inbound' and call_logs.from_number = contacts.phone_number)
+        or (call_logs.direction = 'outbound' and call_logs.to_number = contacts.phone_number)
+    group by contacts.contact_id
+)
+
+select
+    contacts.contact_id,
+    contacts.phone_number,
+    contacts.contact_name,
+    contacts.tags,
+    contacts.created_at,
+    contacts.updated_at,
+    contacts.last_active_at,
+    messages.first_message_at,
+    messages.last_inbound_at,
+    messages.last_outbound_at,
+    coalesce(messages.messages, 0) as messages,
+    coalesce(conversations.conversations, 0) as conversations,
+    coalesce(campaigns.campaigns_received, 0) as campaigns_received,
+    coalesce(campaigns.campaigns_read, 0) as campaigns_read,
+    coalesce(calls.calls, 0) as calls
+from contacts
+left join messages on contacts.contact_id = messages.contact_id
+left join conversations on contacts.contact_id = conversations.contact_id
+left join campaigns on contacts.contact_id = campaigns.contact_id
+left join calls on contacts.contact_id = calls.contact_id

@@ -1,0 +1,73 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_id',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{#- An incremental run takes again the messages of the last `vobiz_lookback_days` days (their
+    status may have moved) and those whose channel, contact or conversation now says something
+    else than their row (a contact renamed, a channel deleted): it builds the rows a full refresh
+    builds, without reading months of messages again. -#}
+with channels as (
+    select * from {{ ref('stg_vobiz__channels') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_vobiz__contacts') }}
+),
+
+conversations as (
+    select * from {{ ref('stg_vobiz__conversations') }}
+),
+
+{% if is_incremental() %}
+stale as (
+    select built.message_id
+    from {{ this }} as built
+    left join channels on built.channel_id = channels.channel_id
+    left join contacts on built.contact_id = contacts.contact_id
+    left join conversations on built.conversation_id = conversations.conversation_id
+    where built.channel_phone_number is distinct from channels.phone_number
+        or built.channel_name is distinct from channels.display_name
+        or built.contact_name is distinct from contacts.contact_name
+        or built.contact_phone_number is distinct from contacts.phone_number
+        or built.conversation_category is distinct from conversations.category
+),
+
+{% endif %}
+messages as (
+    select * from {{ ref('stg_vobiz__messages') }}
+    {% if is_incremental() %}
+    where created_at >= {{ dbt.dateadd('day', -var('vobiz_lookback_days'), '(select max(created_at) from ' ~ this ~ ')') }}
+        or message_id in (select message_id from stale)
+    {% endif %}
+)
+
+select
+    messages.message_id,
+    messages.conversation_id,
+    messages.channel_id,
+    channels.phone_number as channel_phone_number,
+    channels.display_name as channel_name,
+    messages.contact_id,
+    contacts.contact_name,
+    contacts.phone_number as contact_phone_number,
+    conversations.category as conversation_category,
+    messages.direction,
+    messages.message_type,
+    messages.status,
+    messages.created_at,
+    messages.body,
+    messages.media_caption,
+    messages.media_filename,
+    messages.media_mime_type,
+    messages.template_name,
+    messages.template_language,
+    messages.content,
+    messages.meta_message_id
+from messages
+left join channels on messages.channel_id = channels.channel_id
+left join contacts on messages.contact_id = contacts.contact_id
+left join conversations on messages.conversation_id = conversations.conversation_id

@@ -1,0 +1,14 @@
+with live as (
+    {{ vobiz_live_rows('channels') }}
+)
+
+select
+    id as channel_id,
+    phone_number,
+    display_name,
+    waba_id,
+    verification_status,
+    status,
+    cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+    cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+from live
