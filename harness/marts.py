@@ -252,7 +252,7 @@ EXPECTED = {
 }
 
 
-def _loaded(value: object) -> object:
+def loaded_value(value: object) -> object:
     if isinstance(value, decimal.Decimal):
         value = float(value)
     if isinstance(value, float):
@@ -272,7 +272,7 @@ def loaded_marts(pg: Postgres, schema: str = MARTS_SCHEMA) -> dict[str, dict[tup
             "ORDER BY ordinal_position", schema, mart)]  # fmt: skip
         table = {}
         for row in rows:
-            record = {c: _loaded(v) for c, v in zip(columns, row, strict=True)}
+            record = {c: loaded_value(v) for c, v in zip(columns, row, strict=True)}
             table[tuple(record[k] for k in keys)] = record
         marts[mart] = table
     return marts
@@ -291,7 +291,7 @@ def mart_differences(marts: dict[str, dict[tuple, dict]], served: dict) -> list[
             column
             for key, expected in want.items()
             for column, value in expected.items()
-            if _loaded(value) != have[key][column]
+            if loaded_value(value) != have[key][column]
         )
         problems += [f"{mart}.{column}: {n} rows differ" for column, n in wrong.items()]
     return problems

@@ -14,3 +14,16 @@
 {% macro snowflake__vobiz_json_text(column, key) -%}
     {{ column }}:{{ key }}::varchar
 {%- endmacro %}
+
+{#- A double-precision float: `dbt.type_float()`, except on DuckDB, where FLOAT is 4 bytes. -#}
+{% macro vobiz_type_double() -%}
+    {{ return(adapter.dispatch('vobiz_type_double', 'vobiz')()) }}
+{%- endmacro %}
+
+{% macro default__vobiz_type_double() -%}
+    {{ dbt.type_float() }}
+{%- endmacro %}
+
+{% macro duckdb__vobiz_type_double() -%}
+    double
+{%- endmacro %}
