@@ -153,7 +153,7 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
         others cost nothing."""
         self._campaigns = tuple(self.parent_rows(outcome))
         self._changed_buckets: dict[dt.datetime, set[int]] = {}
-        return self.plan_lists(self._campaigns, reads=self._can_have_changed)
+        return self.plan_lists(self._campaigns, reads=self._can_have_changed, outcome=outcome)
 
     def _can_have_changed(self, campaign: t.Mapping[str, t.Any], since: dt.datetime | None) -> bool:
         if since is None:

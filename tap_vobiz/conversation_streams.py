@@ -180,10 +180,9 @@ class MessagesStream(ResumableFanOut):
         lists = self.plan_lists(
             self.parent_rows(outcome),
             reads=lambda row, since: since is None or (ends := window_end(row)) is None or ends >= since,
+            outcome=outcome,
         )
-        # A conversation may have slipped between the list's pages: no position is kept then.
-        resumable = outcome.settled and not self.full_table
-        yield from self.read_lists(lists, self._fetch_pages, done=self.list_done if resumable else _nothing)
+        yield from self.read_lists(lists, self._fetch_pages, done=self.list_done)
         if outcome.settled:
             if version is not None:
                 self._write_activate_version_message(version)
@@ -225,10 +224,6 @@ class MessagesStream(ResumableFanOut):
 _READING_SINCE: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar(
     "reading_since", default=None
 )
-
-
-def _nothing(parent: ParentList) -> None:
-    return None
 
 
 def parse_content(content: object) -> dict | None:

@@ -52,6 +52,8 @@ from tap_vobiz.incremental import SyncWindow, WindowedStream
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_vobiz.page_lists import ListOutcome
+
 RESUME_KEY = "resume"
 OrderKey = tuple[str, str]
 
@@ -148,6 +150,8 @@ class ResumePlan:
     finished_horizon: dt.datetime | None
     interval: float
     position: OrderKey | None = None
+    # False until the parent list was read known complete (`ResumableFanOut.plan_lists`).
+    resumable: bool = False
     _written_at: float = dataclasses.field(default_factory=time.monotonic)
 
     @classmethod
@@ -291,15 +295,23 @@ class ResumableFanOut(WindowedStream):
         self,
         rows: t.Iterable[t.Mapping[str, t.Any]],
         reads: t.Callable[[t.Mapping[str, t.Any], dt.datetime | None], bool],
+        outcome: ListOutcome,
     ) -> list[ParentList]:
-        """The lists under the parent's `rows` that `reads(row, since)` keeps, in the fan-out's order."""
-        assert self._plan is not None and self.parent is not None
-        return self._plan.lists(rows, time_field=self.order_field, context=self.parent.context, reads=reads)
+        """The lists under the parent's `rows` that `reads(row, since)` keeps, in the fan-out's order.
+
+        Positions are kept only when the parent list (read into `outcome`) is known complete: a
+        parent that slipped between its pages would otherwise count as done on a rerun.
+        """
+        plan = self._plan
+        assert plan is not None and self.parent is not None
+        lists = plan.lists(rows, time_field=self.order_field, context=self.parent.context, reads=reads)
+        plan.resumable = outcome.settled and not self.full_table
+        return lists
 
     def list_done(self, parent: ParentList) -> None:
         """Every record under `parent` is written: keep the position, and write a STATE when due."""
         plan, window = self._plan, self._window
-        if plan is None or window is None or not plan.done(parent):
+        if plan is None or window is None or not plan.resumable or not plan.done(parent):
             return
         resume = plan.resume(
             clock=window.api_time_at_start, newest=window.newest, version=self._stream_version

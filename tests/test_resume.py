@@ -17,7 +17,7 @@ import pytest
 
 from tests.expected_output import assert_tables_equal, upsert
 from tests.tap_runner import emulator_config, run_tap, run_tap_until
-from vobiz_emulator.server import Faults
+from vobiz_emulator.server import Faults, Handler
 
 RECIPIENT_TABLES = ("campaigns", "campaign_recipients")
 
@@ -221,3 +221,42 @@ def test_two_sigterms_end_the_run_once_with_a_resumable_state_and_no_traceback(s
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
     assert run.messages[-1]["type"] == "STATE"
     assert "resume" in run.last_state["bookmarks"]["messages"]
+
+
+def _first_page_only(page_of):
+    """A page-numbered list whose pages after the first come back empty (`total` says more)."""
+
+    def page(*args, **kwargs):
+        served = page_of(*args, **kwargs)
+        if served["page"] > 1:
+            served["items"] = []
+        return served
+
+    return page
+
+
+def test_no_resume_position_is_kept_while_the_campaign_list_is_not_known_complete(start_emulator, tmp_path):
+    # Campaigns that slipped between the list's pages were never read: were a position kept, a
+    # rerun would count the slipped ones before it as done.
+    emulator = start_emulator(10, 100, account={"campaigns": 250, "recipients": 2500})
+    campaigns = emulator.state.dataset.campaign_data.campaigns
+    campaigns.page = _first_page_only(campaigns.page)  # type: ignore[method-assign]
+
+    run = run_tap(emulator_config(emulator, state_interval_seconds=0), tmp_path, streams=RECIPIENT_TABLES)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.records["campaign_recipients"]  # the campaigns of page 1 were read
+    assert not [s for s in run.states if "resume" in s["bookmarks"].get("campaign_recipients", {})]
+
+
+def test_no_resume_position_is_kept_while_the_conversation_list_is_not_known_complete(
+    start_emulator, tmp_path, monkeypatch
+):
+    emulator = start_emulator(120, 1200, conversations_page_size=50, shape={"conversations": "pages"})
+    monkeypatch.setattr(Handler, "_conversations_page", _first_page_only(Handler._conversations_page))
+
+    run = run_tap(emulator_config(emulator, state_interval_seconds=0), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.records["messages"]
+    assert not [s for s in run.states if "resume" in s["bookmarks"].get("messages", {})]
