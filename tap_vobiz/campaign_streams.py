@@ -153,6 +153,7 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
         others cost nothing."""
         self._campaigns = tuple(self.parent_rows(outcome))
         self._changed_buckets: dict[dt.datetime, set[int]] = {}
+        self._resume_quiet: tuple[dt.datetime, dict[str, t.Any]] | None = None
         return self.plan_lists(self._campaigns, reads=self._can_have_changed, outcome=outcome)
 
     def _can_have_changed(self, campaign: t.Mapping[str, t.Any], since: dt.datetime | None) -> bool:
@@ -196,8 +197,14 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
         """The fingerprints of the campaigns quiet before the cutoff a resumed run will use for
         those finished here, so it reads again only the quiet ones whose counters move meanwhile."""
         cutoff = resume.finished_horizon(self.lookback, self.start_date) - self.receipt_window
-        quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
-        return {"quiet": {"before": format_timestamp(cutoff), "counters": quiet_fingerprints(quiet)}}
+        if self._resume_quiet is None or self._resume_quiet[0] != cutoff:
+            # The cutoff follows the run's clock: worked out once per run, not at every STATE.
+            quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
+            self._resume_quiet = (
+                cutoff,
+                {"before": format_timestamp(cutoff), "counters": quiet_fingerprints(quiet)},
+            )
+        return {"quiet": self._resume_quiet[1]}
 
     @property
     def receipt_window(self) -> dt.timedelta:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import itertools
 import time
 import typing as t
 from functools import cached_property
@@ -128,34 +127,6 @@ class ParentList:
     context: Context
     since: dt.datetime | None
     order: tuple[str, str]
-
-
-T = t.TypeVar("T")
-
-
-class CountedLists(t.Generic[T]):
-    """The lists of a fan-out, counted: `total` is known once the parent's list is read whole.
-
-    Up to `AHEAD` are taken before the first list is fetched, so the progress line of most
-    runs says "X of Y" from the start; beyond that the rest stream in, and memory stays
-    bounded however many parents the account has.
-    """
-
-    AHEAD = 100_000
-
-    def __init__(self, lists: t.Iterable[T]) -> None:
-        self._rest = iter(lists)
-        self._ahead = list(itertools.islice(self._rest, self.AHEAD + 1))
-        self.total: int | None = len(self._ahead) if len(self._ahead) <= self.AHEAD else None
-
-    def __iter__(self) -> t.Iterator[T]:
-        count = len(self._ahead)
-        yield from self._ahead
-        self._ahead = []
-        for context in self._rest:
-            count += 1
-            yield context
-        self.total = count
 
 
 def error_text(body: object) -> str:
@@ -446,13 +417,14 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         `parent`, a record without the parent's id gets it from its context, a list whose
         parent was deleted meanwhile (404) is skipped, warned about and counted, and `done`
         is told of each list once every record of it was written (a safe point for STATE).
-        The progress line counts the lists read (under a parent), else pages of `pages_to_read()`.
+        The progress line counts the lists read of all (under a parent: the parent's list is read
+        whole first), else pages of `pages_to_read()`.
         """
         parent = self.parent
         stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
-        counted = CountedLists(lists)
+        lists = list(lists)
         read_so_far = 0
-        for item, pages in fetch_in_order(counted, read, workers=int(self.config["max_workers"])):
+        for item, pages in fetch_in_order(lists, read, workers=int(self.config["max_workers"])):
             try:
                 for page in pages:
                     if parent and item:
@@ -471,7 +443,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 # The SDK wrote every record yielded so far before asking for the next one.
                 done(item)
                 read_so_far += 1
-                self.report.progress(self.logger, stage, read_so_far, counted.total)
+                self.report.progress(self.logger, stage, read_so_far, len(lists))
 
     def parent_lists(self, outcome: ListOutcome) -> t.Iterator[ParentList]:
         """A list under each of the parent's rows, whole, in the parent list's order (the parent's
