@@ -383,7 +383,7 @@ def test_records_have_keys_and_timestamps_with_offsets(start_emulator, tmp_path)
 
 
 def _tap_process(root_pid: int) -> int | None:
-    """The tap-vobiz process `meltano run` (pid `root_pid`) started, found among its descendants."""
+    """The syncing tap-vobiz process `meltano run` (pid `root_pid`) started (not its discovery)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -400,9 +400,32 @@ def _tap_process(root_pid: int) -> int | None:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(part.endswith(b"/tap-vobiz") for part in command) and b"--config" in command:
+            syncing = b"--config" in command and b"--discover" not in command
+            if any(part.endswith(b"/tap-vobiz") for part in command) and syncing:
                 return pid
     return None
+
+
+def _bytes_until(output: Path, stream: str, share: float) -> int:
+    """Bytes of a tap's `output` up to the end of the line with `share` of its `stream` records."""
+    lines = output.read_bytes().splitlines(keepends=True)
+    records = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(b'{"type":"RECORD","stream":"%s"' % stream.encode())
+    ]
+    assert records, f"no {stream} records in {output}"
+    last = records[max(int(share * len(records)) - 1, 0)]
+    return sum(len(line) for line in lines[: last + 1])
+
+
+def _bytes_written(pid: int) -> int:
+    """What process `pid` has written so far (its stdout and stderr), 0 once it is gone."""
+    try:
+        io = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return 0
+    return int(io.split("wchar:", 1)[1].split()[0])
 
 
 @pytest.mark.parametrize("stop", ["tap-killed", "pipeline-terminated"])
@@ -420,18 +443,33 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         # target-postgres confirms a STATE (the one Meltano stores) after writing a batch.
         TARGET_POSTGRES_BATCH_SIZE_ROWS="100",
     )
-    # What an uninterrupted first sync requests: one page per 100 messages of each conversation.
-    full_requests = sum(-(-len(c.messages) // 100) or 1 for c in dataset.conversations)
+    # The uninterrupted first sync, as Meltano runs the tap: its requests, and how far into its
+    # output 90 % of its messages are out.
+    with meltano_lock(), (tmp_path / "full.jsonl").open("wb") as out:
+        subprocess.run(
+            [str(stack.MELTANO), "--environment", "demo", "invoke", "tap-vobiz"],
+            cwd=stack.ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+    full_requests = emulator.state.stats["requests:messages"]
+    emulator.state.stats.clear()
+    kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", 0.9)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
     with meltano_lock(), log.open("w") as out:
         run = subprocess.Popen(
             command, cwd=stack.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-        stopped = False
+        stopped, tap = False, None
         while run.poll() is None:
-            due = emulator.state.stats["requests:messages"] >= 0.9 * full_requests
-            if not stopped and due and (tap := _tap_process(run.pid)) is not None:
+            tap = tap or _tap_process(run.pid)
+            # "At 90 %": once the tap has written 90 % of its messages, as bytes of the same
+            # sync's output (its log on stderr adds kilobytes to megabytes). Not at 90 % of its
+            # requests: those run ahead of its output by up to its look-ahead (16 lists a worker).
+            if not stopped and tap is not None and _bytes_written(tap) >= kill_at:
                 # kill -9 of the tap, or SIGTERM to the whole pipeline (what a scheduler sends).
                 if stop == "tap-killed":
                     os.kill(tap, signal.SIGKILL)
