@@ -190,6 +190,12 @@ def contacts(served: dict) -> dict[tuple, dict]:
             received[row.get("contact_id")].add(campaign)
         if row.get("status") == "read":
             read[row.get("contact_id")].add(campaign)
+    # Call logs by the contact's side of the call: the caller of an inbound one, the callee of an outbound.
+    calls = Counter(
+        call.get("from_number") if call.get("direction") == "inbound" else call.get("to_number")
+        for call in served["call_logs"]
+        if call.get("direction") in {"inbound", "outbound"}
+    )
     marts = {}
     for contact in served["contacts"]:
         mine = messages[contact["id"]]
@@ -207,14 +213,7 @@ def contacts(served: dict) -> dict[tuple, dict]:
             "conversations": conversations[contact["id"]],
             "campaigns_received": len(received[contact["id"]]),
             "campaigns_read": len(read[contact["id"]]),
-            "calls": sum(
-                phone is not None
-                and (
-                    (call.get("direction") == "inbound" and call.get("from_number") == phone)
-                    or (call.get("direction") == "outbound" and call.get("to_number") == phone)
-                )
-                for call in served["call_logs"]
-            ),
+            "calls": calls[phone] if phone is not None else 0,
         }
     return marts
 

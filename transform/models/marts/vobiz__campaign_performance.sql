@@ -10,6 +10,8 @@ recipients as (
     select * from {{ ref('stg_vobiz__campaign_recipients') }}
 ),
 
+-- One pass over the recipients per campaign (the median too: percentile_cont skips the nulls of
+-- recipients not read), so no aggregate is recomputed per campaign by a nested loop.
 outcomes as (
     select
         campaign_id,
@@ -19,7 +21,12 @@ outcomes as (
         sum(case when status in ('delivered', 'read') then 1 else 0 end) as delivered,
         sum(case when status = 'read' then 1 else 0 end) as read_recipients,
         sum(case when status = 'failed' then 1 else 0 end) as failed,
-        sum(case when status = 'skipped' then 1 else 0 end) as skipped
+        sum(case when status = 'skipped' then 1 else 0 end) as skipped,
+        percentile_cont(0.5) within group (
+            order by case
+                when status = 'read' then {{ dbt.datediff('sent_at', 'read_at', 'second') }}
+            end
+        ) as median_seconds_to_read
     from recipients
     group by campaign_id
 ),
@@ -36,23 +43,16 @@ error_counts as (
 ),
 
 top_errors as (
-    select
-        campaign_id,
-        error_code,
-        error_desc,
-        row_number() over (partition by campaign_id order by failures desc, error_code asc) as error_rank
-    from error_counts
-),
-
-read_times as (
-    select
-        campaign_id,
-        percentile_cont(0.5) within group (
-            order by {{ dbt.datediff('sent_at', 'read_at', 'second') }}
-        ) as median_seconds_to_read
-    from recipients
-    where status = 'read' and sent_at is not null and read_at is not null
-    group by campaign_id
+    select campaign_id, error_code, error_desc
+    from (
+        select
+            campaign_id,
+            error_code,
+            error_desc,
+            row_number() over (partition by campaign_id order by failures desc, error_code asc) as error_rank
+        from error_counts
+    ) as ranked_errors
+    where error_rank = 1
 )
 
 select
@@ -73,7 +73,7 @@ select
     cast(outcomes.read_recipients as {{ vobiz_type_double() }}) / nullif(outcomes.delivered, 0) as read_rate,
     top_errors.error_code as top_error_code,
     top_errors.error_desc as top_error_desc,
-    cast(read_times.median_seconds_to_read as {{ vobiz_type_double() }}) as median_seconds_to_read,
+    cast(outcomes.median_seconds_to_read as {{ vobiz_type_double() }}) as median_seconds_to_read,
     campaigns.total_recipients as api_total_recipients,
     campaigns.sent_count as api_sent_count,
     campaigns.delivered_count as api_delivered_count,
@@ -87,5 +87,4 @@ select
 from campaigns
 left join templates on campaigns.template_id = templates.template_id
 left join outcomes on campaigns.campaign_id = outcomes.campaign_id
-left join top_errors on campaigns.campaign_id = top_errors.campaign_id and top_errors.error_rank = 1
-left join read_times on campaigns.campaign_id = read_times.campaign_id
+left join top_errors on campaigns.campaign_id = top_errors.campaign_id

@@ -29,13 +29,16 @@ campaigns as (
     group by contact_id
 ),
 
+-- Calls by the contact's side of the call: the caller of an inbound one, the callee of an
+-- outbound one. Grouped first and joined on equality (an OR join is a nested loop: minutes for
+-- 50,000 contacts and 20,000 calls).
 calls as (
-    select contacts.contact_id, count(*) as calls
-    from contacts
-    inner join {{ ref('stg_vobiz__call_logs') }} as call_logs
-        on (call_logs.direction = 'inbound' and call_logs.from_number = contacts.phone_number)
-        or (call_logs.direction = 'outbound' and call_logs.to_number = contacts.phone_number)
-    group by contacts.contact_id
+    select
+        case when direction = 'inbound' then from_number else to_number end as phone_number,
+        count(*) as calls
+    from {{ ref('stg_vobiz__call_logs') }}
+    where direction in ('inbound', 'outbound')
+    group by case when direction = 'inbound' then from_number else to_number end
 )
 
 select
@@ -58,4 +61,4 @@ from contacts
 left join messages on contacts.contact_id = messages.contact_id
 left join conversations on contacts.contact_id = conversations.contact_id
 left join campaigns on contacts.contact_id = campaigns.contact_id
-left join calls on contacts.contact_id = calls.contact_id
+left join calls on contacts.phone_number = calls.phone_number

@@ -7,9 +7,11 @@
 }}
 
 {#- An incremental run takes again the messages of the last `vobiz_lookback_days` days (their
-    status may have moved) and those whose channel, contact or conversation now says something
-    else than their row (a contact renamed, a channel deleted): it builds the rows a full refresh
-    builds, without reading months of messages again. -#}
+    status may have moved) and the older ones whose channel, contact or conversation now says
+    something else than their row (a contact renamed, a channel deleted): it builds the rows a
+    full refresh builds, without reading months of messages again. The changed channels,
+    contacts and conversations are found from the distinct values the built rows hold (a few
+    thousand), then their messages by id lookups: no join of every built row. -#}
 with channels as (
     select * from {{ ref('stg_vobiz__channels') }}
 ),
@@ -23,26 +25,51 @@ conversations as (
 ),
 
 {% if is_incremental() %}
-stale as (
-    select built.message_id
-    from {{ this }} as built
+cutoff as (
+    select {{ dbt.dateadd('day', -var('vobiz_lookback_days'), 'max(created_at)') }} as created_at
+    from {{ this }}
+),
+
+changed_channels as (
+    select built.channel_id
+    from (
+        select distinct channel_id, channel_phone_number, channel_name from {{ this }}
+    ) as built
     left join channels on built.channel_id = channels.channel_id
-    left join contacts on built.contact_id = contacts.contact_id
-    left join conversations on built.conversation_id = conversations.conversation_id
     where built.channel_phone_number is distinct from channels.phone_number
         or built.channel_name is distinct from channels.display_name
-        or built.contact_name is distinct from contacts.contact_name
+),
+
+changed_contacts as (
+    select built.contact_id
+    from (
+        select distinct contact_id, contact_name, contact_phone_number from {{ this }}
+    ) as built
+    left join contacts on built.contact_id = contacts.contact_id
+    where built.contact_name is distinct from contacts.contact_name
         or built.contact_phone_number is distinct from contacts.phone_number
-        or built.conversation_category is distinct from conversations.category
+),
+
+changed_conversations as (
+    select built.conversation_id
+    from (select distinct conversation_id, conversation_category from {{ this }}) as built
+    left join conversations on built.conversation_id = conversations.conversation_id
+    where built.conversation_category is distinct from conversations.category
 ),
 
 {% endif %}
 messages as (
-    select * from {{ ref('stg_vobiz__messages') }}
-    {% if is_incremental() %}
-    where created_at >= {{ dbt.dateadd('day', -var('vobiz_lookback_days'), '(select max(created_at) from ' ~ this ~ ')') }}
-        or message_id in (select message_id from stale)
-    {% endif %}
+    select staged.*
+    from {{ ref('stg_vobiz__messages') }} as staged
+    {%- if is_incremental() %}
+    cross join cutoff
+    where staged.created_at >= cutoff.created_at
+        or staged.created_at is null
+        or cutoff.created_at is null
+        or staged.channel_id in (select channel_id from changed_channels)
+        or staged.contact_id in (select contact_id from changed_contacts)
+        or staged.conversation_id in (select conversation_id from changed_conversations)
+    {%- endif %}
 )
 
 select
