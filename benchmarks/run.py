@@ -1,6 +1,6 @@
 """Throughput and memory of `tap-vobiz` against the emulator, in one run, as a markdown table.
 
-    .venv/bin/python benchmarks/run.py                   # every scenario, about 25 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py                   # every scenario, about 30 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --only contacts   # one family of scenarios
     .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
 
@@ -23,7 +23,11 @@ then six hours of activity (`SIX_HOURS`, and the demo's changes to the account's
 and a rerun from the last STATE: its requests per stream and seconds; and peak memory of
 full syncs of 10%, 50% and 100% of that account. The `backfill` family is that account's
 first sync killed -9 at 90 % of its messages and resumed from its last STATE: requests and
-seconds of the resumed run against an uninterrupted one (one run each).
+seconds of the resumed run against an uninterrupted one (one run each). The `models` family
+is that account loaded by `meltano run tap-vobiz target-postgres` into the embedded PostgreSQL
+and `dbt build` of `transform/`: the first build, the incremental one after six hours of
+activity and a second load, and a full refresh of the same data, each checked against the
+emulator's own figures.
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -60,6 +64,7 @@ FAMILIES = {
     "contacts": ("contacts",),
     "account": pipeline_stack.TABLES,
     "backfill": pipeline_stack.TABLES,
+    "models": pipeline_stack.TABLES,
 }
 
 
@@ -367,12 +372,94 @@ def backfill_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, 
     return rows
 
 
+DBT_DONE = re.compile(r"Done\. (PASS=\d+ WARN=\d+ ERROR=\d+ SKIP=\d+(?: NO-OP=\d+)? TOTAL=\d+)")
+DBT_SECONDS = re.compile(r"Finished running .* \(([\d.]+)s\)")
+
+
+def incremental_marts_seconds() -> dict[str, float]:
+    """How long the last dbt run spent on each incremental mart (dbt's run_results.json)."""
+    results = json.loads((ROOT / "transform" / "target" / "run_results.json").read_text())["results"]
+    wanted = ("model.vobiz.vobiz__messages", "model.vobiz.vobiz__channel_daily")
+    return {
+        r["unique_id"].rsplit(".", 1)[1]: r["execution_time"] for r in results if r["unique_id"] in wanted
+    }
+
+
+def models_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+    """`dbt build` of transform/ on the whole account, loaded by `meltano run tap-vobiz target-postgres`
+    into the embedded PostgreSQL: the first build, the incremental build after six hours of activity
+    and the second load, and a full refresh of the same data (median of `repeat`); the marts are
+    checked against the emulator's data after each."""
+    from harness import marts
+
+    pipeline_stack.install_plugins()
+    rows: list[tuple[str, str, str, str]] = []
+    sizes = {name: value for name, value in ACCOUNT.items() if name not in {"conversations", "messages"}}
+    with (
+        pipeline_stack.emulator(ACCOUNT["conversations"], ACCOUNT["messages"], 60, **sizes) as api,
+        pipeline_stack.postgres(workdir / "postgres") as pg,
+    ):
+        env = pipeline_stack.meltano_env(
+            api.api_url, pg, MELTANO_DATABASE_URI=f"sqlite:///{workdir / 'meltano.db'}"
+        )
+
+        def meltano_run(*blocks: str) -> tuple[float, str]:
+            started = time.perf_counter()
+            log = workdir / "meltano.log"
+            pipeline_stack.meltano(
+                "--environment", pipeline_stack.ENVIRONMENT, "run", *blocks, env=env, log=log
+            )
+            return time.perf_counter() - started, log.read_text()
+
+        def build(name: str, client: str, *blocks: str) -> tuple[str, str, str, str]:
+            runs, incremental = [], []
+            for _ in range(repeat if "full-refresh" in blocks[0] else 1):
+                runs.append(meltano_run(*blocks))
+                incremental.append(incremental_marts_seconds())
+            seconds = statistics.median(run[0] for run in runs)
+            dbt_seconds = statistics.median(float(DBT_SECONDS.findall(run[1])[-1]) for run in runs)
+            done = DBT_DONE.findall(runs[-1][1])[-1]
+            marts_seconds = ", ".join(
+                f"{mart} {statistics.median(run[mart] for run in incremental):.2f} s"
+                for mart in incremental[0]
+            )
+            problems = marts.mart_differences(marts.loaded_marts(pg), api.get("/_emulator/export"))
+            verdict = "the marts = the emulator's figures" if not problems else "MARTS DIFFER: " + problems[0]
+            detail = f"{done}; {marts_seconds}; {verdict}"
+            print(f"models, {client}: {seconds:.1f}s (dbt {dbt_seconds:.1f}s), {detail}", flush=True)
+            return (name, f"{client}: {detail}", f"{seconds:.1f} s (dbt: {dbt_seconds:.1f} s)", "")
+
+        load, _ = meltano_run("tap-vobiz", "target-postgres")
+        [(messages,)] = pg.query(f"SELECT count(*) FROM {pipeline_stack.SCHEMA}.messages")  # noqa: S608
+        [(recipients,)] = pg.query(f"SELECT count(*) FROM {pipeline_stack.SCHEMA}.campaign_recipients")  # noqa: S608
+        name = (
+            f"dbt build (transform/), whole account in PostgreSQL ({messages:,} messages, "
+            f"{recipients:,} recipients)"
+        )
+        rows.append(
+            (name, "meltano run tap-vobiz target-postgres (the load, for scale)", f"{load:.1f} s", "")
+        )
+        rows.append(build("", "meltano run dbt-postgres:build, first build", "dbt-postgres:build"))
+        api.post("/_emulator/activity", SIX_HOURS)
+        for collection, spec in ACCOUNT_CHANGES.items():
+            api.post("/_emulator/changes", {"collection": collection, **spec})
+        rerun, _ = meltano_run("tap-vobiz", "target-postgres")
+        rows.append(
+            ("", "+6 h: meltano run tap-vobiz target-postgres (incremental load)", f"{rerun:.1f} s", "")
+        )
+        rows.append(build("", "dbt-postgres:build, incremental", "dbt-postgres:build"))
+        rows.append(build("", "dbt-postgres:full-refresh, same data", "dbt-postgres:full-refresh"))
+    return rows
+
+
 def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
     """The three scenarios of one family of streams, as table rows."""
     if family == "account":
         return account_scenarios(repeat, workdir)
     if family == "backfill":
         return backfill_scenarios(repeat, workdir)
+    if family == "models":
+        return models_scenarios(repeat, workdir)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:
