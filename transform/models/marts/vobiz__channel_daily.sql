@@ -16,10 +16,7 @@
 with
 {% if is_incremental() %}
 changed_channels as (
-    select distinct built.channel_id
-    from {{ this }} as built
-    left join {{ ref('stg_vobiz__channels') }} as channels on built.channel_id = channels.channel_id
-    where built.phone_number is distinct from channels.phone_number
+    {{ vobiz_changed_keys(this, 'channel_id', ref('stg_vobiz__channels'), {'phone_number': 'phone_number'}) }}
 ),
 
 {% endif %}

@@ -9,9 +9,7 @@
 {#- An incremental run takes again the messages of the last `vobiz_lookback_days` days (their
     status may have moved) and the older ones whose channel, contact or conversation now says
     something else than their row (a contact renamed, a channel deleted): it builds the rows a
-    full refresh builds, without reading months of messages again. The changed channels,
-    contacts and conversations are found from the distinct values the built rows hold (a few
-    thousand), then their messages by id lookups: no join of every built row. -#}
+    full refresh builds, without reading months of messages again (`vobiz_changed_keys`). -#}
 with channels as (
     select * from {{ ref('stg_vobiz__channels') }}
 ),
@@ -31,30 +29,17 @@ cutoff as (
 ),
 
 changed_channels as (
-    select built.channel_id
-    from (
-        select distinct channel_id, channel_phone_number, channel_name from {{ this }}
-    ) as built
-    left join channels on built.channel_id = channels.channel_id
-    where built.channel_phone_number is distinct from channels.phone_number
-        or built.channel_name is distinct from channels.display_name
+    {{ vobiz_changed_keys(this, 'channel_id', 'channels',
+        {'channel_phone_number': 'phone_number', 'channel_name': 'display_name'}) }}
 ),
 
 changed_contacts as (
-    select built.contact_id
-    from (
-        select distinct contact_id, contact_name, contact_phone_number from {{ this }}
-    ) as built
-    left join contacts on built.contact_id = contacts.contact_id
-    where built.contact_name is distinct from contacts.contact_name
-        or built.contact_phone_number is distinct from contacts.phone_number
+    {{ vobiz_changed_keys(this, 'contact_id', 'contacts',
+        {'contact_name': 'contact_name', 'contact_phone_number': 'phone_number'}) }}
 ),
 
 changed_conversations as (
-    select built.conversation_id
-    from (select distinct conversation_id, conversation_category from {{ this }}) as built
-    left join conversations on built.conversation_id = conversations.conversation_id
-    where built.conversation_category is distinct from conversations.category
+    {{ vobiz_changed_keys(this, 'conversation_id', 'conversations', {'conversation_category': 'category'}) }}
 ),
 
 {% endif %}
