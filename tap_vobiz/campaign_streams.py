@@ -26,7 +26,7 @@ from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_vobiz.client import Parent, ParentList
-from tap_vobiz.decoding import format_timestamp, parse_timestamp
+from tap_vobiz.decoding import format_timestamp, minus, parse_timestamp
 from tap_vobiz.incremental import SyncWindow
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
 from tap_vobiz.resume import ResumableFanOut, Resume
@@ -159,7 +159,7 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
     def _can_have_changed(self, campaign: t.Mapping[str, t.Any], since: dt.datetime | None) -> bool:
         if since is None:
             return True
-        cutoff = since - self.receipt_window
+        cutoff = minus(since, self.receipt_window)
         if can_change(campaign, since, cutoff):
             return True
         return is_quiet(campaign, cutoff) and bucket(campaign) in self._buckets_changed_before(cutoff)
@@ -196,7 +196,7 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
     def resume_extra(self, resume: Resume) -> dict[str, t.Any]:
         """The fingerprints of the campaigns quiet before the cutoff a resumed run will use for
         those finished here, so it reads again only the quiet ones whose counters move meanwhile."""
-        cutoff = resume.finished_horizon(self.lookback, self.start_date) - self.receipt_window
+        cutoff = minus(resume.finished_horizon(self.lookback, self.start_date), self.receipt_window)
         if self._resume_quiet is None or self._resume_quiet[0] != cutoff:
             # The cutoff follows the run's clock: worked out once per run, not at every STATE.
             quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
@@ -220,7 +220,7 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
         # The cutoff the next run computes from this bookmark.
         horizon = SyncWindow.start(bookmark, lookback=self.lookback, start_date=self.start_date).horizon
         assert horizon is not None
-        cutoff = horizon - self.receipt_window
+        cutoff = minus(horizon, self.receipt_window)
         self.stream_state["quiet_campaigns"] = {
             "before": format_timestamp(cutoff),
             "counters": quiet_fingerprints([row for row in self._campaigns if is_quiet(row, cutoff)]),

@@ -22,23 +22,31 @@ from typing_extensions import override
 from tap_vobiz import run_report
 from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.connection import (
-    configure_session,
+    api_session,
+    credentials_sent,
     describe_transient_error,
+    redact,
+    secret_values,
     unreachable_host,
     untrusted_certificate,
 )
 from tap_vobiz.decoding import parse_http_date
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
+    AccessDeniedError,
     ApiUnreachableError,
     CertificateNotTrustedError,
     CredentialsRejectedError,
+    EndpointNotFoundError,
     InvalidRequestError,
     ListGoneError,
+    NetworkFailedError,
+    ParentListError,
     RetriesExhaustedError,
+    StreamError,
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
-from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page
+from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page, repaired_texts
 from tap_vobiz.record_messages import LeanRecordMessages
 
 if t.TYPE_CHECKING:
@@ -129,14 +137,20 @@ class ParentList:
     order: tuple[str, str]
 
 
-def error_text(body: object) -> str:
+def error_text(body: object, secrets: t.Iterable[str] = ()) -> str:
     """The API's own words for an error: `{"error": "..."}`, or the platform's `{"error": {"code",
-    "message"}}` body; empty when the body has neither."""
+    "message"}}` body; empty when the body has neither. `secrets` are redacted (before the text is
+    cut short, which could leave part of one)."""
     error = body.get("error") if isinstance(body, dict) else None
+    secrets = tuple(secrets)
     if isinstance(error, str):
-        return error[:200]
+        return redact(error, secrets)[:200]
     if isinstance(error, dict):
-        words = [str(error[key])[:200] for key in ("code", "message") if isinstance(error.get(key), str)]
+        words = [
+            redact(str(error[key]), secrets)[:200]
+            for key in ("code", "message")
+            if isinstance(error.get(key), str)
+        ]
         return ": ".join(words)
     return ""
 
@@ -168,7 +182,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         self.report: RunReport = self.tap.report
         self._deprecation_notices: DeprecationNotices = self.tap.deprecation_notices
         self.logger.addFilter(ONE_LINE_FAILURES)
-        configure_session(self.requests_session, self.url_base, int(self.config["max_workers"]))
+        # The SDK's session, replaced before any request: see `tap_vobiz.connection`.
+        self._requests_session = api_session(self.url_base, int(self.config["max_workers"]))
         self._field_checks = field_checks(self.schema)
         self._known_fields = frozenset(self.schema["properties"])
         self._unknown_fields_seen: set[str] = set()
@@ -272,43 +287,73 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self.response_error_message(response), response)
-        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
-            problem = "refused the credentials" if status == HTTPStatus.UNAUTHORIZED else "denied access"
+        if status < HTTPStatus.BAD_REQUEST:
+            self.tap.api_answered = True
+        if status == HTTPStatus.UNAUTHORIZED:
             raise CredentialsRejectedError(
-                f"Vobiz {problem} ({self.response_error_message(response)}): check auth_id and "
-                "auth_token (or bearer_token), and that the account may read WhatsApp conversations"
+                f"Vobiz refused the credentials ({self.response_error_message(response)}): check auth_id "
+                "and auth_token (or bearer_token)"
             )
+        if status == HTTPStatus.FORBIDDEN:
+            raise AccessDeniedError(f"Vobiz denied access ({self.response_error_message(response)})")
         if status == HTTPStatus.NOT_FOUND and self.parent:
             raise ListGoneError(self.response_error_message(response))
         if status == HTTPStatus.NOT_FOUND:
-            raise InvalidRequestError(
-                f"Vobiz has no such resource ({self.response_error_message(response)}): check api_url"
-            )
+            raise EndpointNotFoundError(f"Vobiz has no such list ({self.response_error_message(response)})")
         if status >= HTTPStatus.BAD_REQUEST:
             raise InvalidRequestError(f"Vobiz rejected the request ({self.response_error_message(response)})")
         try:
             read_page(response)
         except MalformedPageError as error:
             raise RetriableAPIError(f"{error} ({self.describe_request(response)})", response) from error
+        if repaired := repaired_texts(response):
+            self.report.add(run_report.REPAIRED_TEXTS, repaired)
 
     @override
     def response_error_message(self, response: requests.Response) -> str:
-        """Status, request and the API's own `error` text; never headers or the full body."""
+        """Status, request and the API's own `error` text; never headers or the full body, and
+        no secret setting's value (an API may quote the token it was sent)."""
+        secrets = secret_values(self.config, self.tap.config_jsonschema)
         detail = ""
         try:
-            if text := error_text(response.json()):
+            if text := error_text(response.json(), secrets):
                 detail = f": {text}"
         except ValueError:
             pass
-        return f"{response.status_code} {response.reason} for {self.describe_request(response)}{detail}"
+        reason = redact(str(response.reason), secrets)
+        return f"{response.status_code} {reason} for {self.describe_request(response)}{detail}"
 
     @staticmethod
     def describe_request(response: requests.Response) -> str:
-        """`METHOD /path?query` of the request behind a response (never its headers)."""
+        """`METHOD /path?query` of the request behind a response (never its headers; after a
+        redirect, the API chose the URL: the credentials sent are redacted from it)."""
         request = response.request
         url = urlsplit(str(request.url if request else response.url or ""))
         query = f"?{url.query}" if url.query else ""
-        return f"{request.method if request else 'GET'} {url.path}{query}"
+        return redact(f"{request.method if request else 'GET'} {url.path}{query}", credentials_sent(request))
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The stream's records (`read_records`); a failing endpoint ends this stream alone.
+
+        What was emitted stays emitted; the bookmark and table version stay where they were
+        (they move only when `read_records` completes) and no ACTIVATE_VERSION is sent. The
+        tap logs one line for the stream and goes on with the others (`TapVobiz.stream_failed`).
+        """
+        if (failed := self.tap.failed_lists.get(self.name)) is not None:
+            # Its list failed earlier in this run, read for a stream under it: it would fail again.
+            self.tap.stream_failed(self, failed)
+            return
+        try:
+            yield from self.read_records(context)
+        except ParentListError as error:
+            self.tap.stream_failed(self, error.cause, under=error.parent)
+        except StreamError as error:
+            self.tap.stream_failed(self, error)
+
+    def read_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The records of the stream's run (the SDK's `get_records`; streams here override this)."""
+        return super().get_records(context)
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
@@ -364,10 +409,16 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                     raise ApiUnreachableError(
                         f"Cannot reach the Vobiz API: {unreachable_host(error)}; check api_url"
                     ) from None
-                raise RetriesExhaustedError(
-                    f"Gave up after retrying for {budget:.0f}s (max_retry_seconds): "
-                    f"{describe_transient_error(error)}. The API or the network is failing; "
-                    "rerun later, or raise max_retry_seconds"
+                gave_up = f"Gave up after retrying for {budget:.0f}s (max_retry_seconds): "
+                if getattr(error, "response", None) is not None:
+                    # The API answers, with errors: this endpoint fails, the others may not.
+                    raise RetriesExhaustedError(
+                        f"{gave_up}{describe_transient_error(error)}. The API is failing; rerun later, "
+                        "or raise max_retry_seconds"
+                    ) from None
+                raise NetworkFailedError(
+                    f"{gave_up}{describe_transient_error(error)}. The API or the network is failing "
+                    "(no answer at all); rerun later, or raise max_retry_seconds"
                 ) from None
 
         return request
@@ -396,7 +447,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             details.get("wait", 0.0),
             details.get("tries", 0),
             details.get("elapsed", 0.0),
-            describe_transient_error(details.get("exception")),
+            redact(
+                describe_transient_error(details.get("exception")),
+                secret_values(self.config, self.tap.config_jsonschema),
+            ),
         )
 
     # Many lists at once
@@ -455,8 +509,15 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     def parent_rows(self, outcome: ListOutcome) -> t.Iterator[dict[str, t.Any]]:
         """Every row with an id of the parent's list, the parent stream selected or not."""
         assert self.parent is not None
-        parent_stream: PageListStream = self.tap.streams[self.parent.stream]  # type: ignore[assignment]
-        return parent_stream.all_rows(outcome)
+        name = self.parent.stream
+        if (failed := self.tap.failed_lists.get(name)) is not None:
+            raise ParentListError(name, failed)
+        parent_stream: PageListStream = self.tap.streams[name]  # type: ignore[assignment]
+        try:
+            yield from parent_stream.all_rows(outcome)
+        except StreamError as error:
+            self.tap.failed_lists[name] = error
+            raise ParentListError(name, error) from None
 
     # Records
 

@@ -2,7 +2,7 @@
 
 `requests` reads proxies (`HTTPS_PROXY`, `NO_PROXY`, ...) and the CA bundle
 (`REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`) from the environment on every request, which
-costs more than parsing a page. `configure_session` reads them once, exactly as
+costs more than parsing a page. `api_session` reads them once, exactly as
 `requests` would for the API's URL, and then stops the session looking again.
 
 A failed connection is usually worth retrying, but three failures are the configuration's,
@@ -12,6 +12,13 @@ does not verify (`untrusted_certificate`), which behind a TLS-inspecting proxy m
 company's CA is not in the bundle the tap verifies with. A proxy that fails is named as
 the proxy (`proxy_failure`), never blamed on `api_url`, and retried like any transient
 fault: a company proxy may be restarting.
+
+The credentials never leave `api_url`'s origin (scheme, host and port). `requests` follows
+a redirect anywhere and strips only `Authorization` when the host changes, so
+`X-Auth-Token` would go along, over plain http too: here a redirect elsewhere is refused
+before anything is sent (`UnsafeRedirectError`), and a redirect loop is one line
+(`RedirectLoopError`), both ending the stream that met them. Nor does what the API says
+(an error's text, a header) reach the log with a credential in it: `redact`.
 """
 
 from __future__ import annotations
@@ -25,12 +32,30 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import RetriableAPIError
+from typing_extensions import override
+
+from tap_vobiz.errors import StreamError
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+REDACTED = "[redacted]"
 
 
-def configure_session(session: requests.Session, url: str, workers: int) -> None:
-    """A connection per worker to keep alive; proxies, `NO_PROXY` and the CA bundle read once."""
+class UnsafeRedirectError(StreamError):
+    """The API redirected a request to another origin (host, port, or http from https)."""
+
+    advice = "check api_url (the API redirected elsewhere)"
+
+
+class RedirectLoopError(StreamError):
+    """The API kept redirecting a request (`requests`' TooManyRedirects)."""
+
+    advice = "check api_url (the API redirects in a loop); if it is right, rerun later"
+
+
+def api_session(url: str, workers: int) -> ApiOriginSession:
+    """The session of a stream's requests: a connection per worker to keep alive; proxies, `NO_PROXY`
+    and the CA bundle read once; redirects followed only within `url`'s origin."""
+    session = ApiOriginSession(origin(url))
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(10, workers))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -38,12 +63,95 @@ def configure_session(session: requests.Session, url: str, workers: int) -> None
     session.proxies.update(environment["proxies"])
     session.verify = environment["verify"]
     session.trust_env = False
+    return session
+
+
+class ApiOriginSession(requests.Session):
+    """A session whose requests, redirects included, stay on the API's origin."""
+
+    def __init__(self, api_origin: tuple[str, str, int]) -> None:
+        super().__init__()
+        self.api_origin = api_origin
+
+    @override
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """Refuse a redirect to another origin: called for each before it is sent (with the credentials)."""
+        target = str(prepared_request.url)
+        if origin(target) != self.api_origin:
+            scheme, host, port = self.api_origin
+            raise UnsafeRedirectError(
+                f"{_request_line(response.request)} was redirected ({response.status_code}) to "
+                f"{_origin_text(origin(target))}, away from api_url's {scheme}://{host}:{port}; "
+                "not followed, so the credentials were not sent there"
+            )
+        super().rebuild_auth(prepared_request, response)
+
+    @override
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
+        try:
+            return super().send(request, **kwargs)
+        except requests.exceptions.TooManyRedirects:
+            raise RedirectLoopError(
+                f"{_request_line(request)} was redirected {self.max_redirects} times without an answer "
+                "(a redirect loop)"
+            ) from None
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """A URL's (scheme, host, port), the port its scheme's default when none is given."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number: no origin the API's could be
+        port = -1
+    return scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(scheme, -1)
+
+
+def _origin_text(where: tuple[str, str, int]) -> str:
+    scheme, host, port = where
+    return f"{scheme}://{host}:{port}" if host else "a URL without a host"
+
+
+def _request_line(request: requests.PreparedRequest | None) -> str:
+    """`METHOD /path?query` of a request (never its headers), its credentials redacted."""
+    url = urlsplit(str(getattr(request, "url", "") or ""))
+    query = f"?{url.query}" if url.query else ""
+    line = f"{getattr(request, 'method', None) or 'GET'} {url.path}{query}"
+    return redact(line, credentials_sent(request))
+
+
+def credentials_sent(request: object) -> tuple[str, ...]:
+    """The credentials a request carried: `X-Auth-Token`'s value and `Authorization`'s token."""
+    headers = getattr(request, "headers", None) or {}
+    token = headers.get("X-Auth-Token")
+    authorization = str(headers.get("Authorization") or "")
+    return tuple(str(value) for value in (token, authorization.partition(" ")[2] or authorization) if value)
+
+
+def secret_values(config: t.Mapping[str, t.Any], schema: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    """The values of the settings the config schema marks `secret` (`auth_token`, `bearer_token`)."""
+    properties = schema.get("properties", {})
+    return tuple(
+        str(value) for name, prop in properties.items() if prop.get("secret") and (value := config.get(name))
+    )
+
+
+def redact(text: str, secrets: t.Iterable[str]) -> str:
+    """`text`, words of the API's (an error's text, a header), with every secret in it `[redacted]`.
+
+    An API may quote what it was sent ("invalid token tok-..."): whatever it says goes through
+    here before a log line, or an error's message, holds it.
+    """
+    for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def describe_transient_error(error: object) -> str:
     """A one-line description of a transient fault, without request headers."""
     if isinstance(error, RetriableAPIError):
-        return str(error)
+        return redact(str(error), credentials_sent(getattr(error.response, "request", None)))
     if isinstance(error, requests.exceptions.Timeout):
         return "the request timed out (request_timeout)"
     if isinstance(error, requests.exceptions.RequestException):

@@ -166,7 +166,7 @@ class MessagesStream(ResumableFanOut):
         return CursorPaginator(stop_before=_READING_SINCE.get(), timestamp_field="created_at")
 
     @override
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+    def read_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The messages at or after the horizon, in the conversations whose window reaches it.
 
         Every other conversation costs no request; in one that is read, paging stops

@@ -110,9 +110,35 @@ def parse_setting_timestamp(value: object) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+# The earliest time there is: a `start_date` or bookmark of `0001-01-01T00:00:00Z` (Go's and
+# .NET's zero time, a common "from the beginning") minus a window saturates here.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+LATEST = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+def minus(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """`moment - delta`, or the earliest time there is when that is before year 1.
+
+    Every lookback and receipt window is taken off a time here: plain subtraction
+    raises OverflowError for a `start_date` or bookmark near year 1.
+    """
+    try:
+        return moment - delta
+    except OverflowError:
+        return EARLIEST
+
+
 def format_timestamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with `Z`, as the API writes its timestamps."""
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with `Z`, as the API writes its timestamps (`0001-01-01T00:00:00Z`: four digits).
+
+    A time that in UTC falls before year 1 (`0001-01-01T00:00:00+01:00`) or after 9999 is
+    not one Python has: it is written as the nearest that is, rather than raising OverflowError.
+    """
+    try:
+        utc = moment.astimezone(dt.timezone.utc)
+    except OverflowError:
+        utc = EARLIEST if moment.year == 1 else LATEST
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def served_at(response: requests.Response) -> dt.datetime | None:

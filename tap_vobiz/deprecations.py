@@ -17,6 +17,7 @@ import threading
 
 import requests
 
+from tap_vobiz.connection import credentials_sent, redact
 from tap_vobiz.decoding import parse_http_date
 
 
@@ -36,7 +37,8 @@ class DeprecationNotices:
             if endpoint in self._warned:
                 return
             self._warned.add(endpoint)
-        logger.warning("%s", announcement(endpoint, deprecation, sunset, response.links))
+        text = announcement(endpoint, deprecation, sunset, response.links)
+        logger.warning("%s", redact(text, credentials_sent(response.request)))
 
 
 def announcement(endpoint: str, deprecation: str | None, sunset: str | None, links: dict) -> str:

@@ -13,12 +13,46 @@ class VobizError(Exception):
     """A failure that ends the run with its message alone: no traceback, exit code 1."""
 
 
+class StreamError(VobizError):
+    """A failure of one endpoint: it ends the stream that read it (and the streams read under it),
+    never the run. The other streams are read; the run exits 1 with a summary (`TapVobiz.sync_all`).
+
+    `advice` says what the user can do about it, after what happened.
+    """
+
+    advice = "rerun later"
+
+
 class CredentialsRejectedError(VobizError, FatalAPIError):
-    """401/403: retrying cannot help, the settings must change."""
+    """401: no stream can be read until the settings change."""
 
 
-class InvalidRequestError(VobizError, FatalAPIError):
-    """400 and other 4xx the tap cannot recover from."""
+class AccessDeniedError(StreamError, FatalAPIError):
+    """403: the credentials are good, but may not read this endpoint (a permission, or a plan)."""
+
+    advice = (
+        "give the token permission to read it, or deselect the stream "
+        "(meltano select tap-vobiz --exclude {stream} '*')"
+    )
+
+
+class EndpointNotFoundError(StreamError, FatalAPIError):
+    """404 on a stream's own list, while the API answers others: this account or plan lacks it."""
+
+    advice = (
+        "this account or plan may not have the endpoint: deselect the stream "
+        "(meltano select tap-vobiz --exclude {stream} '*')"
+    )
+
+
+class ApiNotFoundError(VobizError):
+    """404 from two of the API's lists and no other answer yet: `api_url` points at no Vobiz API."""
+
+
+class InvalidRequestError(StreamError, FatalAPIError):
+    """400 and the other 4xx the tap cannot recover from."""
+
+    advice = "rerun later; if it persists, report it with this line"
 
 
 class ApiUnreachableError(VobizError):
@@ -29,16 +63,27 @@ class CertificateNotTrustedError(VobizError):
     """The server's TLS certificate does not verify against the CA bundle in use."""
 
 
-class RetriesExhaustedError(VobizError):
-    """A transient fault outlasted the retry budget (`max_retry_seconds`)."""
+class RetriesExhaustedError(StreamError):
+    """An endpoint kept answering with a transient error (5xx, 429, a broken body) past
+    `max_retry_seconds`."""
 
 
-class CursorLoopError(VobizError, RuntimeError):
+class NetworkFailedError(VobizError):
+    """No answer at all (connections failing, timeouts) past `max_retry_seconds`: every stream would wait
+    as long, so the run ends."""
+
+
+class CursorLoopError(StreamError, RuntimeError):
     """The API handed back a cursor this listing has already followed."""
 
 
-class PageLoopError(VobizError, RuntimeError):
-    """A page-numbered list served a page other than the one asked for, or the same rows again."""
+class ParentListError(StreamError):
+    """The list of the stream a stream is read under (`parent`) failed: `cause` says how."""
+
+    def __init__(self, parent: str, cause: StreamError) -> None:
+        super().__init__(f"the {parent} list failed: {cause}")
+        self.parent = parent
+        self.cause = cause
 
 
 class ListGoneError(FatalAPIError):

@@ -40,7 +40,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INC
 from typing_extensions import override
 
 from tap_vobiz.client import VobizStream
-from tap_vobiz.decoding import format_timestamp, parse_setting_timestamp, parse_timestamp, served_at
+from tap_vobiz.decoding import format_timestamp, minus, parse_setting_timestamp, parse_timestamp, served_at
 
 if t.TYPE_CHECKING:
     import requests
@@ -75,7 +75,7 @@ class SyncWindow:
         lookback: dt.timedelta,
         start_date: dt.datetime | None,
     ) -> SyncWindow:
-        horizon = bookmark - lookback if bookmark is not None else None
+        horizon = minus(bookmark, lookback) if bookmark is not None else None
         if start_date is not None and (horizon is None or horizon < start_date):
             horizon = start_date
         return cls(bookmark=bookmark, horizon=horizon)

@@ -15,6 +15,7 @@ from pathlib import Path
 from singer_sdk.helpers._util import load_json
 
 from tap_vobiz.errors import VobizError
+from tap_vobiz.settings import trimmed_credentials
 
 
 class InputFileError(VobizError):
@@ -22,7 +23,10 @@ class InputFileError(VobizError):
 
 
 def read_config_files(paths: t.Iterable[str]) -> tuple[dict[str, t.Any], bool]:
-    """The merged config of the `--config` files (later files win), and whether `ENV` was named."""
+    """The merged config of the `--config` files (later files win), and whether `ENV` was named.
+
+    The credentials come without the whitespace around them (`trimmed_credentials`).
+    """
     config: dict[str, t.Any] = {}
     parse_env = False
     for path in paths:
@@ -30,7 +34,7 @@ def read_config_files(paths: t.Iterable[str]) -> tuple[dict[str, t.Any], bool]:
             parse_env = True
         else:
             config |= read_json_object("--config", path)
-    return config, parse_env
+    return trimmed_credentials(config), parse_env
 
 
 def read_state_file(path: str) -> dict[str, t.Any]:

@@ -40,6 +40,7 @@ Three things the SDK's sequential paging does not give:
 from __future__ import annotations
 
 import array
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -125,8 +126,13 @@ class Coverage:
         if (total := page_total(page.envelope)) is not None:
             self.total = total
         has_more = page.envelope.get("has_more")
+        # More rows than its own `limit`: a server that ignores paging served the whole list.
+        ignores_limit = served > page.envelope.get("limit", served)
         says_last = (
-            not served or (has_more is False and self.total is None) or (served < limit and not has_more)
+            not served
+            or ignores_limit
+            or (has_more is False and self.total is None)
+            or (served < limit and not has_more)
         )
         if says_last:
             self.ends_at = end if self.ends_at is None else min(self.ends_at, end)
@@ -201,6 +207,11 @@ class ListPass:
     gap: str | None = None
     # Fewer rows than `total` by a page or more: pages the server would not serve, not a count that is off.
     withheld: bool = False
+    # Why the server cannot be paged further (it ignores `page`): reading the list again cannot help.
+    stopped: str | None = None
+    # Rows served again on the page after their own, where the pages do not overlap: the list's
+    # order moved them (an update moves a row in a list ordered by update, newest first).
+    served_twice: int = 0
 
     def add(self, page: Page) -> None:
         if self.started_at is None:
@@ -217,9 +228,10 @@ class ListPass:
                 times = [moment for moment in moments if moment is not None and moment >= started]
                 if not times:
                     continue
-                if served is not None and min(times) > served:
-                    # Later than the API's clock when it served the row: a clock or data fault, not
-                    # a change made while the list was read.
+                if served is not None and min(times).replace(microsecond=0) > served:
+                    # Later than the API's clock when it served the row (at the clock's one-second
+                    # resolution: `…:00.700Z` is within the second `…:00`): a clock or data fault,
+                    # not a change made while the list was read.
                     self.future_rows += 1
                 else:
                     self.changed_rows += 1
@@ -231,6 +243,8 @@ class ListPass:
 
     def moved(self) -> str | None:
         """Why the list may have shifted under this pass; None when nothing says so."""
+        if self.stopped:
+            return self.stopped
         if len(self.totals) > 1:
             return f"its total went from {' to '.join(map(str, self.totals))} while it was read"
         if self.gap:
@@ -239,6 +253,8 @@ class ListPass:
             return f"{self.rows} rows were served for a total of {self.totals[0]}"
         if self.changed_rows:
             return f"{self.changed_rows} rows were created or changed while it was read"
+        if self.served_twice:
+            return f"{self.served_twice} rows were served on two pages (the list's order moved them)"
         return None
 
     def settles_after(self, before: ListPass, found: int) -> bool:
@@ -286,7 +302,7 @@ class ListOutcome:
     """Whether the lists one stream's run read (its own, and any parent list) were all known complete."""
 
     def __init__(self) -> None:
-        self.unsettled: list[tuple[str, str]] = []  # (list, why)
+        self.unsettled: list[tuple[str, str]] = []  # (list, why it may not be whole)
         self._lock = threading.Lock()
 
     def unsettle(self, listing: str, reason: str) -> None:
@@ -303,12 +319,10 @@ def warn_unsettled(logger: logging.Logger, stream: str, outcome: ListOutcome) ->
     listing, reason = outcome.unsettled[0]
     more = f" (and {len(outcome.unsettled) - 1} more lists)" if len(outcome.unsettled) > 1 else ""
     logger.warning(
-        "%s%s kept changing through %d readings (%s): rows may have slipped between pages, so the %s "
-        "bookmark and table version stay where they were and no ACTIVATE_VERSION is sent; the next "
-        "run reads it again",
+        "%s%s could not be read whole: %s. Rows may be missing, so the %s bookmark and table version "
+        "stay where they were and no ACTIVATE_VERSION is sent; the next run reads it again",
         listing,
         more,
-        MAX_PASSES,
         reason,
         stream,
     )
@@ -379,7 +393,7 @@ class PageListStream(VobizStream):
     # Reading
 
     @override
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+    def read_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         emits_every_row = self.start_reading()
         version = self._begin_table_version() if emits_every_row else None
         outcome = self._outcome = ListOutcome()
@@ -453,11 +467,14 @@ class PageListStream(VobizStream):
                     "%s: reading %d found %d rows no earlier reading saw", listing, attempt, found
                 )
             reason = reading.moved()
+            if reading.stopped:
+                outcome.unsettle(listing, reading.stopped)
+                return
             if reason is None or (previous is not None and reading.settles_after(previous, found)):
                 return
             self.report.add(run_report.LISTS_READ_AGAIN)
             if attempt == MAX_PASSES:
-                outcome.unsettle(listing, reason)
+                outcome.unsettle(listing, f"it kept changing through {MAX_PASSES} readings ({reason})")
                 return
             self.logger.info(
                 "%s changed while it was read (%s): reading it again for rows that slipped between pages",
@@ -479,37 +496,66 @@ class PageListStream(VobizStream):
             return
         sequence = PageSequence(listing=self.get_url(context))
         coverage = Coverage()
+        before: set[int] = set()  # the ids of the page before
 
-        def take(page: Page) -> tuple[Page, bool]:
-            sequence.check(page.envelope, page.number)
+        def take(page: Page) -> tuple[Page, bool] | None:
+            """The page and whether it repeats rows read; None when it is not the page asked for."""
+            nonlocal before
+            if (wrong := sequence.check(page.envelope, page.number)) is not None:
+                reading.stopped = wrong
+                return None
             reading.add(page)
-            return page, coverage.add(page)
+            overlaps = coverage.add(page)
+            ids = {_id_hash(row) for row in page.items}
+            if not overlaps and (again := len(ids & before)):
+                # Pages that do not overlap share rows: rows moved down the list while it was read
+                # (an order by update, or newest first), so one may have moved past the reader too.
+                reading.served_twice += again
+                overlaps = True
+            before = ids
+            return page, overlaps
 
-        yield take(first)
-        if not is_page_numbered(first.envelope):
-            reading.rows = coverage.read
-            return
-        total = page_total(first.envelope)
-        planned = max(1, -(-total // first.limit)) if total is not None else 1
-        self._pages_to_read = (self._pages_to_read or 0) + planned
-        if planned > 1:
-            workers = min(int(self.config["max_workers"]), planned - 1)
-            # Pages are single requests: two per worker queued keep every worker busy.
-            rest = fetch_in_order(
-                range(2, planned + 1),
-                lambda n: [self.fetch_page(context, n)],
-                workers=workers,
-                lookahead=2 * workers,
-            )
-            for _, fetched in rest:
-                for page in fetched:
-                    yield take(page)
-        # What the envelopes say now: the list grew, the page size changed, `has_more` was wrong.
-        for _ in range(MAX_EXTRA_PAGES):
-            if (number := coverage.next_page()) is None:
-                break
-            yield take(self.fetch_page(context, number))
+        def pages() -> t.Generator[Page, None, None]:
+            yield first
+            if not is_page_numbered(first.envelope):
+                return
+            total = page_total(first.envelope)
+            # A first page that holds `total` rows is the whole list (a list served whole, whatever
+            # page is asked, served more rows than its `limit`: `first.limit` counts them).
+            planned = max(1, -(-total // first.limit)) if total is not None else 1
+            self._pages_to_read = (self._pages_to_read or 0) + planned
+            if planned > 1:
+                workers = min(int(self.config["max_workers"]), planned - 1)
+                # Pages are single requests: two per worker queued keep every worker busy.
+                rest = fetch_in_order(
+                    range(2, planned + 1),
+                    lambda n: [self.fetch_page(context, n)],
+                    workers=workers,
+                    lookahead=2 * workers,
+                )
+                for _, fetched in rest:
+                    yield from fetched
+            # What the envelopes say now: the list grew, the page size changed, `has_more` was wrong.
+            for _ in range(MAX_EXTRA_PAGES):
+                if (number := coverage.next_page()) is None:
+                    return
+                yield self.fetch_page(context, number)
+
+        with contextlib.closing(pages()) as served:  # closing it stops pages fetched ahead
+            for page in served:
+                if (taken := take(page)) is None:
+                    break
+                yield taken
         reading.rows = coverage.read
+        if reading.stopped is not None:
+            if coverage.total is not None and coverage.read_to >= coverage.total:
+                reading.stopped = None  # what it served accounts for `total`: the whole list
+            else:
+                counted = f" of a total of {coverage.total}" if coverage.total is not None else ""
+                reading.stopped += f"; the rows it served ({coverage.read}{counted}) may not be all"
+                return
+        if not is_page_numbered(first.envelope):
+            return
         reading.gap = coverage.gap()
         if coverage.next_page() is not None:
             reading.gap = f"the reading stopped after {MAX_EXTRA_PAGES:,} pages beyond those planned"

@@ -17,13 +17,15 @@ The API pages in two ways, and the SDK's paginators know neither fully:
 
 from __future__ import annotations
 
+import re
 import typing as t
+from http import HTTPStatus
 
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
 from tap_vobiz.decoding import decode_json, parse_timestamp
-from tap_vobiz.errors import CursorLoopError, PageLoopError
+from tap_vobiz.errors import CursorLoopError
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -31,6 +33,7 @@ if t.TYPE_CHECKING:
     import requests
 
 _PAGE_ATTRIBUTE = "_vobiz_page"
+_REPAIRED_ATTRIBUTE = "_vobiz_repaired_texts"
 
 
 class MalformedPageError(ValueError):
@@ -38,20 +41,128 @@ class MalformedPageError(ValueError):
 
 
 def read_page(response: requests.Response) -> dict[str, t.Any]:
-    """Decode a response's page envelope (`{"items": [...], ...}`) once, and cache it.
+    """A response's page envelope, decoded once (and cached) and read the one way every shape allows.
 
-    Raises MalformedPageError when the body is not JSON or has no `items` list.
+    The docs show `{"items", "total", "page", "limit", "has_more"}` (and `next_cursor`), but
+    also older and looser forms, all read here so that no reader meets them: the older docs'
+    `{"items", "meta": {"total", "page"}}`; numbers and booleans sent as strings (`"50"`,
+    `"true"`); an empty list as `"items": null`, without `items`, or as `204 No Content`.
+    Envelope values that are none of these are dropped (an unknown value says nothing).
+
+    Raises MalformedPageError when the body is not JSON, or is an object without a list of
+    items that is not plainly empty (another key holds a list, or `total` counts rows).
     """
     page = getattr(response, _PAGE_ATTRIBUTE, None)
     if page is None:
-        try:
-            page = decode_json(response.content)
-        except ValueError as error:
-            raise MalformedPageError(f"response body is not JSON ({error})") from error
-        if not isinstance(page, dict) or not isinstance(page.get("items"), list):
-            raise MalformedPageError("response body has no 'items' list")
+        page = _envelope(response)
         setattr(response, _PAGE_ATTRIBUTE, page)
     return page
+
+
+def repaired_texts(response: requests.Response) -> int:
+    """How many texts of a response's page `read_page` had to repair (bytes that are not UTF-8, lone
+    surrogates such as a message cut mid-emoji): each now holds U+FFFD where the bad part was."""
+    return int(getattr(response, _REPAIRED_ATTRIBUTE, 0))
+
+
+def _envelope(response: requests.Response) -> dict[str, t.Any]:
+    if response.status_code == HTTPStatus.NO_CONTENT:
+        return {"items": []}
+    content = response.content
+    repaired = 0
+    try:
+        body = decode_json(content)
+    except ValueError as error:
+        try:
+            content.decode()
+        except UnicodeDecodeError:
+            # A byte that is not UTF-8 in one value must not cost the list: U+FFFD stands in for it.
+            repaired += 1
+            try:
+                body = decode_json(content.decode(errors="replace"))
+            except ValueError:
+                raise MalformedPageError(f"response body is not JSON ({error})") from error
+        else:
+            raise MalformedPageError(f"response body is not JSON ({error})") from error
+    if _SURROGATE_ESCAPE.search(content):
+        body, fixed = _without_lone_surrogates(body)
+        repaired += fixed
+    if repaired:
+        setattr(response, _REPAIRED_ATTRIBUTE, repaired)
+    if not isinstance(body, dict):
+        raise MalformedPageError("response body is not a JSON object")
+    meta = body.get("meta")
+    page: dict[str, t.Any] = dict(meta) if isinstance(meta, dict) else {}
+    page.update((name, value) for name, value in body.items() if name != "meta")
+    for name in ("total", "page", "limit"):
+        if name in page and (count := _count(page[name])) is None:
+            del page[name]
+        elif name in page:
+            page[name] = count
+    if "has_more" in page and (more := _flag(page["has_more"])) is None:
+        del page["has_more"]
+    elif "has_more" in page:
+        page["has_more"] = more
+    items = page.get("items")
+    if items is None:
+        listed = sorted(name for name, value in body.items() if isinstance(value, list))
+        if listed or page.get("total", 0) > 0 or "error" in body:
+            found = (
+                f"its lists: {', '.join(listed)}" if listed else f"keys: {', '.join(sorted(body)) or 'none'}"
+            )
+            raise MalformedPageError(f"response body has no 'items' list ({found})")
+        page["items"] = []
+    elif not isinstance(items, list):
+        raise MalformedPageError("response body's 'items' is not a list")
+    return page
+
+
+# `\ud800`-`\udfff` escaped in the body: a surrogate, paired (an emoji written as escapes) or lone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _without_lone_surrogates(value: t.Any) -> tuple[t.Any, int]:
+    """`value` with every lone surrogate in its texts replaced by U+FFFD (it cannot be written as
+    UTF-8, so no record holding one could be sent on), and how many texts changed."""
+    if isinstance(value, str):
+        if not any("\ud800" <= char <= "\udfff" for char in value):
+            return value, 0
+        # Paired surrogates become the character they encode; lone ones U+FFFD.
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), 1
+    if isinstance(value, list):
+        pairs = [_without_lone_surrogates(item) for item in value]
+        return [item for item, _ in pairs], sum(fixed for _, fixed in pairs)
+    if isinstance(value, dict):
+        fixed = 0
+        repaired = {}
+        for key, item in value.items():
+            new_key, key_fixed = _without_lone_surrogates(key)
+            repaired[new_key], item_fixed = _without_lone_surrogates(item)
+            fixed += key_fixed + item_fixed
+        return repaired, fixed
+    return value, 0
+
+
+def _count(value: object) -> int | None:
+    """A non-negative whole number, sent as a number or as its digits."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    if type(value) is float and value.is_integer() and value >= 0:
+        return int(value)
+    if type(value) is str and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _flag(value: object) -> bool | None:
+    """A boolean, sent as one or as `"true"`/`"false"` (or 1/0)."""
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if type(value) is str and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
 
 
 class CursorPaginator(BaseAPIPaginator[str | None]):
@@ -109,31 +220,29 @@ class PageSequence:
     """A page-numbered sequence's check: each page is the one asked for, never a repeat of the one before.
 
     Not a paginator: the page-list reader (`tap_vobiz.page_lists`) plans which pages to ask
-    for from what the envelopes say, and asks for many at once. Asking for page N and
-    being served another page, or the same rows as the page before, is an API fault:
-    paging on would never end.
+    for from what the envelopes say, and asks for many at once. A server that answers page N
+    with another page, or with the rows of the page before, ignores `page` (as a list the
+    docs give no paging parameters may): what it served is all it will serve, so the reading
+    stops there, and the reader decides from `total` whether that was the whole list.
     """
 
     def __init__(self, *, listing: str = "the list") -> None:
         self.listing = listing
         self._previous: tuple[int, list[object]] | None = None
 
-    def check(self, page: dict[str, t.Any], asked: int) -> None:
-        """Raise PageLoopError when `page` is not page `asked`, or repeats the page before it."""
+    def check(self, page: dict[str, t.Any], asked: int) -> str | None:
+        """Why `page` is not page `asked` of the list (None when it is)."""
         served = page.get("page")
-        if type(served) is int and served != asked:
-            raise PageLoopError(
-                f"Vobiz served page {served} of {self.listing} when asked for page {asked}: it "
-                "does not page as documented; stopping instead of reading the same rows again "
-                "(an API fault: rerun later)"
-            )
+        if served is not None and served != asked:
+            return f"Vobiz served page {served} when asked for page {asked}: it does not page as documented"
         ids = [item.get("id") for item in page["items"] if isinstance(item, dict)]
         if ids and self._previous is not None and self._previous == (asked - 1, ids):
-            raise PageLoopError(
-                f"Vobiz served the same rows for pages {asked - 1} and {asked} of {self.listing}; "
-                "stopping instead of paging forever (an API fault: rerun later)"
+            return (
+                f"Vobiz served the rows of page {asked - 1} again when asked for page {asked}: "
+                "it does not page as documented"
             )
         self._previous = (asked, ids)
+        return None
 
 
 def next_cursor(page: dict[str, t.Any]) -> str | None:
@@ -150,16 +259,19 @@ def is_page_numbered(page: dict[str, t.Any]) -> bool:
 
 
 def page_limit(page: dict[str, t.Any], asked: int) -> int:
-    """The server's page size: the envelope's `limit`; without one, the rows of a page that says
-    `has_more` while it holds fewer than asked (the server pages smaller); else the `limit` asked for."""
-    limit = page.get("limit")
-    if type(limit) is int and limit > 0:
-        return limit
+    """The server's page size, from a list's first page: its `limit`, or the rows it served when it
+    served more than that (it ignores `limit`); without a `limit`, the rows it served when it served
+    fewer than asked yet says there is more (`has_more`, or a `total` beyond them); else `asked`, or
+    the rows served when more than that (the whole list, whatever was asked)."""
     served = len(page["items"])
-    return served if page.get("has_more") is True and 0 < served < asked else asked
+    limit = page.get("limit")
+    if limit:
+        return max(limit, served)
+    total = page.get("total")
+    more = page.get("has_more") is True or (total is not None and served < total)
+    return served if more and 0 < served < asked else max(served, asked)
 
 
 def page_total(page: dict[str, t.Any]) -> int | None:
-    """The envelope's `total`, when it is a count."""
-    total = page.get("total")
-    return total if type(total) is int and total >= 0 else None
+    """The envelope's `total` (a count, as `read_page` reads it)."""
+    return page.get("total")

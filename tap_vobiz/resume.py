@@ -46,7 +46,7 @@ import typing as t
 from typing_extensions import override
 
 from tap_vobiz.client import ParentList
-from tap_vobiz.decoding import format_timestamp, parse_timestamp
+from tap_vobiz.decoding import format_timestamp, minus, parse_timestamp
 from tap_vobiz.incremental import SyncWindow, WindowedStream
 
 if t.TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Resume:
         a parent is stamped later than the clock; the lookback re-reads the status changes of
         messages (which have no `updated_at`) as any rerun does."""
         assert self.clock is not None
-        finished = self.clock - lookback
+        finished = minus(self.clock, lookback)
         for floor in (start_date, self.horizon):
             if floor is not None and finished < floor:
                 finished = floor

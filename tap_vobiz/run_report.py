@@ -30,6 +30,9 @@ UNPARSEABLE_CONTENT = "contents that are not a JSON object"
 LISTS_READ_AGAIN = "lists read again (changed while read)"
 ROWS_FOUND_AGAIN = "rows found by reading a list again"
 FUTURE_ROWS = "rows stamped later than the API's clock"
+# Texts that could not be written as UTF-8 as served (bytes that are not UTF-8, a lone surrogate: a
+# message cut mid-emoji): kept with U+FFFD in place of the bad part.
+REPAIRED_TEXTS = "texts repaired (not UTF-8 as served)"
 ALWAYS_LOGGED = (
     REQUESTS,
     RETRIES,
@@ -122,7 +125,17 @@ class RunReport:
             _duration(now - self.started),
         )
 
-    def log(self, logger: logging.Logger, *, completed: bool) -> None:
+    def log(self, logger: logging.Logger, *, completed: bool, failed: t.Sequence[str] = ()) -> None:
+        """The run's last line; with `failed`, the streams a failing endpoint ended (the others completed)."""
+        if failed:
+            logger.warning(
+                "Sync FAILED: %d of %d streams failed (%s), the others completed: %s",
+                len(failed),
+                len(self.streams),
+                ", ".join(failed),
+                self.summary(),
+            )
+            return
         outcome = "Sync completed" if completed else "Sync FAILED"
         logger.info("%s: %s", outcome, self.summary())
 

@@ -189,6 +189,24 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
 ).to_dict()
 
 
+# The settings sent as HTTP headers (`X-Auth-ID`, `X-Auth-Token`, `Authorization`).
+CREDENTIALS = ("auth_id", "auth_token", "bearer_token")
+
+
+def trimmed_credentials(config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The config with the whitespace around each credential removed.
+
+    A secret read from a file, a Kubernetes secret or a `.env` line often ends in a
+    newline, which `http.client` refuses in a header, quoting the value in the error and
+    its traceback. No credential begins or ends in whitespace, so it is cut when the config
+    is read (`--config` files, `TAP_VOBIZ_*` variables).
+    """
+    return {
+        name: value.strip() if name in CREDENTIALS and isinstance(value, str) else value
+        for name, value in config.items()
+    }
+
+
 def environment_config(schema: dict[str, t.Any], prefix: str) -> dict[str, t.Any]:
     """Settings from `TAP_VOBIZ_*` variables (`--config ENV`, or Meltano's env), of every kind.
 
@@ -210,7 +228,7 @@ def environment_config(schema: dict[str, t.Any], prefix: str) -> dict[str, t.Any
             errors.append(f"{variable} must be {_KIND_WORDS[kind]}{shown}")
     if errors:
         raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
-    return config
+    return trimmed_credentials(config)
 
 
 # How each ranged setting's error line says what it must be; the bounds are the schema's.
@@ -250,6 +268,9 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if not has_pair and not config.get("bearer_token"):
         errors.append("set auth_id and auth_token, or bearer_token")
     properties = CONFIG_SCHEMA["properties"]
+    for name in CREDENTIALS:
+        if error := _header_error(name, config.get(name), secret=bool(properties[name].get("secret"))):
+            errors.append(error)
     for name in RANGE_WORDS:
         value = config.get(name, properties[name].get("default"))
         if value is not None and not _in_range(value, properties[name]):
@@ -260,6 +281,28 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)
     return errors
+
+
+def _header_error(name: str, value: object, *, secret: bool) -> str | None:
+    """Why a credential cannot be sent in an HTTP header, without its value; None when it can.
+
+    Whitespace around it is trimmed when the config is read; what is left inside (a line
+    break, a control character, a curly quote pasted with it) would end the first request
+    in `http.client`, whose error quotes the value. Every Vobiz credential is printable ASCII.
+    """
+    if not isinstance(value, str):
+        return None
+    if "\n" in value or "\r" in value:
+        problem = "a line break"
+    elif any(not " " <= char <= "~" for char in value):
+        problem = "a control or non-ASCII character"
+    else:
+        return None
+    why = ": it is a secret" if secret else ""
+    return (
+        f"{name} holds {problem}, which an HTTP header cannot carry: check how it was copied "
+        f"(the value given is not shown{why})"
+    )
 
 
 def _in_range(value: object, prop: dict[str, t.Any]) -> bool:

@@ -21,7 +21,7 @@ from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
 from tap_vobiz.deprecations import DeprecationNotices
-from tap_vobiz.errors import VobizError
+from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamError, VobizError
 from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
@@ -36,6 +36,8 @@ from tap_vobiz.settings import (
 
 if t.TYPE_CHECKING:
     from types import FrameType
+
+    from tap_vobiz.page_lists import PageListStream
 
 
 STREAM_TYPES: tuple[type[VobizStream], ...] = (
@@ -177,6 +179,70 @@ class TapVobiz(Tap):
         return self._deprecation_notices
 
     @property
+    def failed_streams(self) -> dict[str, StreamError]:
+        """The streams an endpoint's failure ended in this run, and why (`stream_failed`)."""
+        if not hasattr(self, "_failed_streams"):
+            self._failed_streams: dict[str, StreamError] = {}
+        return self._failed_streams
+
+    @property
+    def failed_lists(self) -> dict[str, StreamError]:
+        """The streams whose own list failed in this run (read for them, or for a stream under them):
+        asked for again, it would fail the same way (and wait out the same retries)."""
+        if not hasattr(self, "_failed_lists"):
+            self._failed_lists: dict[str, StreamError] = {}
+        return self._failed_lists
+
+    # Set by the first response below 400: the API at `api_url` answers.
+    api_answered = False
+
+    def stream_failed(self, stream: VobizStream, error: StreamError, *, under: str | None = None) -> None:
+        """End one stream for a failing endpoint, with one ERROR line; the run goes on with the others.
+
+        A 404 before the API ever answered may be a wrong `api_url` rather than a missing
+        endpoint: one more list is asked for, and if it too is not found the run ends.
+        """
+        if isinstance(error, EndpointNotFoundError) and not self.api_answered:
+            self._check_api_url(
+                stream if under is None else t.cast("VobizStream", self.streams[under]), error
+            )
+        self.failed_streams[stream.name] = error
+        if under is None:
+            self.failed_lists.setdefault(stream.name, error)
+        else:
+            stream.logger.error(
+                "%s not read: it is read under each of the %s, whose list failed: %s. Its bookmark and "
+                "table version stay where they were and the other streams are read; %s",
+                stream.name,
+                under,
+                error,
+                error.advice.format(stream=under),
+            )
+            return
+        stream.logger.error(
+            "%s not read whole: %s. Its bookmark and table version stay where they were and the other "
+            "streams are read; %s",
+            stream.name,
+            error,
+            error.advice.format(stream=stream.name),
+        )
+
+    def _check_api_url(self, stream: VobizStream, error: EndpointNotFoundError) -> None:
+        """Raise ApiNotFoundError when another list (channels, or conversations) is not found either."""
+        other = "conversations" if stream.name == "channels" else "channels"
+        probe = t.cast("PageListStream", self.streams[other])
+        try:
+            probe.fetch_page(None, 1)
+        except EndpointNotFoundError:
+            raise ApiNotFoundError(
+                f"Vobiz answered 404 for {stream.path} and {probe.path} ({error}): api_url "
+                f"{self.config['api_url']} is not the Vobiz API's base URL (it ends in "
+                "/api/v1/messaging); check api_url"
+            ) from None
+        except StreamError:
+            pass  # it answers, if with an error: the endpoint, not the URL
+
+    @property
     def report(self) -> RunReport:
         """The run's counters, shared by the streams and logged when the run ends."""
         if not hasattr(self, "_report"):
@@ -219,6 +285,9 @@ class TapVobiz(Tap):
         except Exception:
             self.report.log(self.logger, completed=False)
             raise
+        if failed := list(self.failed_streams):
+            self.report.log(self.logger, completed=False, failed=failed)
+            raise SystemExit(1)
         self.report.log(self.logger, completed=True)
 
     @override

@@ -58,6 +58,28 @@ class TapRun:
     def last_state(self) -> dict:
         return self.states[-1]
 
+    def bookmark(self, stream: str) -> str | None:
+        """The stream's bookmark in the last STATE (None when it has none)."""
+        return self.last_state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+
+    def activated(self, stream: str) -> bool:
+        """Whether the stream ended with ACTIVATE_VERSION, after its records, carrying their version."""
+        messages = [
+            m
+            for m in self.messages
+            if m.get("stream") == stream and m["type"] in {"RECORD", "ACTIVATE_VERSION"}
+        ]
+        return (
+            bool(messages)
+            and messages[-1]["type"] == "ACTIVATE_VERSION"
+            and all(m["version"] == messages[-1]["version"] for m in messages)
+        )
+
+
+def requests_of(emulator, kind: str) -> int:
+    """How many API requests of a kind (`contacts`, `messages`, ...) the emulator served."""
+    return emulator.state.stats[f"requests:{kind}"]
+
 
 def tap_log(stderr: str, level: str | None = None) -> list[str]:
     """The messages the tap's own loggers (`tap-vobiz`, `tap-vobiz.<stream>`) logged, at `level` if given.

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.expected_output import assert_exact_sync
-from tests.tap_runner import emulator_config, run_tap
+from tests.tap_runner import emulator_config, run_tap, tap_log
 from vobiz_emulator.server import Faults
 
 
@@ -65,12 +65,18 @@ def test_a_fault_outlasting_the_retry_budget_fails_with_one_clear_line(start_emu
     run = run_tap(emulator_config(emulator, max_retry_seconds=4), tmp_path)
 
     assert run.returncode == 1
+    # The retries are waited out once: messages, read under the conversation list, does not ask again.
     assert time.monotonic() - started < 30
-    errors = _error_lines(run.stderr)
-    assert len(errors) == 1
-    assert "Gave up after retrying for 4s (max_retry_seconds)" in errors[0]
+    errors = tap_log(run.stderr, "ERROR")
+    assert len(errors) == 2, errors  # one per stream
+    assert errors[0].startswith(
+        "conversations not read whole: Gave up after retrying for 4s (max_retry_seconds)"
+    )
+    assert errors[1].startswith(
+        "messages not read: it is read under each of the conversations, whose list failed"
+    )
     assert "Traceback" not in run.stderr
-    assert "Sync FAILED" in run.stderr
+    assert "Sync FAILED: 2 of 2 streams failed" in run.stderr
 
 
 def test_rejected_credentials_fail_fast_naming_them(start_emulator, tmp_path):
@@ -85,13 +91,15 @@ def test_rejected_credentials_fail_fast_naming_them(start_emulator, tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_forbidden_fails_fast_naming_the_credentials(start_emulator, tmp_path):
+def test_forbidden_ends_the_stream_naming_the_permission(start_emulator, tmp_path):
     emulator = start_emulator(2, 20)
     emulator.state.faults = Faults(script=["403"])
     run = run_tap(emulator_config(emulator), tmp_path)
     assert run.returncode == 1
-    assert emulator.state.stats["requests"] == 1
-    assert "403" in run.stderr and "check auth_id and auth_token" in run.stderr
+    assert emulator.state.stats["requests"] == 1  # messages does not ask for the refused list again
+    errors = tap_log(run.stderr, "ERROR")
+    assert "403" in errors[0] and "give the token permission to read it, or deselect the stream" in errors[0]
+    assert "check auth_id" not in run.stderr  # the credentials were not what was wrong
     assert "Traceback" not in run.stderr
 
 

@@ -10,30 +10,10 @@ import math
 import re
 
 from tests.expected_output import assert_exact_sync, assert_tables_equal, upsert
-from tests.tap_runner import TapRun, emulator_config, run_tap, tap_log
+from tests.tap_runner import emulator_config, requests_of, run_tap, tap_log
 from vobiz_emulator.server import Handler, PendingChange
 
 CONTACTS = ("contacts",)
-
-
-def _requests(emulator, kind: str) -> int:
-    return emulator.state.stats[f"requests:{kind}"]
-
-
-def _activated(run: TapRun, stream: str) -> bool:
-    """Whether the stream ended with ACTIVATE_VERSION, after its records, carrying their version."""
-    messages = [
-        m for m in run.messages if m.get("stream") == stream and m["type"] in {"RECORD", "ACTIVATE_VERSION"}
-    ]
-    return (
-        bool(messages)
-        and messages[-1]["type"] == "ACTIVATE_VERSION"
-        and all(m["version"] == messages[-1]["version"] for m in messages)
-    )
-
-
-def _bookmark(run: TapRun, stream: str) -> str | None:
-    return run.last_state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
 
 
 def test_conversations_served_page_numbered_are_read_to_the_end(start_emulator, tmp_path):
@@ -45,8 +25,8 @@ def test_conversations_served_page_numbered_are_read_to_the_end(start_emulator, 
     assert_exact_sync(run, emulator.state.dataset)
     assert len(run.records["conversations"]) == 420 and len(run.records["messages"]) == 4924
     # 9 pages of 50 (as the server pages it, whatever `limit` asked), for each of the two streams.
-    assert _requests(emulator, "conversations") == 2 * math.ceil(420 / 50)
-    assert _bookmark(run, "conversations") and _bookmark(run, "messages")
+    assert requests_of(emulator, "conversations") == 2 * math.ceil(420 / 50)
+    assert run.bookmark("conversations") and run.bookmark("messages")
     assert not tap_log(run.stderr, "WARNING")
 
 
@@ -58,15 +38,18 @@ def test_conversations_paged_by_has_more_alone_are_read_to_the_end(start_emulato
     run = run_tap(emulator_config(emulator), tmp_path)
 
     assert_exact_sync(run, emulator.state.dataset)
-    assert _requests(emulator, "conversations") == 2 * math.ceil(130 / 40)
-    assert _bookmark(run, "conversations") and _bookmark(run, "messages")
+    assert requests_of(emulator, "conversations") == 2 * math.ceil(130 / 40)
+    assert run.bookmark("conversations") and run.bookmark("messages")
 
 
 def test_an_envelope_without_has_more_or_total_is_followed_until_a_short_or_empty_page(
     start_emulator, tmp_path
 ):
     emulator = start_emulator(
-        10, 100, account={"contacts": 300, "canned_responses": 45}, shape={"omit": ["has_more", "total"]}
+        10,
+        100,
+        account={"contacts": 300, "canned_responses": 45},
+        shape={"omit": ["has_more", "total"], "whole": []},
     )
     streams = ("contacts", "canned_responses")
 
@@ -74,10 +57,10 @@ def test_an_envelope_without_has_more_or_total_is_followed_until_a_short_or_empt
 
     # Before: 100 of 300 contacts and 20 of 45 canned responses, ACTIVATE_VERSION sent.
     assert_exact_sync(run, emulator.state.dataset, streams)
-    assert _requests(emulator, "contacts") == 4  # three full pages, then an empty one ends the list
-    assert _requests(emulator, "canned_responses") == 3  # 20, 20, then a short page of 5
-    assert _activated(run, "contacts") and _activated(run, "canned_responses")
-    assert _bookmark(run, "contacts")
+    assert requests_of(emulator, "contacts") == 4  # three full pages, then an empty one ends the list
+    assert requests_of(emulator, "canned_responses") == 3  # 20, 20, then a short page of 5
+    assert run.activated("contacts") and run.activated("canned_responses")
+    assert run.bookmark("contacts")
 
 
 def test_a_row_that_slips_within_the_second_the_reading_began_in_is_found(start_emulator, tmp_path):
@@ -97,7 +80,7 @@ def test_a_row_that_slips_within_the_second_the_reading_began_in_is_found(start_
     # Before: not read again, `slipping` never emitted, ACTIVATE_VERSION sent anyway.
     assert slipping in emitted and live <= emitted and emitted - live == {doomed}
     assert re.search(r"/contacts: reading 2 found 1 rows no earlier reading saw", run.stderr)
-    assert _activated(run, "contacts") and _bookmark(run, "contacts")
+    assert run.activated("contacts") and run.bookmark("contacts")
 
 
 def test_a_row_stamped_in_the_future_does_not_unsettle_its_list(start_emulator, tmp_path):
@@ -113,12 +96,10 @@ def test_a_row_stamped_in_the_future_does_not_unsettle_its_list(start_emulator, 
 
     # Before: every run read each list three times, never wrote a bookmark, never sent ACTIVATE_VERSION.
     assert_exact_sync(first, emulator.state.dataset, streams)
-    assert _requests(emulator, "contacts") == 2 * 3  # each run: one reading of 3 pages
-    assert _requests(emulator, "templates") == 2 * 3 * 2  # each run: 3 channels, 2 pages of 20 each
-    assert (
-        _activated(first, "contacts") and _activated(first, "templates") and _activated(second, "templates")
-    )
-    assert _bookmark(first, "contacts") and _bookmark(second, "contacts")
+    assert requests_of(emulator, "contacts") == 2 * 3  # each run: one reading of 3 pages
+    assert requests_of(emulator, "templates") == 2 * 3 * 2  # each run: 3 channels, 2 pages of 20 each
+    assert first.activated("contacts") and first.activated("templates") and second.activated("templates")
+    assert first.bookmark("contacts") and second.bookmark("contacts")
     assert "changed while it was read" not in first.stderr + second.stderr
     assert "4 rows stamped later than the API's clock" in first.stderr
 
@@ -131,8 +112,8 @@ def test_a_total_permanently_off_by_one_settles_on_the_second_reading(start_emul
 
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
     assert "250 rows were served for a total of 251" in run.stderr
-    assert _requests(emulator, "contacts") == 2 * 2 * 3  # each run: two readings of 3 pages, not three
-    assert _activated(run, "contacts") and _bookmark(run, "contacts") and _bookmark(rerun, "contacts")
+    assert requests_of(emulator, "contacts") == 2 * 2 * 3  # each run: two readings of 3 pages, not three
+    assert run.activated("contacts") and run.bookmark("contacts") and rerun.bookmark("contacts")
     assert "kept changing" not in run.stderr + rerun.stderr
 
 
@@ -150,7 +131,7 @@ def test_a_busy_list_whose_rows_are_only_updated_settles(start_emulator, tmp_pat
     assert set(run.ids("contacts")) == {row["id"] for row in emulator.state.dataset.account.contacts}
     assert re.search(r"/contacts: reading 2 found 0 rows no earlier reading saw", run.stderr)
     assert "reading 3" not in run.stderr and "kept changing" not in run.stderr
-    assert _activated(run, "contacts") and _bookmark(run, "contacts")
+    assert run.activated("contacts") and run.bookmark("contacts")
     # What changed after its page was read is newer than the bookmark: the next run brings it.
     emulator.state.pending_changes.clear()
     rerun = run_tap(emulator_config(emulator), tmp_path, state=run.last_state, streams=CONTACTS)
@@ -167,8 +148,8 @@ def test_a_page_size_that_changes_between_pages_is_re_planned(start_emulator, tm
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
     # Page 1 of 100, then pages 2 and 3 of 50 (rows 51-150, the first 50 again: not emitted twice),
     # then pages 4 and 5 for the rest.
-    assert _requests(emulator, "contacts") == 5
-    assert _activated(run, "contacts") and _bookmark(run, "contacts")
+    assert requests_of(emulator, "contacts") == 5
+    assert run.activated("contacts") and run.bookmark("contacts")
 
 
 def test_has_more_false_contradicted_by_total_reads_the_rest(start_emulator, tmp_path):
@@ -180,8 +161,8 @@ def test_has_more_false_contradicted_by_total_reads_the_rest(start_emulator, tmp
 
     # Before: 150 of 250 rows lost.
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
-    assert _requests(emulator, "contacts") == 3
-    assert _activated(run, "contacts")
+    assert requests_of(emulator, "contacts") == 3
+    assert run.activated("contacts")
 
 
 def test_a_list_whose_pages_cannot_all_be_had_sends_no_activate_version(start_emulator, tmp_path):
@@ -203,8 +184,8 @@ def test_a_list_whose_pages_cannot_all_be_had_sends_no_activate_version(start_em
 
     assert run.returncode == 0
     assert len(run.records["contacts"]) == 100
-    assert _requests(emulator, "contacts") == 3 * 3  # three readings of the 3 pages `total` promises
-    assert not _activated(run, "contacts") and not _bookmark(run, "contacts")
+    assert requests_of(emulator, "contacts") == 3 * 3  # three readings of the 3 pages `total` promises
+    assert not run.activated("contacts") and not run.bookmark("contacts")
     warnings = tap_log(run.stderr, "WARNING")
     assert len(warnings) == 1
     assert "100 rows were served for a total of 250" in warnings[0]

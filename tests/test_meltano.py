@@ -36,6 +36,8 @@ from vobiz_emulator.server import Faults, ListShape
 
 MELTANO_YML = stack.ROOT / "meltano.yml"
 FIELDS = {table: sorted(fields) for table, fields in ALL_FIELDS.items()}
+# The incremental streams: each keeps a bookmark (the full-table ones keep none).
+BOOKMARKED = ("conversations", "messages", "contacts", "campaigns", "campaign_recipients", "call_logs")
 TIMESTAMPS = {"started_at", "expires_at", "created_at", "updated_at", "last_active_at"}
 
 
@@ -98,14 +100,20 @@ def _normalise_timestamp(value: object) -> object:
     return value
 
 
-def assert_warehouse_equals(pg: stack.Postgres, dataset: Dataset, *, deleted: dict | None = None) -> None:
+def assert_warehouse_equals(
+    pg: stack.Postgres,
+    dataset: Dataset,
+    *,
+    deleted: dict | None = None,
+    tables: tuple[str, ...] = stack.TABLES,
+) -> None:
     """Every table holds the dataset exactly: each id once, every field as served, statuses current.
 
     Rows Vobiz no longer lists are there with `_sdc_deleted_at` set: exactly `deleted` (table -> ids).
     """
     [(timezone,)] = pg.query("SHOW TimeZone")
     assert timezone in {"UTC", "Etc/UTC"}  # target-postgres writes `timestamp` columns in the session zone
-    for table, expected in expected_tables(dataset, stack.TABLES).items():
+    for table, expected in expected_tables(dataset, tables).items():
         columns = ["id", *(f for f in FIELDS[table] if f != "id")]
         rows = pg.query(f"SELECT {', '.join(columns)}, _sdc_deleted_at FROM {stack.SCHEMA}.{table}")  # noqa: S608
         assert len({row[0] for row in rows}) == len(rows), f"{table}: duplicate ids"
@@ -144,14 +152,7 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert "Reading all messages: no bookmark and no start_date" in first
     assert_warehouse_equals(warehouse, dataset)
     stored = _stored_state(pipeline.env)
-    assert set(_bookmarks(stored)) == {
-        "conversations",
-        "messages",
-        "contacts",
-        "campaigns",
-        "campaign_recipients",
-        "call_logs",
-    }
+    assert set(_bookmarks(stored)) == set(BOOKMARKED)
     requests_first = emulator.state.stats["requests:messages"]
 
     activity = dataset.add_activity(
@@ -175,6 +176,40 @@ def test_two_meltano_runs_load_postgres_exactly_and_the_second_reads_from_the_st
     assert_warehouse_equals(warehouse, dataset)
     after = _bookmarks(_stored_state(pipeline.env))
     assert after["messages"] > _bookmarks(stored)["messages"]
+
+
+def test_a_stream_whose_endpoint_refuses_fails_the_run_alone_and_the_next_run_completes_it(
+    pipeline, warehouse, tmp_path
+):
+    emulator = pipeline.emulator
+    dataset = emulator.state.dataset
+    emulator.state.faults = Faults(endpoints={"call_logs": "403"})  # calling not enabled for the account
+    command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
+
+    with meltano_lock():
+        failed = subprocess.run(command, cwd=stack.ROOT, env=pipeline.env, capture_output=True, text=True)
+
+    # Before issue 27: the 403 ended the whole run: no table loaded but those synced before call_logs.
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "call_logs not read whole: Vobiz denied access (403" in output
+    others = tuple(table for table in stack.TABLES if table != "call_logs")
+    assert_warehouse_equals(warehouse, dataset, tables=others)
+    assert warehouse.query(f"SELECT count(*) FROM {stack.SCHEMA}.call_logs") == [(0,)]  # noqa: S608
+    # Meltano kept what the target passed on before the tap exited 1: every other stream's bookmark.
+    stored = _stored_state(pipeline.env)
+    assert set(_bookmarks(stored)) == set(BOOKMARKED) - {"call_logs"}
+    requests_first = emulator.state.stats["requests:messages"]
+
+    emulator.state.faults = Faults()
+    second = pipeline()
+
+    # Call logs complete; the others start from the bookmarks the failed run left.
+    assert "Reading all call_logs: no bookmark" in second
+    assert _tap_bookmark_read(second, "messages") == _bookmarks(stored)["messages"]
+    assert emulator.state.stats["requests:messages"] - requests_first < requests_first / 2
+    assert_warehouse_equals(warehouse, dataset)
+    assert "call_logs" in _bookmarks(_stored_state(pipeline.env))
 
 
 def test_the_readmes_example_queries_run_on_the_marts(pipeline, warehouse):

@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from harness.pipeline_stack import TABLES
-from tap_vobiz.decoding import parse_timestamp
-from tests.expected_output import assert_tables_equal, expected_tables, upsert
+from tap_vobiz.decoding import format_timestamp, parse_timestamp
+from tests.expected_output import assert_exact_sync, assert_tables_equal, expected_tables, upsert
 from tests.loopback_proxy import CountingProxy
 from tests.tap_runner import TapRun, catalog_selecting, emulator_config, run_tap, tap_log
 from vobiz_emulator.account_data import rfc3339
@@ -69,6 +69,55 @@ def test_start_date_limits_facts_and_leaves_dimensions_whole_with_deletions(star
     tables = upsert(first, refresh, tables=("contacts",))
     assert not set(deleted) & tables["contacts"].keys()
     assert_tables_equal(tables, dataset, ("contacts",))
+
+
+# Year 1: Go's and .NET's zero time, a common "from the beginning" (issue 28)
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def test_a_start_date_at_year_one_reads_everything(start_emulator, tmp_path):
+    emulator = start_emulator(20, 400, account={"campaigns": 9, "recipients": 300})
+    dataset = emulator.state.dataset
+    # A STATE after every campaign: its resume cutoff is worked out from the start_date too.
+    config = emulator_config(emulator, start_date=ZERO_TIME, state_interval_seconds=0)
+
+    for streams in (("campaigns", "campaign_recipients"), ("conversations", "messages")):
+        run = run_tap(config, tmp_path, streams=streams)
+
+        # Before: exit 1, `OverflowError: date value out of range` (start_date - receipt_window_days).
+        assert "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert_exact_sync(run, dataset, streams)
+
+
+def test_bookmarks_at_year_one_read_everything_again(start_emulator, tmp_path):
+    emulator = start_emulator(20, 400, account={"contacts": 80, "campaigns": 9, "recipients": 300})
+    dataset = emulator.state.dataset
+    streams = ("conversations", "messages", "contacts", "campaigns", "campaign_recipients", "call_logs")
+    first = run_tap(emulator_config(emulator), tmp_path, streams=streams)
+    state = json.loads(json.dumps(first.last_state))
+    for stream in streams:
+        state["bookmarks"][stream]["replication_key_value"] = ZERO_TIME
+    for fan_out in ("messages", "campaign_recipients"):  # an interrupted run's, begun at year 1
+        state["bookmarks"][fan_out]["resume"] = {"after": None, "horizon": ZERO_TIME, "clock": ZERO_TIME}
+
+    rerun = run_tap(emulator_config(emulator), tmp_path, state=state, streams=streams)
+
+    # Before: exit 1, `OverflowError: date value out of range` (bookmark - lookback_hours).
+    assert "Traceback" not in rerun.stderr, rerun.stderr[-2000:]
+    assert_exact_sync(rerun, dataset, streams)
+    assert any(f"from {ZERO_TIME} (bookmark {ZERO_TIME}," in line for line in tap_log(rerun.stderr, "INFO"))
+    for stream in streams:
+        assert _bookmark(rerun, stream) == _bookmark(first, stream), stream
+
+
+def test_the_earliest_time_formats_as_it_parses():
+    earliest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+    assert format_timestamp(earliest) == ZERO_TIME
+    assert parse_timestamp(format_timestamp(earliest)) == earliest
+    # Before year 1 in UTC: written as the earliest time there is, not an OverflowError.
+    assert format_timestamp(dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))) == ZERO_TIME
 
 
 # 2. The catalog's replication method

@@ -206,10 +206,16 @@ class AccountData:
         update: int = 0,
         delete: int = 0,
         delete_ids: t.Collection[str] = (),
+        update_ids: t.Collection[str] = (),
+        fraction_ms: int | None = None,
     ) -> dict[str, list[str]]:
-        """Create, update and delete rows of a collection, stamped with the clock; the ids involved."""
+        """Create, update and delete rows of a collection, stamped with the clock (with `fraction_ms`,
+        milliseconds into its second: `…:00.700Z`, as a server whose clock is finer than its `Date`
+        header's); the ids involved."""
         check_collection(collection)
         now = rfc3339(self.now())
+        if fraction_ms is not None:
+            now = f"{now[:-1]}.{fraction_ms:03d}Z"
         created, updated = [], []
         for _ in range(create):
             row = self._new_row(collection)
@@ -221,7 +227,8 @@ class AccountData:
         rows = [row for live in self.lists(collection) for row in live]
         if update and collection == "canned_responses":
             raise ValueError("canned responses cannot be updated (the API has no update endpoint)")
-        for row in self.rng.sample(rows, min(update, len(rows))):
+        chosen = [row for row in rows if row["id"] in set(update_ids)]
+        for row in [*chosen, *self.rng.sample(rows, min(update, len(rows)))]:
             self._update(collection, row, now)
             updated.append(row["id"])
         doomed = set(delete_ids) | {row["id"] for row in self.rng.sample(rows, min(delete, len(rows)))}

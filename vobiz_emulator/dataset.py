@@ -403,12 +403,19 @@ class Dataset:
 
     def change(self, collection: str, spec: dict) -> dict[str, list[str]]:
         """Create, update or delete rows of one of the page-numbered lists (`spec`: create, update,
-        delete, delete_ids), stamped with the clock."""
+        delete, delete_ids, update_ids, fraction_ms), stamped with the clock."""
         create, update, delete = (int(spec.get(k, 0)) for k in ("create", "update", "delete"))
         delete_ids = list(spec.get("delete_ids", []))
         if collection not in {"campaigns", "call_logs"}:
+            fraction = spec.get("fraction_ms")
             return self.account.change(
-                collection, create=create, update=update, delete=delete, delete_ids=delete_ids
+                collection,
+                create=create,
+                update=update,
+                delete=delete,
+                delete_ids=delete_ids,
+                update_ids=list(spec.get("update_ids", [])),
+                fraction_ms=int(fraction) if fraction is not None else None,
             )
         if update:
             raise ValueError(f"{collection} change by `add_activity` (receipts, calls), not `update`")

@@ -16,6 +16,14 @@ def row_key(row: dict) -> tuple[str, str]:
     return (row["created_at"], row["id"])
 
 
+class Paging(t.TypedDict, total=False):
+    """How a server pages a list where the docs leave it open (`LiveList.page`)."""
+
+    whole: bool
+    ignore_page: bool
+    order: str
+
+
 class BadPageRequest(ValueError):
     """`page` or `limit` that is not a positive integer: a 400."""
 
@@ -57,14 +65,33 @@ class LiveList:
         keep: t.Callable[[dict], bool] | None = None,
         *,
         rows: list[dict] | None = None,
+        whole: bool = False,
+        ignore_page: bool = False,
+        order: str = "oldest_first",
     ) -> dict:
         """The envelope `{"items", "total", "page", "limit", "has_more"}` for a request's query
-        (over `rows` in their order instead of this list's, when given)."""
+        (over `rows` in their order instead of this list's, when given).
+
+        `whole`: every row, whatever `page` and `limit` ask, in the envelope the list always
+        sends (page 1, its usual `limit`, `has_more` false). `ignore_page`: page 1, whatever
+        `page` asks. Both are servers a list documented without paging parameters may be.
+        `order`: `newest_first` or `updated_first` (most recently updated first) instead of oldest
+        first.
+        """
         number = _positive(query, "page", 1)
         limit = _positive(query, "limit", self.default_limit)
         limit = self.fixed_limit or min(limit, self.max_limit)
         rows = self.rows if rows is None else rows
         rows = rows if keep is None else [row for row in rows if keep(row)]
+        if order == "newest_first":
+            rows = rows[::-1]
+        elif order == "updated_first":
+            rows = sorted(rows, key=lambda row: (row.get("updated_at") or "", row["id"]), reverse=True)
+        if whole:
+            items = [dict(row) if isinstance(row, dict) else row for row in rows]
+            return {"items": items, "total": len(rows), "page": 1, "limit": limit, "has_more": False}
+        if ignore_page:
+            number = 1
         start = (number - 1) * limit
         # Copies, so that a later change is not seen through a served page (bad rows served as they are).
         items = [dict(row) if isinstance(row, dict) else row for row in rows[start : start + limit]]

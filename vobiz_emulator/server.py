@@ -15,7 +15,8 @@ activity between runs and inject faults:
                                to that collection (or to `after_requests_to`, e.g. "templates")
                                have been served: a change while a run pages
 - `POST /_emulator/faults`    `{"latency_ms", "error_rate", "rate_limit_rate", "retry_after",
-                               "malformed_rate", "max_per_second", "seed", "script": ["500", ...]}`
+                               "malformed_rate", "max_per_second", "seed", "script": ["500", ...],
+                               "endpoints": {"call_logs": "403"}}` (every request of that kind)
 - `POST /_emulator/announcements` `{"messages": {"Deprecation": "@1798761600", "Sunset": "<HTTP date>",
                                "Link": "<url>; rel=\"sunset\""}, ...}`: headers every response of
                                that kind of request carries from now on (how Vobiz announces a
@@ -23,7 +24,8 @@ activity between runs and inject faults:
 - `POST /_emulator/shape`     `{"conversations": "items" | "cursor" | "pages", "omit": ["has_more", "total"],
                                "total_offset": 1, "has_more_false_on_first_page": true,
                                "limit_after": {"kind": "contacts", "requests": 1, "limit": 50},
-                               "date_header": false}`: the envelope shapes and clocks the docs
+                               "date_header": false, "whole": ["canned_responses"],
+                               "ignore_page": ["templates"]}`: the envelope shapes and clocks the docs
                                leave open (`ListShape`), served from now on
 - `POST /_emulator/reset`     forget the stats and the faults
 
@@ -33,7 +35,10 @@ A script is consumed one entry per API request, before the random faults apply:
 `details.retryAfter` 3), `malformed` (200 with a non-JSON body), `truncated` (200, cut
 short), `reset` (connection closed without a response), `slow:<seconds>`, `400`, `401`,
 `403`, `404`, `loop` (a messages page whose `next_cursor` is always the same), `ok`
-(served normally).
+(served normally), `redirect-same` (a 307 to the same URL), `redirect-other` (a 307 to
+the same path on `http://127.0.0.2`, same port), `redirect-loop` (a 307 to the same URL,
+for every request until the faults change), `error-quotes-token:<status>` (that status,
+401 by default, whose `error` quotes the token the request carried).
 
 A change (`/_emulator/changes`) moves the clock a second on before and after it, as time
 passes between a run's requests; with `"same_second": true` it happens within the current
@@ -68,7 +73,7 @@ from typing_extensions import override
 
 from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
-from vobiz_emulator.page_lists import BadPageRequest, LiveList
+from vobiz_emulator.page_lists import BadPageRequest, LiveList, Paging
 
 API_PREFIX = "/api/v1/messaging"
 DEFAULT_AUTH_ID = "MA_EMULATOR"
@@ -131,11 +136,16 @@ class Faults:
     max_per_second: float = 0.0
     seed: int = 0
     script: list[str] = field(default_factory=list)
+    # Every request of a kind answered with a fault, e.g. {"call_logs": "403"}: an endpoint that
+    # refuses the token, is missing from the plan, or is broken for good.
+    endpoints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def next_fault(self) -> str | None:
+    def next_fault(self, kind: str = "") -> str | None:
+        if kind in self.endpoints:
+            return self.endpoints[kind]
         if self.script:
             entry = self.script.pop(0)
             return None if entry == "ok" else entry
@@ -165,6 +175,19 @@ class ListShape:
     - `limit_after`: `{"kind", "requests", "limit"}`: once that many requests of that kind were
       served, the server pages it `limit` rows at a time (a page size that changes mid-list).
     - `date_header`: False serves no `Date` header.
+    - `whole`: the kinds of list served whole whatever `page` and `limit` ask, in the envelope
+      they always send (`page` 1, their usual `limit`, `has_more` false, `total`): canned
+      responses by default, which the docs give the envelope but no paging parameters.
+    - `ignore_page`: the kinds of list whose server answers page 1 whatever `page` asks.
+    - `order`: `{kind: "newest_first" | "updated_first"}`: lists in another order than oldest
+      first (by `created_at`): newest first, or most recently updated first (the older docs'
+      "ordered by most recent message").
+    - `envelope`: `meta` serves the older docs' `{"items", "meta": {"total", "page"}}`
+      (no `limit`, no `has_more`).
+    - `strings`: every number and boolean of a page-numbered envelope as a string (`"50"`, `"true"`).
+    - `empty`: how an empty page comes: `list` (`[]`), `null` (`"items": null`), `missing` (no
+      `items`), or `204` (No Content).
+    - `encoding`: `latin-1` serves bodies in ISO-8859-1, not UTF-8 (a misconfigured gateway).
     """
 
     conversations: str = "items"
@@ -173,11 +196,39 @@ class ListShape:
     has_more_false_on_first_page: bool = False
     limit_after: dict | None = None
     date_header: bool = True
+    whole: tuple[str, ...] = ("canned_responses",)
+    ignore_page: tuple[str, ...] = ()
+    order: dict[str, str] = field(default_factory=dict)
+    envelope: str = "standard"
+    strings: bool = False
+    empty: str = "list"
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
         if self.conversations not in {"items", "cursor", "pages"}:
             raise ValueError("conversations must be items, cursor or pages")
         self.omit = tuple(self.omit)
+        self.whole = tuple(self.whole)
+        self.ignore_page = tuple(self.ignore_page)
+        for name, value, allowed in (
+            ("envelope", self.envelope, {"standard", "meta"}),
+            ("empty", self.empty, {"list", "null", "missing", "204"}),
+            ("encoding", self.encoding, {"utf-8", "latin-1"}),
+            *(
+                ("order", order, {"oldest_first", "newest_first", "updated_first"})
+                for order in self.order.values()
+            ),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(sorted(allowed))}")
+
+    def paging(self, kind: str) -> Paging:
+        """How a page-numbered list of `kind` is paged (`LiveList.page`'s `whole`, `ignore_page`, `order`)."""
+        return {
+            "whole": kind in self.whole,
+            "ignore_page": kind in self.ignore_page,
+            "order": self.order.get(kind, "oldest_first"),
+        }
 
     def served_limit(self, kind: str, served: int) -> int | None:
         """The page size the server forces on this request of `kind`, if `limit_after` says so."""
@@ -194,7 +245,26 @@ class ListShape:
             page["has_more"] = False
         for name in self.omit:
             page.pop(name, None)
+        if self.envelope == "meta":
+            meta = {name: page.pop(name) for name in ("total", "page") if name in page}
+            page.pop("limit", None)
+            page.pop("has_more", None)
+            page["meta"] = meta
+        if self.strings:
+            for holder in (page, page.get("meta", {})):
+                for name in ("total", "page", "limit", "has_more"):
+                    if name in holder:
+                        holder[name] = json.dumps(holder[name])  # 50 -> "50", True -> "true"
+        if not page.get("items"):
+            if self.empty == "null":
+                page["items"] = None
+            elif self.empty == "missing":
+                del page["items"]
         return page
+
+    def no_content(self, page: dict) -> bool:
+        """Whether this page is served as `204 No Content`."""
+        return self.empty == "204" and not page.get("items")
 
 
 class EmulatorState:
@@ -327,7 +397,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(payload, ensure_ascii=False).encode(), headers)
+        if self.server.state.shape.encoding == "latin-1":
+            # ISO-8859-1: what it has a byte for as that byte, everything else escaped.
+            escaped = json.dumps(payload).encode()
+            body = re.sub(rb"\\u00([89a-f][0-9a-f])", lambda m: bytes([int(m.group(1), 16)]), escaped)
+        else:
+            try:
+                body = json.dumps(payload, ensure_ascii=False).encode()
+            except UnicodeEncodeError:  # a lone surrogate, valid in JSON only as an escape
+                body = json.dumps(payload).encode()
+        self._send(status, body, headers)
 
     def _read_json(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -422,18 +501,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve_api_request(self, path: str, query: dict[str, list[str]]) -> None:
         state = self.server.state
+        kind = request_kind(path)
         with state.lock:
             now = time.monotonic()
             state.requests.append(self.path)
             state.request_times.append(now)
-            fault = state.faults.next_fault()
+            fault = state.faults.next_fault(kind)
             latency = state.faults.latency_ms
             if fault is None and state.faults.max_per_second and state.over_limit(now):
                 fault = "429"
                 state.limited_times.append(now)
         if latency:
             time.sleep(latency / 1000)
-        kind = request_kind(path)
         with state.lock:
             state.stats[f"requests:{kind}"] += 1
             state.stats["requests"] += 1
@@ -457,12 +536,17 @@ class Handler(BaseHTTPRequestHandler):
                 if fault == "loop" and status == 200:
                     payload.update(has_more=True, next_cursor=encode_cursor(["loop", "loop"]))
             else:
-                status, payload = self._account_page(path, query)
+                status, payload = self._account_page(path, query, state.shape.paging(kind))
                 if fault == "loop" and status == 200:
                     payload["page"] = 1  # a server that ignores `page`
         except (BadRequest, BadPageRequest) as error:
             status, payload = 400, {"error": str(error)}
         if status == 200 and "page" in payload:
+            if state.shape.no_content(payload):
+                self._count(204)
+                self.send_response(204)
+                self.end_headers()
+                return
             payload = state.shape.reshape(payload)
         self._count(status)
         self._json(status, payload, state.announcements.get(kind))
@@ -478,6 +562,16 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if fault in {"400", "401", "403", "404", "500", "502", "503", "504"}:
             self._json(int(fault), {"error": f"injected {fault}"})
+        elif fault in {"redirect-same", "redirect-other", "redirect-loop"}:
+            if fault == "redirect-loop":  # again for every request after it, until the faults change
+                with self.server.state.lock:
+                    self.server.state.faults.script.insert(0, fault)
+            port = self.server.server_address[1]
+            where = f"http://127.0.0.2:{port}" if fault == "redirect-other" else self.server.base_url
+            self._json(307, {"error": "moved"}, {"Location": where + self.path})
+        elif fault.startswith("error-quotes-token"):
+            sent = self.headers.get("X-Auth-Token") or self.headers.get("Authorization", "")
+            self._json(int(fault.partition(":")[2] or 401), {"error": f"invalid token {sent}"})
         elif fault == "429-body":
             # The errors page's documented body: no header, the wait in `details.retryAfter`.
             body = {
@@ -515,7 +609,9 @@ class Handler(BaseHTTPRequestHandler):
             records = list(state.conversation_listing())
         size = state.conversations_page_size
         if state.shape.conversations == "pages":
-            return LiveList(default_limit=size or 50, max_limit=size or MAX_LIMIT).page(query, rows=records)
+            return LiveList(default_limit=size or 50, max_limit=size or MAX_LIMIT).page(
+                query, rows=records, **state.shape.paging("conversations")
+            )
         if state.shape.conversations == "items" or not size:
             return {"items": records}
         start = 0
@@ -529,8 +625,9 @@ class Handler(BaseHTTPRequestHandler):
         page["next_cursor"] = encode_cursor(end) if end < len(records) else None
         return page
 
-    def _account_page(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
-        """Channels, a channel's templates, contacts, canned responses: page-numbered lists."""
+    def _account_page(self, path: str, query: dict[str, list[str]], paging: Paging) -> tuple[int, dict]:
+        """Channels, a channel's templates, contacts, canned responses: page-numbered lists (`paging`:
+        how the server pages them, `ListShape.paging`)."""
         state = self.server.state
         account = state.dataset.account
         with state.lock:
@@ -541,29 +638,31 @@ class Handler(BaseHTTPRequestHandler):
                 templates = account.templates.get(match.group(1))
                 if templates is None:
                     return 404, {"error": "channel not found"}
-                return 200, templates.page(query, _field_filter(query, "status"))
+                return 200, templates.page(query, _field_filter(query, "status"), **paging)
             if path == f"{API_PREFIX}/contacts":
-                return 200, account.contacts.page(query, _contact_filter(query))
+                return 200, account.contacts.page(query, _contact_filter(query), **paging)
             if match := CONTACT_PATH.match(path):
                 contact = next((row for row in account.contacts if row["id"] == match.group(1)), None)
                 return (200, dict(contact)) if contact else (404, {"error": "contact not found"})
             if path == f"{API_PREFIX}/canned-responses":
-                return 200, account.canned_responses.page(query)
+                return 200, account.canned_responses.page(query, **paging)
             campaigns = state.dataset.campaign_data
             if path == f"{API_PREFIX}/campaigns":
                 if (limit := query.get("limit", ["20"])[0]).isdigit() and int(limit) > 100:
                     raise BadRequest("limit must be at most 100")  # the one documented maximum
-                return 200, campaigns.campaigns.page(query, _field_filter(query, "status"))
+                return 200, campaigns.campaigns.page(query, _field_filter(query, "status"), **paging)
             if match := RECIPIENTS_PATH.match(path):
                 recipients = campaigns.recipients.get(match.group(1))
                 if recipients is None:
                     return 404, {"error": "campaign not found"}
-                return 200, recipients.page(query, _field_filter(query, "status"))
+                return 200, recipients.page(query, _field_filter(query, "status"), **paging)
             if match := CAMPAIGN_PATH.match(path):
                 campaign = next((row for row in campaigns.campaigns if row["id"] == match.group(1)), None)
                 return (200, dict(campaign)) if campaign else (404, {"error": "campaign not found"})
             if path == f"{API_PREFIX}/calls/whatsapp/logs":
-                return 200, campaigns.call_logs.page(query, _field_filter(query, "status", "direction"))
+                return 200, campaigns.call_logs.page(
+                    query, _field_filter(query, "status", "direction"), **paging
+                )
         return 404, {"error": "not found"}
 
     def _messages_page(self, conversation_id: str, query: dict[str, list[str]]) -> tuple[int, dict]:
