@@ -110,6 +110,8 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
     path = "/campaigns/{campaign_id}/recipients"
     parent = Parent("campaigns", "campaign_id")
     order_field = "created_at"
+    # Flat (a string and a list, no object): a merge of states onto a cleared object must not fail.
+    extra_keys = ("quiet_before", "quiet_counters")
     _campaigns: tuple[dict[str, t.Any], ...] = ()  # this run's campaign list (set per run)
 
     schema = th.PropertiesList(
@@ -175,7 +177,7 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
             stored
             for stored in (
                 self.stream_state.get("quiet_campaigns"),
-                self._plan.stored().get("quiet") if self._plan else None,
+                _quiet_of(self._plan.stored()) if self._plan else None,
             )
             if isinstance(stored, dict) and stored.get("before") == format_timestamp(cutoff)
         ]
@@ -204,7 +206,8 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
                 cutoff,
                 {"before": format_timestamp(cutoff), "counters": quiet_fingerprints(quiet)},
             )
-        return {"quiet": self._resume_quiet[1]}
+        fingerprints = self._resume_quiet[1]
+        return {"quiet_before": fingerprints["before"], "quiet_counters": fingerprints["counters"]}
 
     @property
     def receipt_window(self) -> dt.timedelta:
@@ -225,6 +228,13 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
             "before": format_timestamp(cutoff),
             "counters": quiet_fingerprints([row for row in self._campaigns if is_quiet(row, cutoff)]),
         }
+
+
+def _quiet_of(kept: t.Mapping[str, t.Any]) -> dict[str, t.Any] | None:
+    """The quiet campaigns' fingerprints a resume object keeps (`resume_extra`), as the state keeps them."""
+    if "quiet_before" not in kept:
+        return None
+    return {"before": kept.get("quiet_before"), "counters": kept.get("quiet_counters")}
 
 
 def _moment(campaign: t.Mapping[str, t.Any], *names: str) -> dt.datetime | None:

@@ -26,8 +26,20 @@ run from the interrupted run's start would (from its clock - lookback_hours: tho
 have changed since, newest page back to that horizon), so it ends complete and current. Its
 records carry the same table version; the bookmark it leaves follows the rule of
 any run (the newest timestamp either run emitted, never past the API's clock when it began),
-and the object is removed. A resumed run that is itself interrupted keeps the first run's
+and the object is cleared: every key of it `null` (`cleared`), not the key left out, since
+Meltano merges a run's STATEs onto the stored state (`--full-refresh`, `--state-strategy
+merge`) and a merge never removes a key. Nor `"resume": null`: Meltano's merge of a later
+position (an object) onto a null fails. A resumed run that is itself interrupted keeps the first run's
 horizon, clock and version, and the furthest position either reached.
+
+A position is void, and the run reads as if none had been kept (one line says why), when
+its clock is older than the stream's bookmark (a finished run's position that a merge kept),
+or when a setting that decides the table version or the horizon changed since the
+interrupted run (`emit_activate_version_messages`, `start_date`, `lookback_hours`,
+`receipt_window_days`: `settings`): the resumed run could not send ACTIVATE_VERSION for a
+version under which every live row was emitted. Nor does a position pass a parent whose own
+list did not settle (a campaign's recipients that kept moving): once a list of the run is
+not known complete, the position stays where it was, so the next run reads that parent again.
 
 Written only when the parent list was read known complete (a conversation that slipped
 between the list's pages would otherwise count as done); a FULL_TABLE run does not resume
@@ -40,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 import typing as t
 
@@ -55,7 +68,17 @@ if t.TYPE_CHECKING:
     from tap_vobiz.page_lists import ListOutcome
 
 RESUME_KEY = "resume"
+SETTINGS_KEY = "settings"
+# The settings that decide a fan-out's table version or horizon: a position kept under others is void.
+DECIDING_SETTINGS = ("emit_activate_version_messages", "start_date", "lookback_hours", "receipt_window_days")
 OrderKey = tuple[str, str]
+
+
+def cleared(kept: object, extra_keys: t.Iterable[str]) -> dict[str, None]:
+    """The resume object of a stream that completed: every key a position may have had, null."""
+    # Every value null, none an object: Meltano's merge of a later position fails on a null object.
+    keys = {*_FIELDS, SETTINGS_KEY, *extra_keys, *(kept if isinstance(kept, dict) else ())}
+    return dict.fromkeys(sorted(keys))
 
 
 def order_key(row: t.Mapping[str, t.Any], time_field: str) -> OrderKey:
@@ -150,8 +173,10 @@ class ResumePlan:
     finished_horizon: dt.datetime | None
     interval: float
     position: OrderKey | None = None
-    # False until the parent list was read known complete (`ResumableFanOut.plan_lists`).
+    # False until the parent list was read known complete (`ResumableFanOut.plan_lists`), and again
+    # once a list of the run is not known complete (the position must not pass it).
     resumable: bool = False
+    outcome: ListOutcome | None = None
     _written_at: float = dataclasses.field(default_factory=time.monotonic)
 
     @classmethod
@@ -235,6 +260,8 @@ class ResumableFanOut(WindowedStream):
 
     # The parent's field that orders the fan-out ("started_at", "created_at").
     order_field: t.ClassVar[str]
+    # The keys `resume_extra` adds to the resume object (cleared with the others).
+    extra_keys: t.ClassVar[tuple[str, ...]] = ()
     _plan: ResumePlan | None = None
 
     @override
@@ -265,10 +292,10 @@ class ResumableFanOut(WindowedStream):
 
     def _previous_run(self) -> Resume | None:
         value = self.stream_state.get(RESUME_KEY)
-        if value is None:
-            return None
+        if value is None or (isinstance(value, dict) and not any(v is not None for v in value.values())):
+            return None  # none kept, or cleared by a run that completed
         try:
-            return Resume.from_state(value)
+            previous = Resume.from_state(value)
         except ValueError as problem:
             self.logger.warning(
                 "Ignoring the %s resume position in the state (%s): this run reads the %s as if the "
@@ -277,8 +304,47 @@ class ResumableFanOut(WindowedStream):
                 problem,
                 self.name,
             )
-            self.stream_state.pop(RESUME_KEY)
+            self.stream_state[RESUME_KEY] = cleared(value, self.extra_keys)
             return None
+        if (void := self._void_because(previous)) is not None:
+            self.logger.warning(
+                "The %s of an interrupted run are not resumed: %s. This run reads them as if that run "
+                "had not begun",
+                self.name,
+                void,
+            )
+            self.stream_state[RESUME_KEY] = cleared(value, self.extra_keys)
+            return None
+        return previous
+
+    def _void_because(self, previous: Resume) -> str | None:
+        """Why a kept position cannot be resumed from (None when it can)."""
+        bookmark = parse_timestamp(self.stream_state.get("replication_key_value"))
+        if bookmark is not None and previous.clock is not None and previous.clock < bookmark:
+            return (
+                f"its run began at {_text(previous.clock)}, older than the {self.name} bookmark "
+                f"{_text(bookmark)} (a finished run's position, kept by a merge of states)"
+            )
+        try:
+            kept = json.loads(previous.extra[SETTINGS_KEY])
+        except (KeyError, TypeError, ValueError):
+            return None  # kept by a release that did not record them
+        if not isinstance(kept, dict):
+            return None
+        now = json.loads(self._deciding_settings())
+        changed = [name for name in DECIDING_SETTINGS if name in kept and kept[name] != now[name]]
+        if changed:
+            return "; ".join(f"{name} changed (was {kept[name]!r}, now {now[name]!r})" for name in changed)
+        return None
+
+    def _deciding_settings(self) -> str:
+        """The settings a position is kept under (`DECIDING_SETTINGS`), as one JSON text (a flat value:
+        a merge of states onto a cleared object must not meet an object)."""
+        values = {name: self.config.get(name) for name in DECIDING_SETTINGS}
+        return json.dumps(
+            {k: v if v is None or isinstance(v, (bool, str)) else float(v) for k, v in values.items()},
+            sort_keys=True,
+        )
 
     @override
     def _begin_table_version(self) -> int | None:
@@ -306,11 +372,14 @@ class ResumableFanOut(WindowedStream):
         assert plan is not None and self.parent is not None
         lists = plan.lists(rows, time_field=self.order_field, context=self.parent.context, reads=reads)
         plan.resumable = outcome.settled and not self.full_table
+        plan.outcome = outcome
         return lists
 
     def list_done(self, parent: ParentList) -> None:
         """Every record under `parent` is written: keep the position, and write a STATE when due."""
         plan, window = self._plan, self._window
+        if plan is not None and plan.outcome is not None and not plan.outcome.settled:
+            plan.resumable = False  # a list not known complete: the position must not pass it
         if plan is None or window is None or not plan.resumable or not plan.done(parent):
             return
         resume = plan.resume(
@@ -318,9 +387,15 @@ class ResumableFanOut(WindowedStream):
         )
         if resume.clock is None:
             return  # no response has told the API's time yet
-        resume.extra = self.resume_extra(resume)
+        resume.extra = {**self.resume_extra(resume), SETTINGS_KEY: self._settings_of(plan)}
         self.stream_state[RESUME_KEY] = resume.to_state()
         self.tap.state_writer.write_state(self.tap_state)
+
+    def _settings_of(self, plan: ResumePlan) -> str:
+        """The deciding settings a position is kept under: the interrupted run's, when resuming (they
+        are this run's too, or the position would have been void)."""
+        kept = plan.previous.extra.get(SETTINGS_KEY) if plan.previous is not None else None
+        return kept if isinstance(kept, str) else self._deciding_settings()
 
     def resume_extra(self, resume: Resume) -> dict[str, t.Any]:
         """What this stream keeps in the resume object besides the position (nothing by default)."""
@@ -328,7 +403,8 @@ class ResumableFanOut(WindowedStream):
 
     @override
     def close_window(self) -> None:
-        """The stream completed: its bookmark moves and the resume object goes."""
+        """The stream completed: its bookmark moves and the resume object is cleared (`cleared`: a merge
+        of states keeps a key left out)."""
         super().close_window()
-        self.stream_state.pop(RESUME_KEY, None)
+        self.stream_state[RESUME_KEY] = cleared(self.stream_state.get(RESUME_KEY), self.extra_keys)
         self._plan = None

@@ -8,12 +8,14 @@ wrote. The two runs together must hold exactly the emulator's data.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import signal
 import time
 
 import pytest
+from meltano.core.utils import merge
 
 from tests.expected_output import assert_tables_equal, upsert
 from tests.tap_runner import emulator_config, run_tap, run_tap_until
@@ -26,8 +28,13 @@ def _records_out(stream: str, count: int):
     return lambda messages: sum(m["type"] == "RECORD" and m["stream"] == stream for m in messages) >= count
 
 
+def _live(entry: dict) -> bool:
+    """Whether a stream's state entry holds a resume position (a cleared one has every key null)."""
+    return bool((entry.get("resume") or {}).get("clock"))
+
+
 def _resume_states(run) -> list[dict]:
-    return [s for s in run.states if any("resume" in e for e in s.get("bookmarks", {}).values())]
+    return [s for s in run.states if any(_live(e) for e in s.get("bookmarks", {}).values())]
 
 
 def _assert_small(run) -> None:
@@ -79,7 +86,7 @@ def test_a_first_sync_killed_part_way_through_its_messages_resumes_where_it_stop
     assert set(activity["new_messages"]) <= set(resumed.ids("messages"))
     # The bookmark follows the rule of any run; the resume position is gone.
     entry = resumed.last_state["bookmarks"]["messages"]
-    assert "resume" not in entry
+    assert not _live(entry)  # cleared, every key null, so that a merge of states clears it too
     newest = max(r["created_at"] for run in (killed, resumed) for r in run.records["messages"])
     assert entry["replication_key_value"] == min(newest, activity["now"])
     assert resume["after"] is not None
@@ -185,7 +192,7 @@ def test_a_first_sync_killed_part_way_through_the_recipients_resumes_where_it_st
         f"recipients killed at {share:.0%}: resumed {resumed_requests} of {full_requests} ({len(live)} live)"
     )
     assert resumed_requests <= bound, (resumed_requests, full_requests, len(live))
-    assert "resume" not in resumed.last_state["bookmarks"]["campaign_recipients"]
+    assert not _live(resumed.last_state["bookmarks"]["campaign_recipients"])
     # One table version across both runs: the resumed run's ACTIVATE_VERSION keeps the killed run's rows.
     versions = {
         m["version"]
@@ -220,7 +227,7 @@ def test_two_sigterms_end_the_run_once_with_a_resumable_state_and_no_traceback(s
     assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
     assert run.messages[-1]["type"] == "STATE"
-    assert "resume" in run.last_state["bookmarks"]["messages"]
+    assert _live(run.last_state["bookmarks"]["messages"])
 
 
 def _first_page_only(page_of):
@@ -246,7 +253,7 @@ def test_no_resume_position_is_kept_while_the_campaign_list_is_not_known_complet
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.records["campaign_recipients"]  # the campaigns of page 1 were read
-    assert not [s for s in run.states if "resume" in s["bookmarks"].get("campaign_recipients", {})]
+    assert not [s for s in run.states if _live(s["bookmarks"].get("campaign_recipients", {}))]
 
 
 def test_no_resume_position_is_kept_while_the_conversation_list_is_not_known_complete(
@@ -259,4 +266,132 @@ def test_no_resume_position_is_kept_while_the_conversation_list_is_not_known_com
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.records["messages"]
-    assert not [s for s in run.states if "resume" in s["bookmarks"].get("messages", {})]
+    assert not [s for s in run.states if _live(s["bookmarks"].get("messages", {}))]
+
+
+# Exact under merges, changed settings and unsettled lists (issue 28, items 1, 4 and 8)
+
+
+def _merged(stored: dict, *states: dict) -> dict:
+    """The state Meltano stores when each STATE of a run is merged onto the stored one (`--full-refresh`
+    runs, `--state-strategy merge`): a deep merge, in which a key left out is never removed."""
+    result = copy.deepcopy(stored)
+    for state in states:
+        merge(copy.deepcopy(state), result)
+    return result
+
+
+def test_a_completed_fan_out_clears_its_resume_position_through_a_merge(start_emulator, tmp_path):
+    # 1. A full refresh writes resume positions while it runs; merged onto the stored state, the
+    # one its last STATE left out stayed, and every later run "resumed" from it.
+    emulator = start_emulator(200, 5000, days=30)
+    dataset = emulator.state.dataset
+    config = emulator_config(emulator, state_interval_seconds=0)
+    first = run_tap(config, tmp_path)
+    emulator.state.faults = Faults(latency_ms=1)
+    refresh = run_tap(config, tmp_path)  # `meltano run --full-refresh`: no state in, STATEs merged
+    assert _resume_states(refresh), "the refresh wrote no resume position: nothing to test"
+    stored = _merged(first.last_state, *refresh.states)
+
+    # Before: {"after": [...], "clock": ...} stayed; the next run said "Resuming the messages of an
+    # interrupted run" and read finished conversations from the refresh's clock, every run.
+    assert not _live(stored["bookmarks"]["messages"])
+    dataset.add_activity(hours=2, new_messages=80, status_changes=40)
+    emulator.state.stats.clear()
+    rerun = run_tap(config, tmp_path, state=stored)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "Resuming" not in rerun.stderr
+    assert_tables_equal(upsert(first, refresh, rerun), dataset)
+
+
+def test_a_resume_position_older_than_the_bookmark_is_ignored(start_emulator, tmp_path):
+    emulator = start_emulator(200, 5000, days=30)
+    config = emulator_config(emulator, state_interval_seconds=0)
+    killed = run_tap_until(config, tmp_path, _records_out("messages", 2500))
+    stale = _resume_states(killed)[-1]["bookmarks"]["messages"]["resume"]
+    done = run_tap(config, tmp_path, state=_resume_states(killed)[-1])
+    emulator.state.dataset.add_activity(hours=30, new_messages=100, status_changes=40)
+    later = run_tap(config, tmp_path, state=done.last_state)
+    # A state merged by hand, or by a tool that drops nulls: the first run's position beside a newer bookmark.
+    state = copy.deepcopy(later.last_state)
+    state["bookmarks"]["messages"]["resume"] = stale
+
+    rerun = run_tap(config, tmp_path, state=state)
+
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "Resuming" not in rerun.stderr
+    assert "older than the messages bookmark" in rerun.stderr
+
+
+def test_a_resume_after_the_settings_that_decide_the_table_version_changed_is_a_fresh_run(
+    start_emulator, tmp_path
+):
+    # 4. Killed while it kept no table version; rerun with ACTIVATE_VERSION on.
+    emulator = start_emulator(20, 200, days=120, account={"campaigns": 60, "recipients": 2000})
+    dataset = emulator.state.dataset
+    quiet = emulator_config(emulator, state_interval_seconds=0, emit_activate_version_messages=False)
+    emulator.state.faults = Faults(latency_ms=1)
+    killed = run_tap_until(
+        quiet, tmp_path, _records_out("campaign_recipients", 1000), streams=RECIPIENT_TABLES
+    )
+    state = _resume_states(killed)[-1]
+
+    resumed = run_tap(
+        emulator_config(emulator, state_interval_seconds=0), tmp_path, state=state, streams=RECIPIENT_TABLES
+    )
+
+    # Before: the resumed run started a new table version, emitted only what its plan read, and
+    # its ACTIVATE_VERSION soft-deleted the killed run's rows (1,290 of 2,000 in the issue).
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "not resumed: emit_activate_version_messages changed" in resumed.stderr
+    assert_tables_equal(upsert(killed, resumed, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
+
+
+def test_a_resume_after_start_date_changed_is_a_fresh_run(start_emulator, tmp_path):
+    emulator = start_emulator(20, 200, days=120, account={"campaigns": 60, "recipients": 2000})
+    dataset = emulator.state.dataset
+    recent = emulator_config(emulator, state_interval_seconds=0, start_date="2026-10-01T00:00:00Z")
+    emulator.state.faults = Faults(latency_ms=1)
+    killed = run_tap_until(
+        recent, tmp_path, _records_out("campaign_recipients", 300), streams=RECIPIENT_TABLES
+    )
+    state = _resume_states(killed)[-1]
+
+    resumed = run_tap(
+        emulator_config(emulator, state_interval_seconds=0), tmp_path, state=state, streams=RECIPIENT_TABLES
+    )
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "not resumed: start_date changed" in resumed.stderr
+    assert_tables_equal(upsert(killed, resumed, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
+
+
+def test_a_position_never_passes_a_campaign_whose_recipients_did_not_settle(start_emulator, tmp_path):
+    # 8. One campaign's recipient list keeps moving (its later pages never come): the run keeps the
+    # bookmark, but positions were written past that campaign, and the next run took it for done.
+    emulator = start_emulator(10, 100, days=60, account={"campaigns": 30, "recipients": 3000})
+    dataset = emulator.state.dataset
+    data = dataset.campaign_data
+    stuck_id = max(data.recipients, key=lambda campaign_id: len(data.recipients[campaign_id]))
+    assert len(data.recipients[stuck_id]) > 100
+    stuck = data.recipients[stuck_id]
+    original = stuck.page
+
+    def first_page_only(*args, **kwargs):
+        served = original(*args, **kwargs)
+        if served["page"] > 1:
+            served["items"] = []
+        return served
+
+    stuck.page = first_page_only  # type: ignore[method-assign]
+    config = emulator_config(emulator, state_interval_seconds=0)
+    first = run_tap(config, tmp_path, streams=RECIPIENT_TABLES)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "could not be read whole" in first.stderr
+    stuck.page = original  # type: ignore[method-assign]
+
+    second = run_tap(config, tmp_path, state=first.last_state, streams=RECIPIENT_TABLES)
+
+    # Before: the rows of the stuck campaign's later pages were never extracted, with no warning.
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert_tables_equal(upsert(first, second, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
