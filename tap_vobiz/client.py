@@ -416,6 +416,14 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                         f"{gave_up}{describe_transient_error(error)}. The API is failing; rerun later, "
                         "or raise max_retry_seconds"
                     ) from None
+                if self.tap.api_answered and self.tap.unanswered_stream in {None, self.name}:
+                    # The API answered this run: one endpoint too slow (a huge list), not the network.
+                    # A second stream that gets no answer either stops the run below.
+                    self.tap.unanswered_stream = self.name
+                    raise RetriesExhaustedError(
+                        f"{gave_up}{describe_transient_error(error)}. This endpoint does not answer; "
+                        "rerun later, or raise request_timeout or max_retry_seconds"
+                    ) from None
                 raise NetworkFailedError(
                     f"{gave_up}{describe_transient_error(error)}. The API or the network is failing "
                     "(no answer at all); rerun later, or raise max_retry_seconds"
@@ -477,7 +485,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         parent = self.parent
         stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
         lists = list(lists)
-        read_so_far = 0
+        read_so_far = gone_lists = 0
         for item, pages in fetch_in_order(lists, read, workers=int(self.config["max_workers"])):
             try:
                 for page in pages:
@@ -493,11 +501,19 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 assert parent is not None and item is not None
                 self.report.add(run_report.skipped(parent.noun))
                 self.logger.warning("Skipping %s %s: %s", parent.noun, item.context[parent.key], gone)
+                gone_lists += 1
+            else:
+                if parent and item:
+                    # The SDK wrote every record yielded so far before asking for the next one.
+                    done(item)
             if parent and item:
-                # The SDK wrote every record yielded so far before asking for the next one.
-                done(item)
                 read_so_far += 1
                 self.report.progress(self.logger, stage, read_so_far, len(lists))
+        if parent and len(lists) > 1 and gone_lists == len(lists):
+            # Every parent just listed, deleted since? No: this account or plan lacks the endpoint.
+            raise EndpointNotFoundError(
+                f"Vobiz has no such list: all {len(lists)} {parent.noun}s' {self.name} lists answered 404"
+            )
 
     def parent_lists(self, outcome: ListOutcome) -> t.Iterator[ParentList]:
         """A list under each of the parent's rows, whole, in the parent list's order (the parent's

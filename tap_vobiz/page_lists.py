@@ -56,6 +56,7 @@ from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.decoding import parse_timestamp, served_at
 from tap_vobiz.incremental import WindowedStream
 from tap_vobiz.pagination import (
+    UNREADABLE,
     CursorPaginator,
     PageSequence,
     is_page_numbered,
@@ -111,6 +112,7 @@ class Coverage:
         self.ends_at: int | None = None  # where a page said the list ends
         self.limit = PAGE_LIMIT
         self.highest: tuple[int, bool] | None = None  # the last page's offset, and whether it said has_more
+        self.until_empty = False
         self._inferred: int | None = None
 
     def add(self, page: Page) -> bool:
@@ -126,13 +128,18 @@ class Coverage:
         if (total := page_total(page.envelope)) is not None:
             self.total = total
         has_more = page.envelope.get("has_more")
-        # More rows than its own `limit`: a server that ignores paging served the whole list.
-        ignores_limit = served > page.envelope.get("limit", served)
-        says_last = (
-            not served
-            or ignores_limit
-            or (has_more is False and self.total is None)
-            or (served < limit and not has_more)
+        # An envelope value sent but unreadable (`has_more: "yes"`, `total: -1`): only an empty page
+        # then proves the end, not a short one.
+        self.until_empty = self.until_empty or UNREADABLE in page.envelope
+        # More rows than its own `limit` and no `has_more`: a server that ignores paging served it whole.
+        ignores_limit = served > page.envelope.get("limit", served) and has_more is not True
+        says_last = not served or (
+            not self.until_empty
+            and (
+                ignores_limit
+                or (has_more is False and self.total is None)
+                or (served < limit and not has_more)
+            )
         )
         if says_last:
             self.ends_at = end if self.ends_at is None else min(self.ends_at, end)
@@ -203,7 +210,6 @@ class ListPass:
     rows: int = 0
     changed_rows: int = 0
     future_rows: int = 0
-    every_page_totalled: bool = True
     gap: str | None = None
     # Fewer rows than `total` by a page or more: pages the server would not serve, not a count that is off.
     withheld: bool = False
@@ -217,9 +223,7 @@ class ListPass:
         if self.started_at is None:
             self.started_at = page.served_at
         total = page_total(page.envelope)
-        if total is None:
-            self.every_page_totalled = False
-        elif not self.totals or self.totals[-1] != total:
+        if total is not None and (not self.totals or self.totals[-1] != total):
             self.totals.append(total)
         started, served = self.started_at, page.served_at
         if started is not None and any(_latest(page.items, name) >= started for name in self.change_fields):
@@ -249,8 +253,9 @@ class ListPass:
             return f"its total went from {' to '.join(map(str, self.totals))} while it was read"
         if self.gap:
             return self.gap
-        if self.every_page_totalled and self.totals and self.rows != self.totals[0]:
-            return f"{self.rows} rows were served for a total of {self.totals[0]}"
+        if self.totals and self.rows != self.totals[-1]:
+            # The last total told (a page without one, a 204 say, does not excuse the count).
+            return f"{self.rows} rows were served for a total of {self.totals[-1]}"
         if self.changed_rows:
             return f"{self.changed_rows} rows were created or changed while it was read"
         if self.served_twice:
@@ -535,6 +540,8 @@ class PageListStream(VobizStream):
                 )
                 for _, fetched in rest:
                     yield from fetched
+                    if coverage.next_page() is None and coverage.ends_at is not None:
+                        return  # an empty or last page ended the list: a `total` too large asks no more
             # What the envelopes say now: the list grew, the page size changed, `has_more` was wrong.
             for _ in range(MAX_EXTRA_PAGES):
                 if (number := coverage.next_page()) is None:

@@ -33,6 +33,8 @@ if t.TYPE_CHECKING:
     import requests
 
 _PAGE_ATTRIBUTE = "_vobiz_page"
+# The envelope's values that were sent but could not be read (`read_page`): `["has_more 'yes'"]`.
+UNREADABLE = "_unreadable"
 _REPAIRED_ATTRIBUTE = "_vobiz_repaired_texts"
 
 
@@ -94,19 +96,22 @@ def _envelope(response: requests.Response) -> dict[str, t.Any]:
     meta = body.get("meta")
     page: dict[str, t.Any] = dict(meta) if isinstance(meta, dict) else {}
     page.update((name, value) for name, value in body.items() if name != "meta")
-    for name in ("total", "page", "limit"):
-        if name in page and (count := _count(page[name])) is None:
-            del page[name]
-        elif name in page:
-            page[name] = count
-    if "has_more" in page and (more := _flag(page["has_more"])) is None:
-        del page["has_more"]
-    elif "has_more" in page:
-        page["has_more"] = more
+    unreadable = []
+    for name, read in (("total", _count), ("page", _count), ("limit", _count), ("has_more", _flag)):
+        if name not in page:
+            continue
+        if (value := read(page[name])) is None or (name == "limit" and value == 0):
+            unreadable.append(f"{name} {page.pop(name)!r}")
+        else:
+            page[name] = value
+    if unreadable:
+        # Said, but not in a form the tap can read: it cannot trust a short page to be the last.
+        page[UNREADABLE] = unreadable
     items = page.get("items")
     if items is None:
+        # A list's end (a page past its last) may come so, whatever `total` says of the list.
         listed = sorted(name for name, value in body.items() if isinstance(value, list))
-        if listed or page.get("total", 0) > 0 or "error" in body:
+        if listed or "error" in body:
             found = (
                 f"its lists: {', '.join(listed)}" if listed else f"keys: {', '.join(sorted(body)) or 'none'}"
             )
@@ -144,14 +149,17 @@ def _without_lone_surrogates(value: t.Any) -> tuple[t.Any, int]:
 
 
 def _count(value: object) -> int | None:
-    """A non-negative whole number, sent as a number or as its digits."""
+    """A non-negative whole number, sent as a number or as its digits (`"50"`, `"120.0"`)."""
+    if type(value) is str and _NUMBER.fullmatch(value.strip()):
+        value = float(value)
     if type(value) is int:
         return value if value >= 0 else None
-    if type(value) is float and value.is_integer() and value >= 0:
+    if type(value) is float and value.is_integer() and 0 <= value < 2**63:
         return int(value)
-    if type(value) is str and value.strip().isdigit():
-        return int(value.strip())
     return None
+
+
+_NUMBER = re.compile(r"[0-9]{1,18}(\.0*)?", re.ASCII)
 
 
 def _flag(value: object) -> bool | None:
@@ -255,7 +263,7 @@ def next_cursor(page: dict[str, t.Any]) -> str | None:
 
 def is_page_numbered(page: dict[str, t.Any]) -> bool:
     """Whether an envelope says it is one page of several (`page`, `limit`, `total` or `has_more`)."""
-    return any(name in page for name in ("page", "limit", "total", "has_more"))
+    return any(name in page for name in ("page", "limit", "total", "has_more", UNREADABLE))
 
 
 def page_limit(page: dict[str, t.Any], asked: int) -> int:
@@ -268,7 +276,7 @@ def page_limit(page: dict[str, t.Any], asked: int) -> int:
     if limit:
         return max(limit, served)
     total = page.get("total")
-    more = page.get("has_more") is True or (total is not None and served < total)
+    more = page.get("has_more") is True or (total is not None and served < total) or UNREADABLE in page
     return served if more and 0 < served < asked else max(served, asked)
 
 

@@ -195,6 +195,9 @@ class TapVobiz(Tap):
 
     # Set by the first response below 400: the API at `api_url` answers.
     api_answered = False
+    # The stream that got no answer at all past max_retry_seconds, once the API had answered: it
+    # alone ends; a second one ends the run (the network, or the API's host, is down).
+    unanswered_stream: str | None = None
 
     def stream_failed(self, stream: VobizStream, error: StreamError, *, under: str | None = None) -> None:
         """End one stream for a failing endpoint, with one ERROR line; the run goes on with the others.
@@ -216,7 +219,7 @@ class TapVobiz(Tap):
                 stream.name,
                 under,
                 error,
-                error.advice.format(stream=under),
+                error.advice.format(stream=stream.name),
             )
             return
         stream.logger.error(

@@ -12,7 +12,7 @@ import pytest
 
 from tests.expected_output import assert_exact_sync, assert_tables_equal, upsert
 from tests.tap_runner import emulator_config, requests_of, run_tap, tap_log
-from vobiz_emulator.server import PendingChange
+from vobiz_emulator.server import Faults, PendingChange
 
 CONTACTS = ("contacts",)
 
@@ -175,3 +175,101 @@ def test_what_already_held_keeps_holding_offsets_gzip_and_retry_after_zero(start
 
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
     assert run.activated("contacts")
+
+
+# Found by review: envelope values sent but unreadable, pages past the end, endpoints too slow
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"has_more": "yes"}, {"total": "²"}, {"total": -1}, {"total": "250.0"}, {"limit": 0}],
+    ids=["has_more yes", "total superscript", "total -1", "total 250.0", "limit 0"],
+)
+def test_an_envelope_value_that_cannot_be_read_never_ends_a_list_early(start_emulator, tmp_path, values):
+    # The server pages 50 at a time and says so only in the value it sends unreadably, or not at all.
+    shape = {"omit": ["limit", "has_more"], "values": values}
+    shape["limit_after"] = {"kind": "contacts", "requests": 0, "limit": 50}
+    emulator = start_emulator(10, 100, account={"contacts": 250}, shape=shape)
+
+    run = run_tap(emulator_config(emulator, max_retry_seconds=3), tmp_path, streams=CONTACTS)
+
+    # Before the review's fixes: 50 of 250 rows and ACTIVATE_VERSION (has_more "yes", total -1),
+    # a traceback (total "²"), 100 of 250 (limit 0).
+    assert_exact_sync(run, emulator.state.dataset, CONTACTS)
+    assert "Traceback" not in run.stderr
+    assert run.activated("contacts")
+
+
+@pytest.mark.parametrize("empty", ["204", "null"])
+def test_a_page_past_the_end_in_any_form_still_shows_a_row_slipped(start_emulator, tmp_path, empty):
+    emulator = start_emulator(10, 100, account={"contacts": 101}, shape={"empty": empty})
+    contacts = emulator.state.dataset.account.contacts
+    spec = {"collection": "contacts", "delete_ids": [contacts.rows[5]["id"]]}
+    emulator.state.pending_changes.append(PendingChange("contacts", 1, spec))
+
+    run = run_tap(emulator_config(emulator, max_workers=1, max_retry_seconds=3), tmp_path, streams=CONTACTS)
+
+    # Before: the 101st contact, moved onto page 1 already read, never emitted, exit 0 (204); the
+    # stream failed after retrying a "malformed" page (null).
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {row["id"] for row in contacts} <= set(run.ids("contacts"))
+    assert "reading 2 found 1 rows no earlier reading saw" in run.stderr
+
+
+def test_more_rows_than_the_envelopes_limit_with_has_more_is_not_the_whole_list(start_emulator, tmp_path):
+    # `limit` 25 echoed (the documented default) while 100 rows come a page, `has_more` true, no total.
+    emulator = start_emulator(
+        10, 100, account={"contacts": 250}, shape={"omit": ["total"], "values": {"limit": 25}}
+    )
+
+    run = run_tap(emulator_config(emulator), tmp_path, streams=CONTACTS)
+
+    assert_exact_sync(run, emulator.state.dataset, CONTACTS)
+
+
+def test_a_total_far_larger_than_the_list_does_not_ask_for_every_page_it_promises(start_emulator, tmp_path):
+    emulator = start_emulator(10, 100, account={"contacts": 250}, shape={"total_offset": 20_000})
+
+    run = run_tap(emulator_config(emulator), tmp_path, streams=CONTACTS)
+
+    # Before: 609 requests (every page of the 20,250 promised, in three readings).
+    assert run.returncode == 0
+    assert requests_of(emulator, "contacts") <= 3 * (
+        3 + 1 + 2 * 8
+    )  # per reading: the pages, one empty, the look-ahead
+    assert not run.activated("contacts")
+    assert "250 rows were served for a total of 20250" in run.stderr
+
+
+def test_an_endpoint_too_slow_to_answer_ends_its_stream_once_the_api_has_answered(start_emulator, tmp_path):
+    emulator = start_emulator(10, 100, account={"templates_per_channel": 5})
+    emulator.state.faults = Faults(endpoints={"contacts": "slow:3"})
+    streams = ("channels", "contacts", "templates")
+
+    run = run_tap(
+        emulator_config(emulator, request_timeout=1, max_retry_seconds=3), tmp_path, streams=streams
+    )
+
+    # Before: "no answer at all" ended the run; the streams after contacts were never read.
+    assert run.returncode == 1
+    errors = tap_log(run.stderr, "ERROR")
+    assert len(errors) == 1 and errors[0].startswith("contacts not read whole: Gave up after retrying"), (
+        errors
+    )
+    read = ("channels", "templates")
+    assert_tables_equal(upsert(run, tables=read), emulator.state.dataset, read)
+
+
+def test_every_child_list_answering_404_is_a_missing_endpoint_not_deleted_parents(start_emulator, tmp_path):
+    emulator = start_emulator(10, 100)
+    emulator.state.faults = Faults(endpoints={"templates": "404"})
+
+    run = run_tap(emulator_config(emulator), tmp_path, streams=("channels", "templates"))
+
+    # Before: three "Skipping channel" warnings, exit 0, and ACTIVATE_VERSION for an empty templates
+    # table: every template in the warehouse soft-deleted.
+    assert run.returncode == 1
+    assert not any(m["type"] == "ACTIVATE_VERSION" and m["stream"] == "templates" for m in run.messages)
+    errors = tap_log(run.stderr, "ERROR")
+    assert len(errors) == 1 and "all 3 channels' templates lists answered 404" in errors[0]
+    assert run.activated("channels")

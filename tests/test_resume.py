@@ -343,8 +343,8 @@ def test_a_resume_after_the_settings_that_decide_the_table_version_changed_is_a_
     # Before: the resumed run started a new table version, emitted only what its plan read, and
     # its ACTIVATE_VERSION soft-deleted the killed run's rows (1,290 of 2,000 in the issue).
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "not resumed: emit_activate_version_messages changed" in resumed.stderr
     assert_tables_equal(upsert(killed, resumed, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
+    assert "not resumed: emit_activate_version_messages changed" in resumed.stderr
 
 
 def test_a_resume_after_start_date_changed_is_a_fresh_run(start_emulator, tmp_path):
@@ -362,8 +362,8 @@ def test_a_resume_after_start_date_changed_is_a_fresh_run(start_emulator, tmp_pa
     )
 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "not resumed: start_date changed" in resumed.stderr
     assert_tables_equal(upsert(killed, resumed, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
+    assert "not resumed: start_date changed" in resumed.stderr
 
 
 def test_a_position_never_passes_a_campaign_whose_recipients_did_not_settle(start_emulator, tmp_path):
@@ -387,7 +387,7 @@ def test_a_position_never_passes_a_campaign_whose_recipients_did_not_settle(star
     config = emulator_config(emulator, state_interval_seconds=0)
     first = run_tap(config, tmp_path, streams=RECIPIENT_TABLES)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "could not be read whole" in first.stderr
+    assert "3 readings" in first.stderr
     stuck.page = original  # type: ignore[method-assign]
 
     second = run_tap(config, tmp_path, state=first.last_state, streams=RECIPIENT_TABLES)

@@ -188,6 +188,8 @@ class ListShape:
     - `empty`: how an empty page comes: `list` (`[]`), `null` (`"items": null`), `missing` (no
       `items`), or `204` (No Content).
     - `encoding`: `latin-1` serves bodies in ISO-8859-1, not UTF-8 (a misconfigured gateway).
+    - `values`: envelope values set on every page-numbered page, as a server may send what no
+      documentation shows (`{"has_more": "yes"}`, `{"total": -1}`, `{"limit": 25}`).
     """
 
     conversations: str = "items"
@@ -203,6 +205,7 @@ class ListShape:
     strings: bool = False
     empty: str = "list"
     encoding: str = "utf-8"
+    values: dict[str, t.Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.conversations not in {"items", "cursor", "pages"}:
@@ -245,6 +248,7 @@ class ListShape:
             page["has_more"] = False
         for name in self.omit:
             page.pop(name, None)
+        page.update(self.values)
         if self.envelope == "meta":
             meta = {name: page.pop(name) for name in ("total", "page") if name in page}
             page.pop("limit", None)
