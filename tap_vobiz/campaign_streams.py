@@ -14,6 +14,15 @@ recipients are read when:
   bucket (16 buckets by id, a few hundred bytes however many campaigns), so a late
   receipt that moves a counter and nothing else is read on the next run, at the cost of
   the quiet campaigns of one bucket. Quiet campaigns whose counters did not move cost nothing.
+
+A fingerprint says only what was read. The resume object of an interrupted run
+(`tap_vobiz.resume`) keeps those of the quiet campaigns up to its position (`quiet_before`,
+`quiet_counters`), never of those after it, which it did not read: a resumed run compares them
+with the campaigns up to that position now, and the campaigns after it with the fingerprints
+the last completed run left (`quiet_campaigns`). Until a resumed run has re-read what the
+interrupted one finished (its position has not moved on), its STATEs keep the interrupted
+run's fingerprints as they were: its own would say that a campaign whose counters moved, not
+yet re-read, had been.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from tap_vobiz.client import Parent, ParentList
 from tap_vobiz.decoding import format_timestamp, minus, parse_timestamp
 from tap_vobiz.incremental import SyncWindow
 from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
-from tap_vobiz.resume import ResumableFanOut, Resume
+from tap_vobiz.resume import OrderKey, ResumableFanOut, Resume, order_key
 from tap_vobiz.schema_types import (
     MALFORMED_FIELDS_PROPERTY,
     FreeFormObjectType,
@@ -154,8 +163,8 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
         """The campaigns whose recipients can have changed since the time each is read from; the
         others cost nothing."""
         self._campaigns = tuple(self.parent_rows(outcome))
-        self._changed_buckets: dict[dt.datetime, set[int]] = {}
-        self._resume_quiet: tuple[dt.datetime, dict[str, t.Any]] | None = None
+        self._changed_buckets: dict[tuple[dt.datetime, OrderKey | None], set[int]] = {}
+        self._quiet: dict[dt.datetime, QuietCampaigns] = {}
         return self.plan_lists(self._campaigns, reads=self._can_have_changed, outcome=outcome)
 
     def _can_have_changed(self, campaign: t.Mapping[str, t.Any], since: dt.datetime | None) -> bool:
@@ -164,50 +173,66 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
         cutoff = minus(since, self.receipt_window)
         if can_change(campaign, since, cutoff):
             return True
-        return is_quiet(campaign, cutoff) and bucket(campaign) in self._buckets_changed_before(cutoff)
+        return is_quiet(campaign, cutoff) and bucket(campaign) in self._buckets_changed_before(
+            cutoff, self._finished_by(campaign)
+        )
 
-    def _buckets_changed_before(self, cutoff: dt.datetime) -> set[int]:
+    def _finished_by(self, campaign: t.Mapping[str, t.Any]) -> OrderKey | None:
+        """The interrupted run's position, when this run resumes one that finished `campaign`; else None."""
+        previous = self._plan.previous if self._plan is not None else None
+        if previous is None or previous.after is None:
+            return None
+        return previous.after if order_key(campaign, self.order_field) <= previous.after else None
+
+    def _quiet_before(self, cutoff: dt.datetime) -> QuietCampaigns:
+        """The campaigns quiet before `cutoff`, in order (worked out once per run and cutoff)."""
+        if (quiet := self._quiet.get(cutoff)) is None:
+            quiet = self._quiet[cutoff] = QuietCampaigns(self._campaigns, cutoff, self.order_field)
+        return quiet
+
+    def _buckets_changed_before(self, cutoff: dt.datetime, finished: OrderKey | None) -> set[int]:
         """The buckets of campaigns quiet before `cutoff` whose counters moved since they were last
-        fingerprinted (by the last completed run, or by an interrupted one): all when none was."""
-        if (changed := self._changed_buckets.get(cutoff)) is not None:
+        fingerprinted: those an interrupted run finished (up to its position `finished`) against the
+        fingerprints it kept of them, the others against those of the last completed run (of every
+        quiet campaign); all buckets when there are none to compare with."""
+        if (changed := self._changed_buckets.get((cutoff, finished))) is not None:
             return changed
-        quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
-        now = quiet_fingerprints(quiet)
-        fingerprinted = [
-            stored
-            for stored in (
-                self.stream_state.get("quiet_campaigns"),
-                _quiet_of(self._plan.stored()) if self._plan else None,
-            )
-            if isinstance(stored, dict) and stored.get("before") == format_timestamp(cutoff)
-        ]
-        before = fingerprinted[0].get("counters") if fingerprinted else None
+        quiet = self._quiet_before(cutoff)
+        if finished is None:
+            now, stored = quiet.every(), self.stream_state.get("quiet_campaigns")
+        else:
+            assert self._plan is not None
+            now, stored = quiet.up_to(finished), _quiet_of(self._plan.stored())
+        fingerprinted = isinstance(stored, dict) and stored.get("before") == quiet.before
+        before = stored.get("counters") if fingerprinted and isinstance(stored, dict) else None
         changed = {
             b for b in range(QUIET_BUCKETS) if not isinstance(before, list) or before[b : b + 1] != [now[b]]
         }
-        if changed and quiet:
+        if changed and (quiet.counted if finished is not None else len(quiet)):
             self.logger.info(
-                "Reading the recipients of quiet campaigns in %d of %d buckets whose counters moved",
+                "Reading the recipients of quiet campaigns%s in %d of %d buckets whose counters moved",
+                " the interrupted run had finished" if finished is not None else "",
                 len(changed),
                 QUIET_BUCKETS,
             )
-        self._changed_buckets[cutoff] = changed
+        self._changed_buckets[(cutoff, finished)] = changed
         return changed
 
     @override
     def resume_extra(self, resume: Resume) -> dict[str, t.Any]:
-        """The fingerprints of the campaigns quiet before the cutoff a resumed run will use for
-        those finished here, so it reads again only the quiet ones whose counters move meanwhile."""
+        """The fingerprints of the campaigns quiet before the cutoff a resumed run will use for those
+        finished here, up to the position (those after it were not read), so that it reads again only
+        the quiet ones whose counters move meanwhile. A resumed run that has not moved past the
+        interrupted run's position is still re-reading what that run finished: it keeps that run's."""
+        plan = self._plan
+        if plan is not None and plan.previous is not None and resume.after == plan.previous.after:
+            kept = plan.stored()
+            return {name: kept.get(name) for name in self.extra_keys}
         cutoff = minus(resume.finished_horizon(self.lookback, self.start_date), self.receipt_window)
-        if self._resume_quiet is None or self._resume_quiet[0] != cutoff:
-            # The cutoff follows the run's clock: worked out once per run, not at every STATE.
-            quiet = [row for row in self._campaigns if is_quiet(row, cutoff)]
-            self._resume_quiet = (
-                cutoff,
-                {"before": format_timestamp(cutoff), "counters": quiet_fingerprints(quiet)},
-            )
-        fingerprints = self._resume_quiet[1]
-        return {"quiet_before": fingerprints["before"], "quiet_counters": fingerprints["counters"]}
+        # The cutoff follows the interrupted (or this) run's clock: one QuietCampaigns per run, its
+        # pointer moved on as the position grows, not every campaign at every STATE.
+        quiet = self._quiet_before(cutoff)
+        return {"quiet_before": quiet.before, "quiet_counters": quiet.up_to(resume.after)}
 
     @property
     def receipt_window(self) -> dt.timedelta:
@@ -228,6 +253,45 @@ class CampaignRecipientsStream(ResumableFanOut, IncrementalPageListStream):
             "before": format_timestamp(cutoff),
             "counters": quiet_fingerprints([row for row in self._campaigns if is_quiet(row, cutoff)]),
         }
+
+
+class QuietCampaigns:
+    """The campaigns quiet before one cutoff in the fan-out's order, each with its bucket and digest:
+    the fingerprints of those up to a position that only grows, kept up as it does."""
+
+    def __init__(self, campaigns: t.Iterable[t.Mapping[str, t.Any]], cutoff: dt.datetime, order_field: str):
+        self.before = format_timestamp(cutoff)
+        self._quiet = sorted(
+            (order_key(c, order_field), bucket(c), _campaign_digest(c))
+            for c in campaigns
+            if is_quiet(c, cutoff)
+        )
+        self._position: OrderKey | None = None
+        self._sums = [0] * QUIET_BUCKETS
+        self.counted = 0  # how many of them are at or before the position
+
+    def __len__(self) -> int:
+        return len(self._quiet)
+
+    def every(self) -> list[str]:
+        """The fingerprints of all of them."""
+        sums = [0] * QUIET_BUCKETS
+        for _, number, digest in self._quiet:
+            sums[number] = (sums[number] + digest) % 2**64
+        return _hex(sums)
+
+    def up_to(self, position: OrderKey | None) -> list[str]:
+        """The fingerprints of those at or before `position` (None: before every campaign)."""
+        if position is None or (self._position is not None and position < self._position):
+            self._sums, self.counted = [0] * QUIET_BUCKETS, 0  # moved back: counted again
+        self._position = position
+        while position is not None and self.counted < len(self._quiet):
+            order, number, digest = self._quiet[self.counted]
+            if order > position:
+                break
+            self._sums[number] = (self._sums[number] + digest) % 2**64
+            self.counted += 1
+        return _hex(self._sums)
 
 
 def _quiet_of(kept: t.Mapping[str, t.Any]) -> dict[str, t.Any] | None:
@@ -268,8 +332,16 @@ def quiet_fingerprints(campaigns: t.Iterable[dict[str, t.Any]]) -> list[str]:
     """Per bucket, one fingerprint of its campaigns' ids, statuses and counters (order does not matter)."""
     sums = [0] * QUIET_BUCKETS
     for campaign in campaigns:
-        counters = [campaign["id"], campaign.get("status"), *(campaign.get(name) for name in COUNTERS)]
-        sums[bucket(campaign)] = (sums[bucket(campaign)] + _digest(repr(counters))) % 2**64
+        sums[bucket(campaign)] = (sums[bucket(campaign)] + _campaign_digest(campaign)) % 2**64
+    return _hex(sums)
+
+
+def _campaign_digest(campaign: t.Mapping[str, t.Any]) -> int:
+    """One quiet campaign's share of its bucket's fingerprint: its id, status and counters."""
+    return _digest(repr([campaign["id"], campaign.get("status"), *(campaign.get(name) for name in COUNTERS)]))
+
+
+def _hex(sums: list[int]) -> list[str]:
     return [f"{value:016x}" for value in sums]
 
 

@@ -218,6 +218,8 @@ class ListPass:
     # Rows served again on the page after their own, where the pages do not overlap: the list's
     # order moved them (an update moves a row in a list ordered by update, newest first).
     served_twice: int = 0
+    # The last page, asked for again once every page was answered, holds other rows.
+    last_page_moved: bool = False
 
     def add(self, page: Page) -> None:
         if self.started_at is None:
@@ -260,6 +262,8 @@ class ListPass:
             return f"{self.changed_rows} rows were created or changed while it was read"
         if self.served_twice:
             return f"{self.served_twice} rows were served on two pages (the list's order moved them)"
+        if self.last_page_moved:
+            return "its last page, asked for again after the others were answered, holds other rows"
         return None
 
     def settles_after(self, before: ListPass, found: int) -> bool:
@@ -502,10 +506,12 @@ class PageListStream(VobizStream):
         sequence = PageSequence(listing=self.get_url(context))
         coverage = Coverage()
         before: set[int] = set()  # the ids of the page before
+        last: Page | None = None  # the last page with rows
+        concurrent = False  # whether pages were asked for at once (answered in any order)
 
         def take(page: Page) -> tuple[Page, bool] | None:
             """The page and whether it repeats rows read; None when it is not the page asked for."""
-            nonlocal before
+            nonlocal before, last
             if (wrong := sequence.check(page.envelope, page.number)) is not None:
                 reading.stopped = wrong
                 return None
@@ -518,9 +524,12 @@ class PageListStream(VobizStream):
                 reading.served_twice += again
                 overlaps = True
             before = ids
+            if page.items:
+                last = page
             return page, overlaps
 
         def pages() -> t.Generator[Page, None, None]:
+            nonlocal concurrent
             yield first
             if not is_page_numbered(first.envelope):
                 return
@@ -531,6 +540,7 @@ class PageListStream(VobizStream):
             self._pages_to_read = (self._pages_to_read or 0) + planned
             if planned > 1:
                 workers = min(int(self.config["max_workers"]), planned - 1)
+                concurrent = workers > 1
                 # Pages are single requests: two per worker queued keep every worker busy.
                 rest = fetch_in_order(
                     range(2, planned + 1),
@@ -567,6 +577,27 @@ class PageListStream(VobizStream):
         if coverage.next_page() is not None:
             reading.gap = f"the reading stopped after {MAX_EXTRA_PAGES:,} pages beyond those planned"
         reading.withheld = coverage.total is not None and coverage.total - coverage.read >= coverage.limit
+        if concurrent and last is not None:
+            self._check_last_page(context, reading, last)
+
+    def _check_last_page(self, context: Context | None, reading: ListPass, last: Page) -> None:
+        """Ask for the last page again once every page of a reading was answered, for the signs of
+        movement an out-of-order reading can miss.
+
+        Pages asked for at once may be answered in any order. Read one after another, a row
+        created while the list is read lands on a page answered later (it is seen, stamped at or
+        after the reading's start), and a row deleted changes the `total` of the pages after it.
+        Answered out of order (page 3 before page 2), a deletion before page 2's boundary and a
+        creation between the two answers leave every `total` equal and every row counted, while
+        the created row, and the row that slipped onto page 1, are on no page served: nothing
+        says the list moved. The last page asked for again after all the others answers for the
+        whole reading: a row created, deleted or moved anywhere before it changes its rows or its
+        `total` (one request more per reading of a list of several pages).
+        """
+        again = self.fetch_page(context, last.number)
+        reading.add(again)  # its `total`, and rows created or changed since the reading began
+        if {_id_hash(row) for row in again.items} != {_id_hash(row) for row in last.items}:
+            reading.last_page_moved = True
 
     def _follow_cursor(
         self, context: Context | None, first: Page, reading: ListPass

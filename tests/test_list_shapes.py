@@ -24,8 +24,9 @@ def test_conversations_served_page_numbered_are_read_to_the_end(start_emulator, 
     # Before: 50 conversations and 595 of 4,924 messages, exit 0, no warning.
     assert_exact_sync(run, emulator.state.dataset)
     assert len(run.records["conversations"]) == 420 and len(run.records["messages"]) == 4924
-    # 9 pages of 50 (as the server pages it, whatever `limit` asked), for each of the two streams.
-    assert requests_of(emulator, "conversations") == 2 * math.ceil(420 / 50)
+    # 9 pages of 50 (as the server pages it, whatever `limit` asked), and the last again (once every
+    # page was answered), for each of the two streams.
+    assert requests_of(emulator, "conversations") == 2 * (math.ceil(420 / 50) + 1)
     assert run.bookmark("conversations") and run.bookmark("messages")
     assert not tap_log(run.stderr, "WARNING")
 
@@ -96,7 +97,9 @@ def test_a_row_stamped_in_the_future_does_not_unsettle_its_list(start_emulator, 
 
     # Before: every run read each list three times, never wrote a bookmark, never sent ACTIVATE_VERSION.
     assert_exact_sync(first, emulator.state.dataset, streams)
-    assert requests_of(emulator, "contacts") == 2 * 3  # each run: one reading of 3 pages
+    assert requests_of(emulator, "contacts") == 2 * (
+        3 + 1
+    )  # each run: one reading of 3 pages, the last again
     assert requests_of(emulator, "templates") == 2 * 3 * 2  # each run: 3 channels, 2 pages of 20 each
     assert first.activated("contacts") and first.activated("templates") and second.activated("templates")
     assert first.bookmark("contacts") and second.bookmark("contacts")
@@ -112,7 +115,9 @@ def test_a_total_permanently_off_by_one_settles_on_the_second_reading(start_emul
 
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
     assert "250 rows were served for a total of 251" in run.stderr
-    assert requests_of(emulator, "contacts") == 2 * 2 * 3  # each run: two readings of 3 pages, not three
+    assert requests_of(emulator, "contacts") == 2 * 2 * (
+        3 + 1
+    )  # each run: two readings (3 pages, the last again)
     assert run.activated("contacts") and run.bookmark("contacts") and rerun.bookmark("contacts")
     assert "kept changing" not in run.stderr + rerun.stderr
 
@@ -161,7 +166,7 @@ def test_has_more_false_contradicted_by_total_reads_the_rest(start_emulator, tmp
 
     # Before: 150 of 250 rows lost.
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
-    assert requests_of(emulator, "contacts") == 3
+    assert requests_of(emulator, "contacts") == 3 + 1  # and the last page again
     assert run.activated("contacts")
 
 
@@ -184,7 +189,9 @@ def test_a_list_whose_pages_cannot_all_be_had_sends_no_activate_version(start_em
 
     assert run.returncode == 0
     assert len(run.records["contacts"]) == 100
-    assert requests_of(emulator, "contacts") == 3 * 3  # three readings of the 3 pages `total` promises
+    assert requests_of(emulator, "contacts") == 3 * (
+        3 + 1
+    )  # three readings of the 3 pages `total` promises, +1
     assert not run.activated("contacts") and not run.bookmark("contacts")
     warnings = tap_log(run.stderr, "WARNING")
     assert len(warnings) == 1
@@ -239,3 +246,27 @@ def test_the_log_tells_totals_in_the_order_they_were_seen(start_emulator, tmp_pa
     assert_exact_sync(run, emulator.state.dataset, CONTACTS)
     # Before: "its total went from 247 to 250".
     assert "its total went from 250 to 247 while it was read" in run.stderr
+
+
+def test_pages_answered_out_of_order_cannot_hide_a_slip(start_emulator, tmp_path):
+    # Page 3 is answered before page 2; between the two answers a contact of page 1 is deleted and
+    # one created: every total agrees, the rows served make the total, the created row is on no
+    # page served, and the contact at page 2's boundary slips onto page 1, read already.
+    shape = {"late_pages": {"contacts": {"page": 2, "seconds": 0.5}}}
+    emulator = start_emulator(10, 100, account={"contacts": 250}, shape=shape)
+    contacts = emulator.state.dataset.account.contacts
+    doomed, slipping = contacts.rows[3]["id"], contacts.rows[100]["id"]
+    spec = {"collection": "contacts", "delete_ids": [doomed], "create": 1, "after_served": True}
+    emulator.state.pending_changes.append(PendingChange("contacts", 1, spec))  # once pages 1 and 3 are out
+
+    run = run_tap(emulator_config(emulator), tmp_path, streams=CONTACTS)
+
+    # Before (issue 28, 7): `slipping` never emitted, ACTIVATE_VERSION sent (it would be soft-deleted)
+    # and the bookmark moved past it.
+    assert run.returncode == 0, run.stderr[-2000:]
+    emitted = set(run.ids("contacts"))
+    assert slipping in emitted and {row["id"] for row in contacts} <= emitted
+    assert "its last page, asked for again after the others were answered" in run.stderr or (
+        "rows were created or changed while it was read" in run.stderr
+    )
+    assert run.activated("contacts") and run.bookmark("contacts")

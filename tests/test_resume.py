@@ -395,3 +395,148 @@ def test_a_position_never_passes_a_campaign_whose_recipients_did_not_settle(star
     # Before: the rows of the stuck campaign's later pages were never extracted, with no warning.
     assert second.returncode == 0, second.stderr[-2000:]
     assert_tables_equal(upsert(first, second, tables=RECIPIENT_TABLES), dataset, RECIPIENT_TABLES)
+
+
+# Quiet campaigns' fingerprints describe only what was read (issue 28, items 2 and 3)
+
+from tap_vobiz.campaign_streams import bucket  # noqa: E402
+from tap_vobiz.resume import order_key  # noqa: E402
+from tests.expected_output import expected_tables  # noqa: E402
+from vobiz_emulator.account_data import rfc3339  # noqa: E402
+from vobiz_emulator.campaign_data import FINISHED, counters  # noqa: E402
+
+
+def _late_receipt(data, campaign: dict, moment: dt.datetime) -> str | None:
+    """A receipt for one of a campaign's recipients (sent -> delivered, delivered -> read) at `moment`:
+    its counters follow, its `updated_at` does not (the docs promise only that the counters move).
+    The id of the recipient row that changed (None when none could)."""
+    rows = data.recipients[campaign["id"]].rows
+    for row in rows:
+        if row["status"] in {"sent", "delivered"}:
+            status = "read" if row["status"] == "delivered" else "delivered"
+            row["status"] = status
+            row[f"{status}_at"] = row["updated_at"] = rfc3339(moment)
+            campaign.update(counters(rows))
+            return row["id"]
+    return None
+
+
+def _quiet(campaign: dict, cutoff: dt.datetime) -> bool:
+    finished = campaign.get("completed_at") or campaign.get("started_at") or campaign["created_at"]
+    return campaign["status"] in FINISHED and finished < rfc3339(cutoff)
+
+
+def _position(run) -> tuple[str, str]:
+    after = _resume_states(run)[-1]["bookmarks"]["campaign_recipients"]["resume"]["after"]
+    return (after[0], after[1])
+
+
+def test_a_resumed_run_killed_before_its_re_reads_keeps_the_fingerprints_of_the_first(
+    start_emulator, tmp_path
+):
+    # 2. The resumed run wrote, from its first STATE, the fingerprints of the counters as *it* listed
+    # them; killed before re-reading the campaign whose counters had moved, the third run found nothing
+    # moved: one recipient left `delivered` that Vobiz shows `read`, for good.
+    emulator = start_emulator(20, 200, days=120, account={"campaigns": 120, "recipients": 4800})
+    dataset = emulator.state.dataset
+    data = dataset.campaign_data
+    config = emulator_config(emulator, state_interval_seconds=0)
+    emulator.state.faults = Faults(latency_ms=1)
+    first = run_tap_until(
+        config, tmp_path, _records_out("campaign_recipients", 2400), streams=RECIPIENT_TABLES
+    )
+    assert first.returncode == -9
+    state = _resume_states(first)[-1]
+    position = _position(first)
+    clock = dt.datetime.fromisoformat(state["bookmarks"]["campaign_recipients"]["resume"]["clock"])
+    # A late receipt, an hour on, for the last quiet campaign the killed run had finished that comes
+    # after another of its bucket (the resumed run re-reads the quiet campaigns of that bucket).
+    dataset.now += dt.timedelta(hours=1)
+    cutoff = clock - dt.timedelta(hours=72, days=30)
+    finished = sorted(
+        (c for c in data.campaigns if _quiet(c, cutoff) and order_key(c, "created_at") <= position),
+        key=lambda c: order_key(c, "created_at"),
+    )
+    late = campaign = None
+    for number, candidate in reversed(list(enumerate(finished))):
+        if any(bucket(c) == bucket(candidate) for c in finished[:number]) and (
+            late := _late_receipt(data, candidate, dataset.now - dt.timedelta(minutes=30))
+        ):
+            campaign = candidate
+            break
+    assert late is not None and campaign is not None
+    # The resumed run (one list at a time) re-reads the quiet campaigns of that bucket, writing a STATE
+    # after each; it is killed once it asks for that campaign's recipients, before they come back.
+    running: list = []
+    served = data.recipients[campaign["id"]].page
+
+    def kill_then_serve(*args, **kwargs):
+        if running:
+            time.sleep(0.5)  # what the run wrote before asking is out
+            running.pop().send_signal(signal.SIGKILL)
+        return served(*args, **kwargs)
+
+    data.recipients[campaign["id"]].page = kill_then_serve
+    second = run_tap_until(
+        emulator_config(emulator, state_interval_seconds=0, max_workers=1),
+        tmp_path,
+        lambda messages: True,
+        state=state,
+        on_stop=running.append,  # at its first message: the kill comes from the emulator
+        streams=RECIPIENT_TABLES,
+    )
+    data.recipients[campaign["id"]].page = served
+    assert second.returncode == -9
+    assert late not in second.ids("campaign_recipients"), "killed too late: nothing to test"
+    assert _position(second) == position  # still re-reading what the first run had finished
+    emulator.state.faults = Faults()
+
+    third = run_tap(config, tmp_path, state=_resume_states(second)[-1], streams=RECIPIENT_TABLES)
+
+    assert third.returncode == 0, third.stderr[-2000:]
+    tables = ("campaign_recipients",)  # the campaign's `updated_at` did not move: its row is not re-read
+    assert_tables_equal(upsert(first, second, third, tables=tables), dataset, tables)
+    assert late in third.ids("campaign_recipients")
+
+
+def test_a_resume_with_a_recent_start_date_reads_the_quiet_campaigns_after_its_position(
+    start_emulator, tmp_path
+):
+    # 3. With start_date inside lookback_hours, the killed run's fingerprints were applied to the quiet
+    # campaigns after its position, which it never read: their rows updated since start_date were lost.
+    emulator = start_emulator(20, 200, days=120, account={"campaigns": 120, "recipients": 4800})
+    dataset = emulator.state.dataset
+    data = dataset.campaign_data
+    start_date = dataset.now - dt.timedelta(days=1)
+    # Late receipts since start_date for the campaigns that finished long before it.
+    quiet = [c for c in data.campaigns if _quiet(c, start_date - dt.timedelta(days=30))]
+    late = {
+        c["id"]: rid
+        for n, c in enumerate(quiet)
+        if (rid := _late_receipt(data, c, start_date + dt.timedelta(minutes=10 + n)))
+    }
+    assert len(late) >= 40
+    config = emulator_config(emulator, state_interval_seconds=0, start_date=rfc3339(start_date))
+    emulator.state.faults = Faults(latency_ms=1)
+
+    killed = run_tap_until(
+        config, tmp_path, _records_out("campaign_recipients", len(late) // 3), streams=RECIPIENT_TABLES
+    )
+    assert killed.returncode == -9
+    position = _position(killed)
+    after = [c["id"] for c in quiet if c["id"] in late and order_key(c, "created_at") > position]
+    assert after, "killed too late: nothing to test"
+    emulator.state.faults = Faults()
+
+    resumed = run_tap(config, tmp_path, state=_resume_states(killed)[-1], streams=RECIPIENT_TABLES)
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = {
+        row_id: row
+        for row_id, row in expected_tables(dataset, ("campaign_recipients",))["campaign_recipients"].items()
+        if row["updated_at"] >= rfc3339(start_date)
+    }
+    loaded = upsert(killed, resumed, tables=("campaign_recipients",))["campaign_recipients"]
+    missing = expected.keys() - loaded.keys()
+    assert not missing, f"{len(missing)} of {len(expected)} recipient rows updated since start_date missing"
+    assert all({k: loaded[row_id].get(k) for k in row} == row for row_id, row in expected.items())

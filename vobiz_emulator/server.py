@@ -107,11 +107,17 @@ def request_kind(path: str) -> str:
 
 @dataclass
 class PendingChange:
-    """A change (`spec`) to apply once `after` more requests of `kind` have been served."""
+    """A change (`spec`) to apply once `after` more requests of `kind` have been served: before the
+    next one is answered, or with `spec["after_served"]`, right after it was (before its answer is
+    sent, and before a slower request of the same kind is answered: pages answered out of order)."""
 
     kind: str
     after: int
     spec: dict
+
+    @property
+    def after_served(self) -> bool:
+        return bool(self.spec.get("after_served"))
 
 
 def encode_cursor(key: tuple[str, str] | list[str] | int) -> str:
@@ -190,6 +196,8 @@ class ListShape:
     - `encoding`: `latin-1` serves bodies in ISO-8859-1, not UTF-8 (a misconfigured gateway).
     - `values`: envelope values set on every page-numbered page, as a server may send what no
       documentation shows (`{"has_more": "yes"}`, `{"total": -1}`, `{"limit": 25}`).
+    - `late_pages`: `{kind: {"page": 2, "seconds": 0.5}}`: that page is answered so much later than
+      asked, after pages asked for at the same time (pages answered out of order).
     """
 
     conversations: str = "items"
@@ -206,6 +214,14 @@ class ListShape:
     empty: str = "list"
     encoding: str = "utf-8"
     values: dict[str, t.Any] = field(default_factory=dict)
+    late_pages: dict[str, dict] = field(default_factory=dict)
+
+    def lateness(self, kind: str, query: dict[str, list[str]]) -> float:
+        """How much later than asked this page of `kind` is answered (`late_pages`)."""
+        rule = self.late_pages.get(kind)
+        if rule and query.get("page", ["1"])[0] == str(rule.get("page")):
+            return float(rule.get("seconds", 0.5))
+        return 0.0
 
     def __post_init__(self) -> None:
         if self.conversations not in {"items", "cursor", "pages"}:
@@ -332,10 +348,11 @@ class EmulatorState:
         self.applied_changes.append({"collection": collection, **result})
         return result
 
-    def count_request(self, kind: str) -> None:
-        """One more request of `kind` served: apply the changes that were waiting for it (lock held)."""
+    def count_request(self, kind: str, *, served: bool = False) -> None:
+        """One more request of `kind` about to be answered (or, `served`, answered): apply the changes
+        that were waiting for it (lock held)."""
         for pending in list(self.pending_changes):
-            if pending.kind == kind:
+            if pending.kind == kind and pending.after_served == served:
                 pending.after -= 1
                 if pending.after < 0:
                     self.pending_changes.remove(pending)
@@ -532,6 +549,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if (limit := state.shape.served_limit(kind, state.stats[f"requests:{kind}"])) is not None:
             query = {**query, "limit": [str(limit)]}
+        if late := state.shape.lateness(kind, query):
+            time.sleep(late)
         try:
             if path == f"{API_PREFIX}/conversations":
                 status, payload = 200, self._conversations_page(query)
@@ -545,6 +564,8 @@ class Handler(BaseHTTPRequestHandler):
                     payload["page"] = 1  # a server that ignores `page`
         except (BadRequest, BadPageRequest) as error:
             status, payload = 400, {"error": str(error)}
+        with state.lock:
+            state.count_request(kind, served=True)
         if status == 200 and "page" in payload:
             if state.shape.no_content(payload):
                 self._count(204)
