@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import signal
 import sys
 import typing as t
 
@@ -306,6 +307,11 @@ class TapVobiz(Tap):
         if getattr(self, "_stopping", False):
             return
         self._stopping = True
+        # Ignored from now on, at the OS level too: while the interpreter shuts down it restores
+        # the default action for signals a Python function handled, and a second SIGTERM then
+        # killed the tap (exit -15) after it had written its final STATE.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)
         if getattr(self, "_syncing", False):
             raise TerminatedBySignal(signum)
         self.report.log(self.logger, completed=False)

@@ -10,7 +10,7 @@ import pytest
 from tap_vobiz.decoding import parse_timestamp
 from tap_vobiz.incremental import SyncWindow
 from tests.expected_output import assert_exact_sync, assert_no_duplicates, assert_tables_equal, upsert
-from tests.tap_runner import emulator_config, run_tap, run_tap_until
+from tests.tap_runner import emulator_config, records_out, run_tap, run_tap_until
 from vobiz_emulator.dataset import message_key, rfc3339
 from vobiz_emulator.server import Faults
 
@@ -221,7 +221,7 @@ def test_messages_created_while_a_run_is_going_arrive_in_the_next_run(start_emul
     first = run_tap_until(
         config,
         tmp_path,
-        lambda messages: sum(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages) == 3000,
+        records_out("messages", 3000),
         on_stop=add_activity,
     )
     assert first.returncode == 0, first.stderr[-2000:]
@@ -236,19 +236,15 @@ def test_messages_created_while_a_run_is_going_arrive_in_the_next_run(start_emul
     assert_tables_equal(upsert(first, second), dataset)
 
 
-def _records_seen(stream: str, count: int):
-    return lambda messages: sum(m["type"] == "RECORD" and m["stream"] == stream for m in messages) >= count
-
-
 @pytest.mark.parametrize(
     ("incremental", "kill_when"),
     [
         pytest.param(False, lambda messages: len(messages) >= 2, id="full-at-start"),
-        pytest.param(False, _records_seen("conversations", 150), id="full-during-conversations"),
-        pytest.param(False, _records_seen("messages", 1), id="full-first-message"),
-        pytest.param(False, _records_seen("messages", 3000), id="full-mid-messages"),
-        pytest.param(False, _records_seen("messages", 5999), id="full-last-message"),
-        pytest.param(True, _records_seen("messages", 100), id="rerun-mid-messages"),
+        pytest.param(False, records_out("conversations", 150), id="full-during-conversations"),
+        pytest.param(False, records_out("messages", 1), id="full-first-message"),
+        pytest.param(False, records_out("messages", 3000), id="full-mid-messages"),
+        pytest.param(False, records_out("messages", 5999), id="full-last-message"),
+        pytest.param(True, records_out("messages", 100), id="rerun-mid-messages"),
     ],
 )
 def test_a_run_killed_at_any_point_loses_nothing_when_rerun_from_its_last_state(

@@ -18,14 +18,10 @@ import pytest
 from meltano.core.utils import merge
 
 from tests.expected_output import assert_tables_equal, upsert
-from tests.tap_runner import emulator_config, run_tap, run_tap_until
+from tests.tap_runner import emulator_config, records_out, run_tap, run_tap_until
 from vobiz_emulator.server import Faults, Handler
 
 RECIPIENT_TABLES = ("campaigns", "campaign_recipients")
-
-
-def _records_out(stream: str, count: int):
-    return lambda messages: sum(m["type"] == "RECORD" and m["stream"] == stream for m in messages) >= count
 
 
 def _live(entry: dict) -> bool:
@@ -63,7 +59,7 @@ def test_a_first_sync_killed_part_way_through_its_messages_resumes_where_it_stop
     emulator.state.stats.clear()
     emulator.state.faults = Faults(latency_ms=1)
 
-    killed = run_tap_until(config, tmp_path, _records_out("messages", int(share * len(full.ids("messages")))))
+    killed = run_tap_until(config, tmp_path, records_out("messages", int(share * len(full.ids("messages")))))
     assert killed.returncode == -9
     resume = _resume_states(killed)[-1]["bookmarks"]["messages"]["resume"]
     finished = {r["conversation_id"] for r in killed.records["messages"]}
@@ -100,7 +96,7 @@ def test_a_run_killed_while_reading_the_conversation_list_starts_the_messages_ov
     config = emulator_config(emulator, state_interval_seconds=0)
     emulator.state.faults = Faults(latency_ms=5)
 
-    killed = run_tap_until(config, tmp_path, _records_out("conversations", 120))
+    killed = run_tap_until(config, tmp_path, records_out("conversations", 120))
     assert killed.returncode == -9
     assert not _resume_states(killed)
     dataset.add_activity(hours=1, new_conversations=3, new_messages=100, status_changes=30)
@@ -163,7 +159,7 @@ def test_a_first_sync_killed_part_way_through_the_recipients_resumes_where_it_st
 
     total = len(full.ids("campaign_recipients"))
     killed = run_tap_until(
-        config, tmp_path, _records_out("campaign_recipients", int(share * total)), streams=RECIPIENT_TABLES
+        config, tmp_path, records_out("campaign_recipients", int(share * total)), streams=RECIPIENT_TABLES
     )
     assert killed.returncode == -9
     state = _resume_states(killed)[-1]
@@ -222,7 +218,7 @@ def test_two_sigterms_end_the_run_once_with_a_resumable_state_and_no_traceback(s
         time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
 
-    run = run_tap_until(config, tmp_path, _records_out("messages", 2000), on_stop=terminate_twice)
+    run = run_tap_until(config, tmp_path, records_out("messages", 2000), on_stop=terminate_twice)
 
     assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
@@ -307,7 +303,7 @@ def test_a_completed_fan_out_clears_its_resume_position_through_a_merge(start_em
 def test_a_resume_position_older_than_the_bookmark_is_ignored(start_emulator, tmp_path):
     emulator = start_emulator(200, 5000, days=30)
     config = emulator_config(emulator, state_interval_seconds=0)
-    killed = run_tap_until(config, tmp_path, _records_out("messages", 2500))
+    killed = run_tap_until(config, tmp_path, records_out("messages", 2500))
     stale = _resume_states(killed)[-1]["bookmarks"]["messages"]["resume"]
     done = run_tap(config, tmp_path, state=_resume_states(killed)[-1])
     emulator.state.dataset.add_activity(hours=30, new_messages=100, status_changes=40)
@@ -332,7 +328,7 @@ def test_a_resume_after_the_settings_that_decide_the_table_version_changed_is_a_
     quiet = emulator_config(emulator, state_interval_seconds=0, emit_activate_version_messages=False)
     emulator.state.faults = Faults(latency_ms=1)
     killed = run_tap_until(
-        quiet, tmp_path, _records_out("campaign_recipients", 1000), streams=RECIPIENT_TABLES
+        quiet, tmp_path, records_out("campaign_recipients", 1000), streams=RECIPIENT_TABLES
     )
     state = _resume_states(killed)[-1]
 
@@ -353,7 +349,7 @@ def test_a_resume_after_start_date_changed_is_a_fresh_run(start_emulator, tmp_pa
     recent = emulator_config(emulator, state_interval_seconds=0, start_date="2026-10-01T00:00:00Z")
     emulator.state.faults = Faults(latency_ms=1)
     killed = run_tap_until(
-        recent, tmp_path, _records_out("campaign_recipients", 300), streams=RECIPIENT_TABLES
+        recent, tmp_path, records_out("campaign_recipients", 300), streams=RECIPIENT_TABLES
     )
     state = _resume_states(killed)[-1]
 
@@ -443,7 +439,7 @@ def test_a_resumed_run_killed_before_its_re_reads_keeps_the_fingerprints_of_the_
     config = emulator_config(emulator, state_interval_seconds=0)
     emulator.state.faults = Faults(latency_ms=1)
     first = run_tap_until(
-        config, tmp_path, _records_out("campaign_recipients", 2400), streams=RECIPIENT_TABLES
+        config, tmp_path, records_out("campaign_recipients", 2400), streams=RECIPIENT_TABLES
     )
     assert first.returncode == -9
     state = _resume_states(first)[-1]
@@ -520,7 +516,7 @@ def test_a_resume_with_a_recent_start_date_reads_the_quiet_campaigns_after_its_p
     emulator.state.faults = Faults(latency_ms=1)
 
     killed = run_tap_until(
-        config, tmp_path, _records_out("campaign_recipients", len(late) // 3), streams=RECIPIENT_TABLES
+        config, tmp_path, records_out("campaign_recipients", len(late) // 3), streams=RECIPIENT_TABLES
     )
     assert killed.returncode == -9
     position = _position(killed)
