@@ -218,7 +218,12 @@ def test_two_sigterms_end_the_run_once_with_a_resumable_state_and_no_traceback(s
         time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
 
-    run = run_tap_until(config, tmp_path, records_out("messages", 2000), on_stop=terminate_twice)
+    run = run_tap_until(
+        config,
+        tmp_path,
+        lambda messages: sum(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages) >= 2000,
+        on_stop=terminate_twice,
+    )
 
     assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
