@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo tap-demo test lint bench clean
+.PHONY: demo tap-demo test lint bench docs wheel clean
 
 $(BIN)/tap-vobiz: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,16 @@ test: $(BIN)/tap-vobiz
 bench: $(BIN)/tap-vobiz
 	$(BIN)/python benchmarks/run.py
 
+docs: $(BIN)/tap-vobiz
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
+wheel: $(BIN)/tap-vobiz
+	$(BIN)/uv build --wheel -o dist .
+
 lint: $(BIN)/tap-vobiz
 	$(BIN)/ruff check tap_vobiz vobiz_emulator harness tests scripts benchmarks
 	$(BIN)/ruff format --check tap_vobiz vobiz_emulator harness tests scripts benchmarks
 	$(BIN)/mypy tap_vobiz vobiz_emulator
 
 clean:
-	rm -rf $(VENV) output .meltano
+	rm -rf $(VENV) output .meltano dist docs/_build

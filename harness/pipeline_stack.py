@@ -94,16 +94,16 @@ class Emulator:
 
 @contextmanager
 def emulator(
-    conversations: int, messages: int, days: float, seed: int = 7, **account: int
+    conversations: int, messages: int, days: float, seed: int = 7, port: int = 0, **account: int
 ) -> t.Iterator[Emulator]:
-    """The Vobiz emulator in its own process, on a free loopback port (`account`: contacts=..., ...)."""
+    """The Vobiz emulator in its own process on loopback, `port` 0: a free one (`account`: contacts=...)."""
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "vobiz_emulator",
             "--port",
-            "0",
+            str(port),
             "--conversations",
             str(conversations),
             "--messages",

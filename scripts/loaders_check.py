@@ -112,7 +112,7 @@ LOADERS = {
         ("meltanolabs-target-csv==0.5.0",), "target-csv", lambda out: {"output_path": str(out)}, _read_csv
     ),
     # With duckdb < 1.3, whose CSV sniffer does not take the first data row for a header:
-    # target-duckdb 0.8.0 copies header-less CSV files without saying so (README, Troubleshooting).
+    # target-duckdb 0.8.0 copies header-less CSV files without saying so (docs: Troubleshooting).
     "target-duckdb": Loader(
         ("target-duckdb==0.8.0", "duckdb<1.3"), "target-duckdb", _duckdb_config, _read_duckdb
     ),

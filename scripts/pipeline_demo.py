@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from harness import pipeline_stack as stack
 from harness.pipeline_stack import ACCOUNT_CHANGES
 
 OUTPUT = stack.ROOT / "output"
+# The demo environment of meltano.yml points tap-vobiz at this port (`--serve`).
+DEMO_PORT = 8765
 
 
 def run_pipeline(name: str, log_name: str, api: stack.Emulator, env: dict[str, str], *extra: str) -> None:
@@ -67,7 +70,15 @@ def print_tables(pg: stack.Postgres, env: dict[str, str]) -> None:
         print(f"  {stack.SCHEMA}.{table}: {counts['rows']:,} rows ({ids})")
     by_status = ", ".join(f"{status} {n:,}" for status, n in summary["messages by status"].most_common())
     print(f"  messages by status: {by_status}")
-    print(f"  state stored by Meltano ({stack.STATE_ID}): {json.dumps(stack.stored_state(env))}")
+    state = stack.stored_state(env)
+    bookmarks = state.get("singer_state", {}).get("bookmarks", {})
+    marks = [
+        mark["replication_key_value"] for mark in bookmarks.values() if mark.get("replication_key_value")
+    ]
+    print(
+        f"  state stored by Meltano: {len(marks)} bookmarks, the latest {max(marks, default='none')}, "
+        f"{len(json.dumps(state))} bytes (`meltano --environment={stack.ENVIRONMENT} state get` shows it)"
+    )
 
 
 # Between the runs: six hours of an account's life, and what its users do to its lists meanwhile.
@@ -115,7 +126,15 @@ def main() -> int:
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--recipients", type=int, default=5_000)
     parser.add_argument("--call-logs", type=int, default=500)
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="only start the emulator (on port 8765) and PostgreSQL for meltano.yml's demo environment, "
+        "and keep them running until Ctrl-C: the embedded default by hand (docs/meltano.md)",
+    )
     args = parser.parse_args()
+    if args.serve:
+        return serve(args)
     OUTPUT.mkdir(exist_ok=True)
 
     print("installing the Meltano plugins (tap-vobiz from this checkout, target-postgres from PyPI)...")
@@ -167,6 +186,34 @@ def main() -> int:
         print(f"marts (schema {marts.MARTS_SCHEMA}) = the figures of the emulator's data: {verdict}")
     print("stopped the emulator and PostgreSQL")
     return 1 if problems or mart_problems else 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The two servers of meltano.yml's demo environment, until Ctrl-C (or SIGTERM)."""
+    account = {
+        "contacts": args.contacts,
+        "campaigns": args.campaigns,
+        "recipients": args.recipients,
+        "call_logs": args.call_logs,
+    }
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with (
+        stack.emulator(args.conversations, args.messages, args.days, port=DEMO_PORT, **account) as api,
+        stack.postgres(stack.ROOT / ".meltano" / "demo" / "postgres") as pg,
+    ):
+        print(f"vobiz emulator at {api.api_url}; embedded PostgreSQL: socket in {pg.socket_dir}")
+        print("ready: in another terminal, from this directory:")
+        meltano = f".venv/bin/meltano --environment={stack.ENVIRONMENT}"
+        print(f"  {meltano} state clear --force {stack.STATE_ID}")
+        print(f"  {meltano} run tap-vobiz target-postgres dbt-postgres:build")
+        print("Ctrl-C stops both servers", flush=True)
+        try:
+            while api.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    print("stopped the emulator and PostgreSQL")
+    return 0
 
 
 def print_marts(pg: stack.Postgres) -> None:

@@ -155,7 +155,7 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="State Interval Seconds",
         description="While conversations' messages or campaigns' recipients are read, how often "
         "a STATE is written that an interrupted run resumes from: at a conversation or campaign "
-        'boundary, never ahead of the records written (README, "Interrupted syncs"). 0: after '
+        "boundary, never ahead of the records written (docs/resume.md). 0: after "
         "every conversation or campaign.",
     ),
     th.Property(
@@ -251,7 +251,7 @@ def _range_words(name: str) -> str:
     return RANGE_WORDS[name].format(minimum=prop.get("minimum"), maximum=prop.get("maximum"))
 
 
-# The descriptions (`--about`, the README's table, Meltano's `tap-vobiz.yml`) say each range in
+# The descriptions (`--about`, docs/settings.md's table, Meltano's `tap-vobiz.yml`) say each range in
 # the words of the error line, from the bounds above.
 for _name in RANGE_WORDS:
     CONFIG_SCHEMA["properties"][_name]["description"] += f" Must be {_range_words(_name)}."

@@ -253,7 +253,7 @@ class TapVobiz(Tap):
             self._report = RunReport(progress_interval=float(self.config["progress_interval_seconds"]))
         return self._report
 
-    @override  # type: ignore[misc]  # final in the SDK (README: "The SDK's private names")
+    @override  # type: ignore[misc]  # final in the SDK (docs/development.md: "The SDK's private names")
     def sync_all(self) -> None:
         """Sync, then log the run's counts; known failures end it with one line and exit 1.
 

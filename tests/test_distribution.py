@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from scripts import plugin_definition
+from tests.doc_commands import bash_block
 from tests.tap_runner import emulator_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,54 +96,53 @@ def test_the_plugin_definition_is_what_tap_vobiz_about_says():
     assert (ROOT / "tap-vobiz.yml").read_text() == plugin_definition.render(plugin_definition.about())
 
 
-def test_a_new_meltano_project_adds_configures_and_runs_the_tap_from_its_definition(
-    wheel, tmp_path, start_emulator
-):
-    meltano = [str(BIN / "meltano")]
+def test_the_readmes_meltano_section_as_a_user_types_it_in_a_new_project(tmp_path, start_emulator):
+    """The README's "Add tap-vobiz to your Meltano project", line by line, in a `meltano init` project.
+
+    Only the two lines that reach Meltano Hub (adding target-postgres, then `meltano run`) are not
+    run: the Hub cannot be reached from here. The loader and `meltano run` are `make demo`'s and
+    tests/test_meltano.py's; here the tap's own output is checked (`meltano invoke`).
+    """
+    lines = bash_block("README.md", "Add tap-vobiz to your Meltano project")
+    hub_lines = [line for line in lines if "target-postgres" in line]
+    assert [line.split("#")[0].strip() for line in hub_lines] == [
+        "meltano add --plugin-type loader target-postgres",
+        "meltano run tap-vobiz target-postgres",
+    ]
+    (repo_line,) = [line for line in lines if line.startswith("TAP_VOBIZ_REPO=")]
+    typed = [line for line in lines if line not in hub_lines and line is not repo_line]
+
     subprocess.run(
-        [*meltano, "init", "their-project", "--no_usage_stats"], cwd=tmp_path, check=True, capture_output=True
+        [str(BIN / "meltano"), "init", "my-project", "--no_usage_stats"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
     )
-    project = tmp_path / "their-project"
-
-    def run(*args: str) -> str:
-        completed = subprocess.run(
-            [*meltano, *args], cwd=project, capture_output=True, text=True, timeout=300
-        )
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        return completed.stdout
-
-    run(
-        "add",
-        "--plugin-type",
-        "extractor",
-        "tap-vobiz",
-        "--from-ref",
-        str(ROOT / "tap-vobiz.yml"),
-        "--no-install",
-    )
-    # The definition installs `tap-vobiz` from PyPI; here, the wheel of this checkout instead.
-    project_file = project / "meltano.yml"
-    declared = yaml.safe_load(project_file.read_text())
-    (extractor,) = declared["plugins"]["extractors"]
-    assert extractor["pip_url"] == "tap-vobiz"
-    extractor["pip_url"] = str(wheel)
-    project_file.write_text(yaml.safe_dump(declared, sort_keys=False))
-    run("install", "--plugin-type", "extractor", "tap-vobiz")
-
+    project = tmp_path / "my-project"
     emulator = start_emulator(5, 100)
-    run("config", "set", "tap-vobiz", "auth_id", emulator.state.auth_id)
-    run("config", "set", "tap-vobiz", "auth_token", emulator.state.auth_token)
-    run("config", "set", "tap-vobiz", "api_url", emulator.api_url)
-    catalog = json.loads(run("invoke", "tap-vobiz", "--discover"))
-    output = run("invoke", "tap-vobiz")
+    script = "\n".join(["set -euo pipefail", f"TAP_VOBIZ_REPO={ROOT}", *typed])
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "VOBIZ_AUTH_TOKEN": emulator.state.auth_token,
+        # Where the README's user reaches api.vobiz.ai, the test reaches its emulator.
+        "TAP_VOBIZ_API_URL": emulator.api_url,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    script = script.replace("MA_XXXXXXXX", emulator.state.auth_id)
+    typed_run = subprocess.run(
+        ["bash", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert typed_run.returncode == 0, typed_run.stderr[-3000:]
 
+    project_file = project / "meltano.yml"
+    (extractor,) = yaml.safe_load(project_file.read_text())["plugins"]["extractors"]
+    assert extractor["pip_url"] == str(ROOT)
     # The sensitive setting went to .env, not into the project file that gets committed.
     assert (project / ".env").read_text().strip() == f"TAP_VOBIZ_AUTH_TOKEN='{emulator.state.auth_token}'"
     assert emulator.state.auth_token not in project_file.read_text()
-    assert yaml.safe_load(project_file.read_text())["plugins"]["extractors"][0]["config"] == {
-        "auth_id": emulator.state.auth_id,
-        "api_url": emulator.api_url,
-    }
+    assert extractor["config"] == {"auth_id": emulator.state.auth_id, "start_date": "2026-01-01T00:00:00Z"}
+    catalog = json.loads((project / "catalog.json").read_text())
     assert sorted(stream["tap_stream_id"] for stream in catalog["streams"]) == [
         "call_logs",
         "campaign_recipients",
@@ -153,5 +154,21 @@ def test_a_new_meltano_project_adds_configures_and_runs_the_tap_from_its_definit
         "messages",
         "templates",
     ]
-    records = [json.loads(line) for line in output.splitlines() if '"type":"RECORD"' in line]
-    assert sum(record["stream"] == "messages" for record in records) == 100
+    synced = subprocess.run(
+        [str(BIN / "meltano"), "invoke", "tap-vobiz"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    records = [json.loads(line) for line in synced.stdout.splitlines() if '"type":"RECORD"' in line]
+    served = {
+        message["id"]
+        for conversation in emulator.state.dataset.conversations
+        for message in conversation.messages
+        if message["created_at"] >= "2026-01-01"
+    }
+    assert len(served) == 100
+    assert {record["record"]["id"] for record in records if record["stream"] == "messages"} == served

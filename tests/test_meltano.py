@@ -28,6 +28,7 @@ from filelock import FileLock
 from harness import marts
 from harness import pipeline_stack as stack
 from harness.pipeline_stack import ACCOUNT_CHANGES
+from tests.doc_commands import bash_block
 from tests.expected_output import FIELDS as ALL_FIELDS
 from tests.expected_output import expected_tables
 from tests.tap_runner import TAP
@@ -212,11 +213,11 @@ def test_a_stream_whose_endpoint_refuses_fails_the_run_alone_and_the_next_run_co
     assert "call_logs" in _bookmarks(_stored_state(pipeline.env))
 
 
-def test_the_readmes_example_queries_run_on_the_marts(pipeline, warehouse):
+def test_the_docs_example_queries_run_on_the_marts(pipeline, warehouse):
     pipeline()
     with meltano_lock():
         stack.meltano("--environment", "demo", "run", "dbt-postgres:build", env=pipeline.env)
-    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "README.md").read_text(), re.S)
+    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "docs" / "models.md").read_text(), re.S)
     assert len(queries) == 3
     for query in queries:
         assert warehouse.query(query), query.splitlines()[0]
@@ -635,3 +636,45 @@ def _is_json_object(text: object) -> bool:
         return isinstance(json.loads(text), dict)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
+
+
+def test_the_embedded_default_by_hand_as_docs_meltano_md_says(meltano_plugins, tmp_path):
+    """docs/meltano.md, "The embedded default by hand": `pipeline_demo.py --serve` in one terminal,
+    then the two meltano lines as typed (a small account instead of the default 10,000 messages,
+    and a Meltano system database of the test's own)."""
+    (serve,) = bash_block("docs/meltano.md", "The embedded default by hand", 0)
+    typed = bash_block("docs/meltano.md", "The embedded default by hand", 1)
+    assert serve == ".venv/bin/python scripts/pipeline_demo.py --serve"
+    assert len(typed) == 2
+    env = {
+        **os.environ,
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "NO_COLOR": "1",
+    }
+    small = ["--conversations", "20", "--messages", "400", "--contacts", "50", "--campaigns", "3"]
+    small += ["--recipients", "60", "--call-logs", "20"]
+    with meltano_lock():
+        servers = subprocess.Popen(
+            [*serve.replace(".venv/bin/python", str(stack.ROOT / ".venv/bin/python")).split(), *small],
+            cwd=stack.ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            banner = [servers.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
+            assert banner[-1].startswith("Ctrl-C stops both servers"), banner
+            script = "\n".join(["set -euo pipefail", *typed])
+            ran = subprocess.run(
+                ["bash", "-c", script], cwd=stack.ROOT, env=env, capture_output=True, text=True, timeout=600
+            )
+            assert ran.returncode == 0, ran.stderr[-3000:]
+            api = stack.Emulator(servers, "http://127.0.0.1:8765/api/v1/messaging")
+            pg = stack.Postgres(str(stack.ROOT / ".meltano" / "demo" / "postgres"))
+            assert stack.warehouse_differences(pg, api.get("/_emulator/export")) == []
+            assert pg.query(f"SELECT count(*) FROM {marts.MARTS_SCHEMA}.vobiz__messages") == [(400,)]  # noqa: S608
+        finally:
+            servers.send_signal(signal.SIGINT)
+            rest = servers.communicate(timeout=60)[0]
+    assert servers.returncode == 0
+    assert rest.strip().endswith("stopped the emulator and PostgreSQL")

@@ -1,4 +1,4 @@
-"""The SDK's private names the tap uses are the ones the README lists ("The SDK's private names")."""
+"""The SDK's private names the tap uses are the ones docs/development.md lists ("The SDK's private names")."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def _private_sdk_names() -> set[str]:
 
 
 def _listed() -> set[str]:
-    section = (ROOT / "README.md").read_text().split("### The SDK's private names", 1)[1]
+    section = (ROOT / "docs" / "development.md").read_text().split("## The SDK's private names", 1)[1]
     return set(re.findall(r"^\| `([\w.]+)` \|", section, re.M))
 
 
-def test_the_readme_lists_every_private_sdk_name_the_tap_uses():
+def test_the_docs_list_every_private_sdk_name_the_tap_uses():
     assert _private_sdk_names() == _listed()

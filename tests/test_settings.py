@@ -10,7 +10,7 @@ import pytest
 
 from tests.tap_runner import TAP, emulator_config, run_tap
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
 
 @pytest.mark.parametrize(
@@ -58,12 +58,12 @@ def test_fractional_numbers_in_a_config_file_are_accepted(start_emulator, tmp_pa
     assert len(run.records["messages"]) == 100
 
 
-def test_readme_settings_table_is_the_taps_own():
+def test_the_docs_settings_table_is_the_taps_own():
     about = subprocess.run(
         [str(TAP), "--about", "--format=markdown"], capture_output=True, text=True, check=True
     ).stdout
     table = re.compile(r"^\| Setting \|.*?(?=\n\n)", re.S | re.M)
-    assert table.search(README.read_text()).group(0) == table.search(about).group(0)  # type: ignore[union-attr]
+    assert table.search(SETTINGS_DOC.read_text()).group(0) == table.search(about).group(0)  # type: ignore[union-attr]
 
 
 def _run_with_env_config(emulator, tmp_path: Path, variables: dict[str, str]) -> subprocess.CompletedProcess:
