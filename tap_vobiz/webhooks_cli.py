@@ -151,4 +151,8 @@ def _unsubscribe(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m tap_vobiz.webhooks_cli`: run the module under its own name, so that its UsageError
+    # is the class the subscription commands raise.
+    from tap_vobiz.webhooks_cli import main as named_main
+
+    sys.exit(named_main())
