@@ -39,6 +39,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 import typing as t
 from concurrent.futures import Future
 from pathlib import Path
@@ -186,6 +187,7 @@ class CaptureWriter:
         )
         self.flushes = 0
         self.lines = 0
+        self.slowest_flush = 0.0  # seconds: a disk or a store that stalls shows here
         self._queue: queue.SimpleQueue[tuple[bytes, Future[None]] | object] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
@@ -230,6 +232,7 @@ class CaptureWriter:
         self.store.close()
 
     def _flush(self, batch: list[tuple[bytes, Future[None]]]) -> None:
+        started = time.monotonic()
         try:
             self.store.write(b"".join(line for line, _ in batch))
         except Exception as error:
@@ -238,6 +241,7 @@ class CaptureWriter:
             return
         self.flushes += 1
         self.lines += len(batch)
+        self.slowest_flush = max(self.slowest_flush, time.monotonic() - started)
         for _, future in batch:
             future.set_result(None)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from harness.webhook_receiver import RunningReceiver, running_receiver, start_receiver
+from tap_vobiz.webhook_receiver import listening_socket
 from tap_vobiz.webhook_signature import sign
 
 SECRET = "receiver-test-secret"  # noqa: S105 - a test secret
@@ -241,3 +244,28 @@ def test_without_the_webhooks_extra_serve_says_how_to_install_it(tmp_path: Path)
     assert result.stderr == (
         "vobiz-webhooks: the receiver needs the webhooks extra: pip install 'tap-vobiz[webhooks]'\n"
     )
+
+
+def test_answers_go_out_without_waiting_for_a_delayed_ack() -> None:
+    """The receiver's accepted connections have TCP_NODELAY (asyncio sets it only on a socket that
+    says TCP): else each answer's body waits ~40 ms behind its head (measured: 44 ms a request)."""
+
+    async def accepted_nodelay() -> int:
+        sock = listening_socket("127.0.0.1", 0)
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set_result(
+                writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            )
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
