@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
@@ -39,6 +40,7 @@ from tap_vobiz.webhook_signature import sign  # noqa: E402
 
 SECRET = "benchmark-secret"  # noqa: S105 - a benchmark's secret
 LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+SLOWEST = re.compile(r"slowest (\d+) ms")
 
 
 def delivery(host: str) -> tuple[str, bytes]:
@@ -102,7 +104,8 @@ class Load:
     acknowledged: int
     seconds: float
     latencies: list[float]
-    captured: int
+    captured: int = 0
+    slowest_flush_ms: float = 0.0  # the receiver's slowest write + fdatasync, from its shutdown line
 
     @property
     def per_second(self) -> float:
@@ -157,10 +160,10 @@ async def _offer(url: str, requests: list[tuple[str, bytes]], rate: float | None
         jobs.put_nowait(None)
     await asyncio.gather(*workers)
     seconds = time.perf_counter() - start
-    return Load(len(requests), len(acked), seconds, latencies, 0)
+    return Load(len(requests), len(acked), seconds, latencies)
 
 
-def run_load(rate: float | None, seconds: float, connections: int) -> tuple[Load, list[str]]:
+def run_load(rate: float | None, seconds: float, connections: int) -> Load:
     """One load against a fresh receiver; the capture counted after a graceful stop."""
     with tempfile.TemporaryDirectory(prefix="vobiz-webhooks-bench-") as directory:
         capture = Path(directory)
@@ -169,14 +172,16 @@ def run_load(rate: float | None, seconds: float, connections: int) -> tuple[Load
         count = int((rate or 3000) * seconds)
         requests = [delivery(host) for _ in range(count)]
         load = asyncio.run(_offer(receiver.url, requests, rate, connections))
-        receiver.stop()
+        log = receiver.stop()
+        slowest = SLOWEST.search(log)
+        load.slowest_flush_ms = float(slowest.group(1)) if slowest else float("nan")
         lines = [
             line
             for segment in capture.glob("segments/*/*.jsonl")
             for line in segment.read_bytes().splitlines()
         ]
         load.captured = len(lines)
-    return load, []
+    return load
 
 
 def median_load(loads: list[Load]) -> Load:
@@ -186,8 +191,8 @@ def median_load(loads: list[Load]) -> Load:
 
 def scenarios(repeat: int, rate: float = 1000, seconds: float = 10) -> list[tuple[str, str, str, str]]:
     """The benchmark table's rows: sustained rate and p99, then the most a second."""
-    sustained = [run_load(rate, seconds, 64)[0] for _ in range(repeat)]
-    most = [run_load(None, seconds, 32)[0] for _ in range(repeat)]
+    sustained = [run_load(rate, seconds, 64) for _ in range(repeat)]
+    most = [run_load(None, seconds, 32) for _ in range(repeat)]
     for load in (*sustained, *most):
         if load.captured < load.acknowledged:
             raise SystemExit(
@@ -197,9 +202,12 @@ def scenarios(repeat: int, rate: float = 1000, seconds: float = 10) -> list[tupl
     p99 = statistics.median(load.percentile(0.99) for load in sustained)
     p50 = statistics.median(load.percentile(0.50) for load in sustained)
     best = median_load(most)
+    flush = statistics.median(load.slowest_flush_ms for load in sustained)
+    busy = "load average " + ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
         f"webhooks: {rate:,.0f}/s offered -> {held.per_second:,.0f}/s acknowledged, p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms; most {best.per_second:,.0f}/s (p99 {best.percentile(0.99):.1f} ms)",
+        f"p99 {p99:.1f} ms (slowest flush {flush:.0f} ms); most {best.per_second:,.0f}/s "
+        f"(p99 {best.percentile(0.99):.1f} ms); {busy}",
         flush=True,
     )
     return [
@@ -215,6 +223,8 @@ def scenarios(repeat: int, rate: float = 1000, seconds: float = 10) -> list[tupl
             f"p99 {best.percentile(0.99):.1f} ms",
             f"{best.per_second:,.0f}",
         ),
+        ("", "slowest write + fdatasync of the receiver (median of the runs)", f"{flush:.0f} ms", ""),
+        ("", f"machine's {busy} at the end", "", ""),
         (
             "",
             "**every acknowledged delivery in the capture**",

@@ -5,6 +5,7 @@ reordering the docs allow."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import requests
 
 from harness.webhook_receiver import running_receiver
 from tap_vobiz.webhook_signature import verify
+from tests.doc_commands import bash_block
 from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, RunningEmulator
 
@@ -285,3 +287,51 @@ def test_the_served_data_is_the_same_with_or_without_a_subscription() -> None:
                 (result, requests.get(f"{emulator.server.base_url}/_emulator/export", timeout=30).json())
             )
     assert exports[0] == exports[1]
+
+
+def test_the_setup_docs_webhooks_md_gives_subscribes_and_captures_signed_deliveries(
+    start_emulator: Callable[..., RunningEmulator], tmp_path: Path
+) -> None:
+    """docs/webhooks.md, "Setting it up", as typed: a secret file, `subscribe`, `serve`."""
+    emulator = start_emulator(conversations=30, messages=800)
+    tap_config(tmp_path, emulator)
+    make_secret, subscribe, serve = bash_block("docs/webhooks.md", "Setting it up")
+    bin_dir = Path(sys.executable).parent
+    typed = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\n{make_secret}\n{subscribe}".replace(".venv/bin/", f"{bin_dir}/")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert typed.returncode == 0, typed.stderr
+    [subscription] = emulator.state.webhooks.subscriptions.values()
+    assert subscription.secret == (tmp_path / "webhook-secret").read_text().strip()
+    assert subscription.url == "https://hooks.example.com/vobiz"
+    port = free_port()
+    receiver = subprocess.Popen(
+        ["bash", "-c", "exec " + serve.replace(".venv/bin/", f"{bin_dir}/").replace("8080", str(port))],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stdout is not None
+        assert receiver.stdout.readline().startswith(f"listening on http://0.0.0.0:{port}")
+        # Vobiz would reach it through the proxy at hooks.example.com: point the subscription here.
+        subscription.url = f"http://127.0.0.1:{port}/vobiz"
+        report = deliver_activity(emulator)
+    finally:
+        receiver.terminate()
+        _, log = receiver.communicate(timeout=30)
+    lines = captured(tmp_path / "webhook-capture")
+    assert sorted(line["body"] for line in lines) == sorted(event["body"] for event in report["events"])
+    assert f"stopped: {len(lines)} deliveries captured" in log and subscription.secret not in log
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
