@@ -269,3 +269,43 @@ def test_answers_go_out_without_waiting_for_a_delayed_ack() -> None:
             server.close()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_receivers_capture_to_an_object_store_one_object_per_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two receivers behind one (imagined) load balancer, writing to a local S3 server (moto's)."""
+    import boto3
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": endpoint,  # fsspec's configuration of s3fs, from the environment
+        }.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="captures")
+        location = "s3://captures/vobiz"
+        with (
+            running_receiver(location, secret=SECRET) as first,
+            running_receiver(location, secret=SECRET) as second,
+        ):
+            for number in range(10):
+                assert post((first, second)[number % 2].url, envelope(f"e{number}")) == 200
+            # Durable when acknowledged: every object is there before the receivers stop.
+            fs = fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True)
+            objects = sorted(fs.find("captures/vobiz/segments"))
+        writers = {path.split("/")[-2] for path in objects}
+        assert len(writers) == 2 and len(objects) == 10  # sequential posts: one flush, one object each
+        assert {path.rsplit("/", 1)[1] for path in objects} == {f"{seq:012d}.jsonl" for seq in range(1, 6)}
+        ids = sorted(json.loads(json.loads(fs.cat_file(path))["body"])["event_id"] for path in objects)
+        assert ids == sorted(f"e{number}" for number in range(10))
+    finally:
+        server.stop()
