@@ -131,36 +131,33 @@ def test_refused_deliveries_are_answered_counted_and_never_captured(tmp_path: Pa
     assert SECRET not in log
 
 
-def test_every_acknowledged_delivery_survives_a_kill_9_during_a_burst(tmp_path: Path) -> None:
-    receiver = start_receiver(tmp_path, secret=SECRET)
+def stopped_during_a_burst(receiver: RunningReceiver, sig: int, after: int) -> tuple[list[str], str]:
+    """Send `sig` to the receiver once `after` deliveries of a burst were acknowledged; the
+    acknowledged event ids and the receiver's log."""
     acknowledged: list[str] = []
     stop = threading.Event()
     sender = threading.Thread(target=burst, args=(receiver, acknowledged, stop))
     sender.start()
     deadline = time.monotonic() + 30
-    while len(acknowledged) < 1500 and time.monotonic() < deadline:
+    while len(acknowledged) < after and time.monotonic() < deadline:
         time.sleep(0.01)
-    receiver.stop(signal.SIGKILL)
+    log = receiver.stop(sig)
     stop.set()
     sender.join()
+    assert len(acknowledged) >= after
+    return acknowledged, log
+
+
+def test_every_acknowledged_delivery_survives_a_kill_9_during_a_burst(tmp_path: Path) -> None:
+    acknowledged, _ = stopped_during_a_burst(start_receiver(tmp_path, secret=SECRET), signal.SIGKILL, 1500)
     ids = captured_ids(tmp_path)
-    assert len(acknowledged) >= 1500
     assert set(acknowledged) <= set(ids)
     assert len(ids) == len(set(ids))
 
 
 def test_sigterm_answers_the_requests_in_flight_and_loses_none(tmp_path: Path) -> None:
     receiver = start_receiver(tmp_path, secret=SECRET)
-    acknowledged: list[str] = []
-    stop = threading.Event()
-    sender = threading.Thread(target=burst, args=(receiver, acknowledged, stop))
-    sender.start()
-    deadline = time.monotonic() + 30
-    while len(acknowledged) < 500 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    log = receiver.stop(signal.SIGTERM)
-    stop.set()
-    sender.join()
+    acknowledged, log = stopped_during_a_burst(receiver, signal.SIGTERM, 500)
     assert receiver.process.returncode == 0
     ids = captured_ids(tmp_path)
     assert sorted(acknowledged) == sorted(ids)
