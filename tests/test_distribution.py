@@ -69,6 +69,7 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
         "singer-sdk[msgspec]<0.55,>=0.54.2",
         "typing-extensions>=4.5",
         "uvicorn>=0.30; extra == 'webhooks'",
+        "uvloop>=0.19; (sys_platform != 'win32') and extra == 'webhooks'",
     ]
     assert metadata.get_all("Provides-Extra") == ["webhooks"]
 
