@@ -4,6 +4,7 @@
         receiver.url       # http://127.0.0.1:<free port>, to subscribe
         receiver.capture   # the capture's LOCATION, to point the tap's `webhook_capture` at
         receiver.stop()    # SIGTERM, wait; returns what it logged (its shutdown summary last)
+        subscribe(emulator.api_url, receiver)   # the emulator now sends its activity there
 
 The real console script's code runs (`python -m tap_vobiz.webhooks_cli`), on a port it picks
 itself: its first stdout line says which.
@@ -20,16 +21,23 @@ import typing as t
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
+
+from vobiz_emulator.server import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+
 STARTUP_SECONDS = 30
 
 
 class RunningReceiver:
     """A started receiver process: where it listens, where it captures, how to stop it."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str, capture: str, log: t.IO[str]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[str], url: str, capture: str, secret: str, log: t.IO[str]
+    ) -> None:
         self.process = process
         self.url = url
         self.capture = capture
+        self.secret = secret
         self._log = log
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> str:
@@ -77,7 +85,7 @@ def start_receiver(
         log.seek(0)
         raise RuntimeError(f"the receiver did not start: {first.strip()} {log.read().strip()}")
     url = first.removeprefix("listening on ").split(",")[0]
-    return RunningReceiver(process, url, str(capture), log)
+    return RunningReceiver(process, url, str(capture), secret, log)
 
 
 @contextmanager
@@ -92,3 +100,16 @@ def running_receiver(
         if receiver.process.poll() is None:
             receiver.stop()
         receiver._log.close()
+
+
+def subscribe(api_url: str, receiver: RunningReceiver) -> dict:
+    """Subscribe the receiver to an emulator's webhooks (its published test credentials); the
+    subscription as the API answered it."""
+    response = requests.post(
+        api_url.rstrip("/") + "/webhooks",
+        json={"url": receiver.url, "secret": receiver.secret},
+        headers={"X-Auth-ID": DEFAULT_AUTH_ID, "X-Auth-Token": DEFAULT_AUTH_TOKEN},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return dict(response.json())

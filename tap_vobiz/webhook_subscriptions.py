@@ -84,7 +84,9 @@ class Subscriptions:
             reason = untrusted_certificate(error) or unreachable_host(error) or type(error).__name__
             raise UsageError(f"{method} /webhooks{path} failed: {reason}") from None
         if not response.ok:
-            text = redact(response.text[:300].strip(), (*self._secrets, *(body or {}).values()))
+            text = redact(
+                response.text[:300].strip(), (*self._secrets, str((body or {}).get("secret") or ""))
+            )
             raise UsageError(
                 f"{method} /webhooks{path} answered {response.status_code}: {text or response.reason}"
             )

@@ -4,6 +4,7 @@ reordering the docs allow."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from harness.webhook_receiver import running_receiver
+from harness.webhook_receiver import running_receiver, subscribe
 from tap_vobiz.webhook_signature import verify
 from tests.doc_commands import bash_block
 from vobiz_emulator.dataset import Dataset
@@ -335,3 +336,42 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_a_receipt_days_late_changes_the_message_and_sends_its_status(
+    start_emulator: Callable[..., RunningEmulator], tmp_path: Path
+) -> None:
+    emulator = start_emulator(conversations=30, messages=800)
+    base = emulator.server.base_url
+    exported = requests.get(f"{base}/_emulator/export", timeout=30).json()
+    conversation_id, old = next(
+        (conversation_id, m)
+        for conversation_id, ms in exported["messages"].items()
+        for m in ms
+        if m["direction"] == "outbound"
+        and m["status"] == "delivered"
+        and m.get("meta_message_id")
+        and m["created_at"] < "2026-10-20"
+    )
+    capture = tmp_path / "capture"
+    with running_receiver(capture, secret=SECRET) as receiver:
+        assert subscribe(emulator.api_url, receiver)["url"] == receiver.url
+        changed = requests.post(
+            f"{base}/_emulator/statuses", json={"ids": [old["id"]], "status": "read"}, timeout=10
+        )
+        assert changed.json() == {"changed": [old["id"]], "webhook_events": 1}
+        requests.post(f"{base}/_emulator/webhooks/wait", json={"timeout": 30}, timeout=60).raise_for_status()
+    [line] = captured(capture)
+    [status] = json.loads(line["body"])["payload"]["entry"][0]["changes"][0]["value"]["statuses"]
+    now = requests.get(f"{base}/_emulator/export", timeout=30).json()
+    assert status["id"] == old["meta_message_id"] and status["status"] == "read"
+    assert (
+        int(status["timestamp"])
+        == int(dt.datetime.fromisoformat(now["now"].replace("Z", "+00:00")).timestamp()) - 1
+    )
+    served = next(m for m in now["messages"][conversation_id] if m["id"] == old["id"])
+    assert served["status"] == "read"
+    refused = requests.post(
+        f"{base}/_emulator/statuses", json={"ids": ["nope"], "status": "read"}, timeout=10
+    )
+    assert refused.status_code == 400

@@ -28,6 +28,9 @@ activity between runs and inject faults:
                                "ignore_page": ["templates"]}`: the envelope shapes and clocks the docs
                                leave open (`ListShape`), served from now on
 - `POST /_emulator/reset`     forget the stats and the faults
+- `POST /_emulator/statuses`  `{"ids": [<outbound message ids>], "status": "read"}`: those messages
+                               move to that status now, whatever their age (a receipt days late,
+                               past a rerun's lookback), with their `message.status` webhooks
 - `POST /_emulator/webhooks`  `{"duplicate_rate", "repeat_rate", "reorder", "timeout_seconds",
                                "max_attempts", "retry_seconds", "workers", "seed"}`: how webhooks
                                are delivered from now on (`vobiz_emulator.webhooks.DeliveryOptions`)
@@ -501,6 +504,18 @@ class Handler(BaseHTTPRequestHandler):
                 if state.webhooks.subscriptions:
                     result["webhook_events"] = state.webhooks.activity(state.dataset, result, before)
                 self._json(200, result)
+            elif path == "/_emulator/statuses":
+                try:
+                    state.dataset.now += dt.timedelta(seconds=1)
+                    changed = state.dataset.set_status(
+                        list(payload.get("ids", [])), str(payload.get("status"))
+                    )
+                except ValueError as error:
+                    self._json(400, {"error": str(error)})
+                else:
+                    sent = state.webhooks.statuses(state.dataset, changed, state.dataset.now)
+                    state.dataset.now += dt.timedelta(seconds=1)
+                    self._json(200, {"changed": [m["id"] for m in changed], "webhook_events": sent})
             elif path == "/_emulator/webhooks":
                 try:
                     state.webhooks.configure(payload)

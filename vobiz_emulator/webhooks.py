@@ -145,6 +145,16 @@ class WebhookSender:
         events = ActivityEvents(dataset, self.rng, before).build(result)
         return self.send(events)
 
+    def statuses(self, dataset: Dataset, messages: list[dict], at: dt.datetime) -> int:
+        """Queue a `message.status` for each message's current status, at `at` (`set_status`)."""
+        if not self.subscriptions:
+            return 0
+        events = ActivityEvents(dataset, self.rng, at)
+        events.lookups()
+        for message in messages:
+            events.add_status(message, message["status"], at)
+        return self.send(events.events)
+
     def send(self, events: list[Event]) -> int:
         """Queue envelopes (`event_type`, `payload`, `occurred_at`) for every subscription, as the
         options say; how many envelopes (repeats included)."""
@@ -287,10 +297,13 @@ class ActivityEvents:
     before: dt.datetime
     events: list[Event] = field(default_factory=list)
 
-    def build(self, result: dict) -> list[Event]:
+    def lookups(self) -> None:
         account = self.dataset.account
         self.channels = {row["id"]: row for row in account.channels}
         self.contacts = {row["id"]: row for row in account.contacts.rows}
+
+    def build(self, result: dict) -> list[Event]:
+        self.lookups()
         wanted = set(result.get("new_messages", ())) | set(result.get("status_changes", ()))
         found = {
             message["id"]: message
@@ -305,7 +318,7 @@ class ActivityEvents:
         for message_id in [m for m in result.get("status_changes", ()) if m not in new]:
             message = found[message_id]
             low = max(self.before, _parse(message["created_at"]))
-            self._status(
+            self.add_status(
                 message, message["status"], self._between(low + dt.timedelta(seconds=1), self.dataset.now)
             )
         campaigns = self.dataset.campaign_data
@@ -368,12 +381,12 @@ class ActivityEvents:
         steps = {"sent": ("sent",), "delivered": ("sent", "delivered"), "read": ("sent", "delivered", "read")}
         at = created
         for status in steps.get(message["status"], ("failed",) if message["status"] == "failed" else ()):
-            self._status(message, status, at)
+            self.add_status(message, status, at)
             at = min(
                 self._between(at + dt.timedelta(seconds=2), at + dt.timedelta(seconds=600)), self.dataset.now
             )
 
-    def _status(self, message: dict, status: str, at: dt.datetime) -> None:
+    def add_status(self, message: dict, status: str, at: dt.datetime) -> None:
         if not message.get("meta_message_id"):
             return
         contact = self.contacts.get(message["contact_id"], {})
