@@ -309,6 +309,7 @@ def test_the_setup_docs_webhooks_md_gives_subscribes_and_captures_signed_deliver
     assert typed.returncode == 0, typed.stderr
     [subscription] = emulator.state.webhooks.subscriptions.values()
     assert subscription.secret == (tmp_path / "webhook-secret").read_text().strip()
+    assert (tmp_path / "webhook-secret").stat().st_mode & 0o077 == 0  # readable by its owner only
     assert subscription.url == "https://hooks.example.com/vobiz"
     port = free_port()
     receiver = subprocess.Popen(
