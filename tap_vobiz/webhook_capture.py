@@ -13,9 +13,11 @@ streams (which read it). Under a LOCATION, a local directory or an fsspec URL
 - In a local directory, lines are appended to the current segment and fsynced (the file, and
   the directory when a file is created) before any event in them is acknowledged; requests
   arriving together share one fsync (group commit). The writer moves to `seq + 1` at a size
-  limit (64 MiB), or after a failed write; a segment is never appended to once its successor
-  exists. An object store cannot append: each flush is one new, immutable object `seq + 1`
-  holding that batch's lines, written completely before any of them is acknowledged.
+  limit (64 MiB), or after a write that failed part-way; a segment is never appended to once
+  its successor exists. An object store cannot append: each flush is one new, immutable object
+  `seq + 1` holding that batch's lines, written completely before any of them is acknowledged.
+  Numbers have no gaps, but in a store that, after a failed PUT, cannot say whether the object
+  arrived: that number is then skipped, never reused.
 - Each line is one delivery, a JSON object terminated by `\\n`:
   `{"v": 1, "received_at": "2026-12-03T06:14:35.123456Z", "headers": {<lower-cased name>: <value>},
   "body": "<the raw request body decoded as UTF-8>"}`, every header as received (repeated ones
@@ -114,17 +116,18 @@ class LocalSegments:
                 view = view[os.write(fd, view) :]
             _sync_data(fd)
         except OSError:
-            # The segment may end in a torn line now: never append to it again (its successor
-            # is what tells a reader the torn end is final).
-            self.close()
-            raise
+            if _size(fd) != self.size:
+                # The segment may end in a torn line now: never append to it again (its
+                # successor is what tells a reader the torn end is final).
+                self.close()
+            raise  # (nothing of it reached the file, e.g. a full disk: the segment goes on)
         self.size += len(data)
 
     def _next_segment(self) -> None:
         self.close()
-        self.seq += 1
-        path = self.directory / segment_name(self.seq)
+        path = self.directory / segment_name(self.seq + 1)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self.seq += 1  # only once the file exists: the numbers have no gaps
         self.size = 0
         _fsync_directory(self.directory)
 
@@ -145,9 +148,20 @@ class ObjectSegments:
         self.seq = 0
 
     def write(self, data: bytes) -> None:
-        # A failed PUT still uses its number up: an object that did arrive is never overwritten.
+        path = f"{self.directory}/{segment_name(self.seq + 1)}"
+        try:
+            self.fs.pipe_file(path, data)
+        except Exception:
+            # An object that arrived all the same is never overwritten: its number is used up
+            # (also when the store cannot say).
+            try:
+                arrived = self.fs.exists(path)
+            except Exception:
+                arrived = True
+            if arrived:
+                self.seq += 1
+            raise
         self.seq += 1
-        self.fs.pipe_file(f"{self.directory}/{segment_name(self.seq)}", data)
 
     def close(self) -> None:
         """Nothing held open: every object was complete when written."""
@@ -244,6 +258,14 @@ class CaptureWriter:
         self.slowest_flush = max(self.slowest_flush, time.monotonic() - started)
         for _, future in batch:
             future.set_result(None)
+
+
+def _size(fd: int) -> int:
+    """A file's size on disk, or -1 when even that cannot be read."""
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return -1
 
 
 def _sync_data(fd: int) -> None:

@@ -6,13 +6,14 @@ import datetime as dt
 import json
 import os
 import threading
+import typing as t
 from concurrent.futures import Future
 from pathlib import Path
 
 import fsspec
 import pytest
 
-from tap_vobiz.webhook_capture import CaptureWriter, delivery_line, segment_name
+from tap_vobiz.webhook_capture import CaptureWriter, ObjectSegments, delivery_line, segment_name
 
 RECEIVED = dt.datetime(2026, 12, 3, 6, 14, 35, 123456, tzinfo=dt.timezone.utc)
 
@@ -121,3 +122,59 @@ def test_an_object_store_gets_one_immutable_object_per_flush() -> None:
 def test_a_writer_id_outside_the_contract_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="letters, digits"):
         CaptureWriter(str(tmp_path), writer_id="a/b")
+
+
+def test_a_write_refused_before_any_byte_keeps_the_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk refuses the whole write: nothing torn, so no new segment per failed flush."""
+    writer = CaptureWriter(str(tmp_path), writer_id="w1")
+    writer.submit(line(1)).result(timeout=10)
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        monkeypatch.setattr(os, "write", real_write)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        writer.submit(line(2)).result(timeout=10)
+    writer.submit(line(3)).result(timeout=10)
+    writer.close()
+    assert [path.name for path in (tmp_path / "segments" / "w1").iterdir()] == [segment_name(1)]
+    assert (tmp_path / "segments" / "w1" / segment_name(1)).read_bytes() == line(1) + line(3)
+
+
+class FailingPuts:
+    """An object store whose next PUTs fail: `arrived` says whether the failed object landed anyway."""
+
+    def __init__(self, arrived: bool) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.failures = 1
+        self.arrived = arrived
+
+    def pipe_file(self, path: str, data: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            if self.arrived:
+                self.objects[path] = data
+            raise TimeoutError("the store did not answer")
+        assert path not in self.objects  # never overwritten
+        self.objects[path] = data
+
+    def exists(self, path: str) -> bool:
+        return path in self.objects
+
+
+@pytest.mark.parametrize("arrived", [False, True])
+def test_a_failed_put_reuses_its_number_only_when_the_object_is_not_there(arrived: bool) -> None:
+    writer = CaptureWriter("memory://capture-put-test", writer_id="w1")
+    store = t.cast(ObjectSegments, writer.store)
+    store.fs = FailingPuts(arrived)  # type: ignore[assignment]
+    with pytest.raises(TimeoutError):
+        writer.submit(line(1)).result(timeout=10)
+    writer.submit(line(2)).result(timeout=10)
+    writer.close()
+    names = {path.rsplit("/", 1)[1]: data for path, data in store.fs.objects.items()}
+    expected = {segment_name(1): line(1), segment_name(2): line(2)} if arrived else {segment_name(1): line(2)}
+    assert names == expected
