@@ -105,43 +105,47 @@ class WebhookReceiver:
             health = {"status": "ok", "captured": self.captured, "rejected": dict(self.rejected)}
             await _answer(send, 200, health)
             return
-        if scope["method"] != "POST":
-            await self._refuse(send, "not_post")
-            return
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
-        signature = next((value for name, value in headers if name == "x-webhook-signature"), None)
-        declared = next((value for name, value in headers if name == "content-length"), "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(send, "too_large")
-            return
-        try:
-            body = await self._body(receive)
-        except TooLarge:
-            await self._refuse(send, "too_large")
-            return
-        if not signature:
-            await self._refuse(send, "signature_missing")
-            return
-        if not verify(self._secrets, body, signature):
-            await self._refuse(send, "signature_invalid")
-            return
-        try:
-            payload = json.loads(body.decode("utf-8"))
-        except ValueError:  # UnicodeDecodeError is one
-            await self._refuse(send, "not_json")
-            return
-        if not isinstance(payload, dict):
-            await self._refuse(send, "not_object")
-            return
-        line = delivery_line(headers, body, dt.datetime.now(dt.timezone.utc))
-        try:
-            await asyncio.wrap_future(self.capture.submit(line))
-        except Exception as error:
-            self._capture_failed(error)
-            await self._refuse(send, "capture_failed")
+        reason, body = await self._refusal(scope["method"], headers, receive)
+        if reason is None:
+            line = delivery_line(headers, body, dt.datetime.now(dt.timezone.utc))
+            try:
+                await asyncio.wrap_future(self.capture.submit(line))
+            except Exception as error:
+                self._capture_failed(error)
+                reason = "capture_failed"
+        if reason is not None:
+            self.rejected[reason] += 1
+            status, words = REJECTIONS[reason]
+            await _answer(send, status, {"error": words})
             return
         self.captured += 1
         await _answer(send, 200, {"status": "captured"})
+
+    async def _refusal(
+        self, method: str, headers: list[tuple[str, str]], receive: Receive
+    ) -> tuple[str | None, bytes]:
+        """Why a request is refused (a key of REJECTIONS; None for a verified delivery), and its body."""
+        if method != "POST":
+            return "not_post", b""
+        named = dict(headers)  # names come lower-cased from the server
+        declared = named.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return "too_large", b""
+        try:
+            body = await self._body(receive)
+        except TooLarge:
+            return "too_large", b""
+        signature = named.get("x-webhook-signature")
+        if not signature:
+            return "signature_missing", body
+        if not verify(self._secrets, body, signature):
+            return "signature_invalid", body
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is one
+            return "not_json", body
+        return (None if isinstance(payload, dict) else "not_object"), body
 
     async def _body(self, receive: Receive) -> bytes:
         chunks, size = [], 0
@@ -154,11 +158,6 @@ class WebhookReceiver:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
-
-    async def _refuse(self, send: Send, reason: str) -> None:
-        self.rejected[reason] += 1
-        status, words = REJECTIONS[reason]
-        await _answer(send, status, {"error": words})
 
     def _capture_failed(self, error: Exception) -> None:
         text = f"{type(error).__name__}: {error}"

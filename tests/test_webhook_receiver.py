@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from harness.webhook_receiver import RunningReceiver, running_receiver, start_receiver
-from tap_vobiz.webhook_receiver import listening_socket
+from tap_vobiz.webhook_capture import CaptureWriter
+from tap_vobiz.webhook_receiver import WebhookReceiver, listening_socket
 from tap_vobiz.webhook_signature import sign
 
 SECRET = "receiver-test-secret"  # noqa: S105 - a test secret
@@ -182,13 +183,16 @@ def test_healthz_answers_with_the_counts(tmp_path: Path) -> None:
         assert post(receiver.url, b"{}", {"X-Webhook-Signature": "00"}) == 401
         parts = urlsplit(receiver.url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        connection.request("GET", "/vobiz")
+        assert connection.getresponse().status == 405
+        connection.close()
         connection.request("GET", "/healthz")
         response = connection.getresponse()
         assert response.status == 200
         assert json.loads(response.read()) == {
             "status": "ok",
             "captured": 1,
-            "rejected": {"signature_invalid": 1},
+            "rejected": {"signature_invalid": 1, "not_post": 1},
         }
 
 
@@ -306,3 +310,45 @@ def test_receivers_capture_to_an_object_store_one_object_per_flush(
         assert ids == sorted(f"e{number}" for number in range(10))
     finally:
         server.stop()
+
+
+def test_a_capture_that_cannot_be_written_answers_503_and_captures_nothing(tmp_path: Path) -> None:
+    """A delivery is acknowledged only once written: a failing disk or store is a 503 (Vobiz may retry)."""
+
+    class BrokenStore:
+        def write(self, data: bytes) -> None:
+            raise OSError(5, "Input/output error")
+
+        def close(self) -> None:
+            pass
+
+    capture = CaptureWriter(str(tmp_path), writer_id="w1")
+    capture.store = BrokenStore()
+    app = WebhookReceiver(capture, (SECRET,))
+    body = envelope("e1")
+
+    async def deliver() -> list[dict]:
+        sent: list[dict] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/",
+            "headers": [(b"x-webhook-signature", sign(SECRET, body).encode())],
+        }
+
+        async def receive() -> dict:
+            return messages.pop(0)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    start, answer = asyncio.run(deliver())
+    capture.close()
+    assert start["status"] == 503 and json.loads(answer["body"]) == {
+        "error": "the capture could not be written"
+    }
+    assert app.captured == 0 and app.rejected == {"capture_failed": 1}
