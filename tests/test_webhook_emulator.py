@@ -189,6 +189,18 @@ def test_the_emulators_activity_reaches_a_receiver_signed_and_exactly(
     for wamid, (_, _, status) in latest.items():
         if by_wamid[wamid]["id"] in moved:
             assert status == by_wamid[wamid]["status"], wamid
+    # Each status names the phone number that sent the message: its channel's, or its campaign's.
+    phone_of = {channel["id"]: channel["phone_number_id"] for channel in exported["channels"]}
+    campaign_channel = {campaign["id"]: campaign["channel_id"] for campaign in exported["campaigns"]}
+    for event in events:
+        body = json.loads(event["body"])
+        if body["event_type"] == "message.status":
+            value = body["payload"]["entry"][0]["changes"][0]["value"]
+            sent_by = by_wamid[value["statuses"][0]["id"]]
+            channel_id = (
+                sent_by.get("channel_id") or campaign_channel[exported["recipient_campaigns"][sent_by["id"]]]
+            )
+            assert value["metadata"]["phone_number_id"] == phone_of[channel_id]
 
 
 def test_retries_duplicates_repeats_and_reordering_as_the_options_say(

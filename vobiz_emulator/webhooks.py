@@ -323,10 +323,11 @@ class ActivityEvents:
             )
         campaigns = self.dataset.campaign_data
         changed = set(result.get("recipient_changes", ()))
-        for rows in campaigns.recipients.values():
+        channel_of = {campaign["id"]: campaign["channel_id"] for campaign in campaigns.campaigns}
+        for campaign_id, rows in campaigns.recipients.items():
             for recipient in rows:
                 if recipient["id"] in changed:
-                    self._recipient_status(recipient)
+                    self._recipient_status(recipient, channel_of.get(campaign_id, ""))
         new_calls = set(result.get("new_calls", ()))
         for call in campaigns.call_logs.rows:
             if call["id"] in new_calls:
@@ -412,7 +413,7 @@ class ActivityEvents:
         value["statuses"] = [entry]
         self._add("message.status", message["channel_id"], "messages", value, at)
 
-    def _recipient_status(self, recipient: dict) -> None:
+    def _recipient_status(self, recipient: dict, channel_id: str) -> None:
         status = recipient["status"]
         if not recipient.get("meta_message_id") or status not in {"sent", "delivered", "read", "failed"}:
             return
@@ -425,8 +426,7 @@ class ActivityEvents:
         }
         if status == "failed":
             entry["errors"] = [{**META_ERROR, "code": recipient.get("error_code") or META_ERROR["code"]}]
-        channel_id = next(iter(self.channels))
-        value = self._value(channel_id)
+        value = self._value(channel_id)  # the campaign's channel sent it
         value["statuses"] = [entry]
         self._add("message.status", channel_id, "messages", value, at)
 
