@@ -47,6 +47,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import fsspec
+
 FORMAT_VERSION = 1
 SEGMENTS = "segments"
 SEGMENT_BYTES = 64 * 1024 * 1024
@@ -141,7 +143,6 @@ class ObjectSegments:
     """A writer's segments in an object store (fsspec): one new immutable object per flush."""
 
     def __init__(self, location: str, writer_id: str) -> None:
-        import fsspec
 
         self.fs, root = fsspec.core.url_to_fs(location)
         self.directory = f"{root.rstrip('/')}/{SEGMENTS}/{writer_id}"

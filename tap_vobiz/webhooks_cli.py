@@ -114,8 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         capture = CaptureWriter(args.capture)
-    except ImportError as error:
-        raise UsageError(f"--capture {args.capture} needs {error.name}: pip install {error.name}") from None
+    except ImportError as error:  # fsspec's: "Install s3fs to access S3"
+        raise UsageError(f"--capture {args.capture}: {error}") from None
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot open --capture {args.capture}: {error}") from None
     try:

@@ -352,3 +352,31 @@ def test_a_capture_that_cannot_be_written_answers_503_and_captures_nothing(tmp_p
         "error": "the capture could not be written"
     }
     assert app.captured == 0 and app.rejected == {"capture_failed": 1}
+
+
+@pytest.mark.parametrize(
+    ("capture", "expected"),
+    [
+        pytest.param(
+            "s3://bucket/prefix", "--capture s3://bucket/prefix: Install s3fs to access S3", id="no driver"
+        ),
+        pytest.param(
+            "nosuch://x", "cannot open --capture nosuch://x: Protocol not known: nosuch", id="no protocol"
+        ),
+    ],
+)
+def test_a_capture_location_that_cannot_be_opened_is_one_line(capture: str, expected: str) -> None:
+    code = (
+        "import sys; sys.modules['s3fs'] = None; from tap_vobiz.webhooks_cli import main; "
+        f"sys.exit(main(['serve', '--port', '0', '--capture', {capture!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "VOBIZ_WEBHOOK_SECRET": "x"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"vobiz-webhooks: {expected}\n"
