@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py --only webhooks            # in the benchmark table
     .venv/bin/python benchmarks/webhook_load.py --rate 1000 --seconds 10
 
-Two loads, each against a fresh receiver process, from this process (an asyncio client on
+Three loads, each against a fresh receiver process, from this process (an asyncio client on
 raw keep-alive connections, every body signed before the clock starts, so that the client
 costs little of the 2 cores the receiver runs on):
 
@@ -13,8 +13,10 @@ costs little of the 2 cores the receiver runs on):
 - most: 32 connections each sending its next delivery as soon as the previous is answered;
   deliveries acknowledged a second.
 
-After each load the receiver is stopped (SIGTERM) and the capture counted: every acknowledged
-delivery must be in it.
+- killed: the sustained load for 6 s, the receiver killed -9 after 3.
+
+After each load the receiver is stopped (SIGTERM; or was killed) and the capture read: every
+acknowledged delivery must be in it, by event id.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +109,7 @@ class Load:
     latencies: list[float]
     captured: int = 0
     slowest_flush_ms: float = 0.0  # the receiver's slowest write + fdatasync, from its shutdown line
+    acked_ids: list[str] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -125,11 +129,17 @@ async def _connection(
     reader, writer = connected
     try:
         while (job := await jobs.get()) is not None:
+            if reader.at_eof():
+                continue  # the receiver is gone (killed): what is left is never answered
             due, event_id, request = job
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            match = LENGTH.search(head)
-            await reader.readexactly(int(match.group(1)) if match else 0)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                match = LENGTH.search(head)
+                await reader.readexactly(int(match.group(1)) if match else 0)
+            except (OSError, asyncio.IncompleteReadError):
+                reader.feed_eof()
+                continue
             latencies.append(time.perf_counter() - due)
             if head.startswith(b"HTTP/1.1 200"):
                 acked.append(event_id)
@@ -160,28 +170,36 @@ async def _offer(url: str, requests: list[tuple[str, bytes]], rate: float | None
         jobs.put_nowait(None)
     await asyncio.gather(*workers)
     seconds = time.perf_counter() - start
-    return Load(len(requests), len(acked), seconds, latencies)
+    return Load(len(requests), len(acked), seconds, latencies, acked_ids=acked)
 
 
-def run_load(rate: float | None, seconds: float, connections: int) -> Load:
-    """One load against a fresh receiver; the capture counted after a graceful stop."""
+def run_load(rate: float | None, seconds: float, connections: int, kill_after: float | None = None) -> Load:
+    """One load against a fresh receiver; the acknowledged deliveries found in its capture counted after
+    a graceful stop (or after `kill -9` at `kill_after` seconds into the load)."""
     with tempfile.TemporaryDirectory(prefix="vobiz-webhooks-bench-") as directory:
         capture = Path(directory)
         receiver = start_receiver(capture, secret=SECRET)
         host = receiver.url.removeprefix("http://")
         count = int((rate or 3000) * seconds)
         requests = [delivery(host) for _ in range(count)]
+        if kill_after is not None:
+            threading.Timer(kill_after, receiver.process.kill).start()
         load = asyncio.run(_offer(receiver.url, requests, rate, connections))
         log = receiver.stop()
         slowest = SLOWEST.search(log)
         load.slowest_flush_ms = float(slowest.group(1)) if slowest else float("nan")
-        lines = [
-            line
-            for segment in capture.glob("segments/*/*.jsonl")
-            for line in segment.read_bytes().splitlines()
-        ]
-        load.captured = len(lines)
+        load.captured = len(set(load.acked_ids) & captured_ids(capture))
     return load
+
+
+def captured_ids(capture: Path) -> set[str]:
+    """The event ids of every complete line of the capture."""
+    ids = set()
+    for segment in capture.glob("segments/*/*.jsonl"):
+        data = segment.read_bytes()
+        for line in data[: data.rfind(b"\n") + 1].splitlines():
+            ids.add(json.loads(json.loads(line)["body"])["event_id"])
+    return ids
 
 
 def median_load(loads: list[Load]) -> Load:
@@ -193,7 +211,8 @@ def scenarios(repeat: int, rate: float = 1000, seconds: float = 10) -> list[tupl
     """The benchmark table's rows: sustained rate and p99, then the most a second."""
     sustained = [run_load(rate, seconds, 64) for _ in range(repeat)]
     most = [run_load(None, seconds, 32) for _ in range(repeat)]
-    for load in (*sustained, *most):
+    killed = [run_load(rate, 6, 64, kill_after=3) for _ in range(repeat)]
+    for load in (*sustained, *most, *killed):
         if load.captured < load.acknowledged:
             raise SystemExit(
                 f"the capture holds {load.captured} of {load.acknowledged} acknowledged deliveries"
@@ -207,7 +226,9 @@ def scenarios(repeat: int, rate: float = 1000, seconds: float = 10) -> list[tupl
     print(
         f"webhooks: {rate:,.0f}/s offered -> {held.per_second:,.0f}/s acknowledged, p50 {p50:.1f} ms, "
         f"p99 {p99:.1f} ms (slowest flush {flush:.0f} ms); most {best.per_second:,.0f}/s "
-        f"(p99 {best.percentile(0.99):.1f} ms); {busy}",
+        f"(p99 {best.percentile(0.99):.1f} ms); killed -9: "
+        + ", ".join(f"{load.captured} of {load.acknowledged} acknowledged captured" for load in killed)
+        + f"; {busy}",
         flush=True,
     )
     return [
@@ -229,6 +250,12 @@ def scenarios(repeat: int, rate: float = 1000, seconds: float = 10) -> list[tupl
             "",
             "**every acknowledged delivery in the capture**",
             f"**{held.captured:,} of {held.acknowledged:,}**",
+            "",
+        ),
+        (
+            f"webhook receiver killed -9 after 3 s of {rate:,.0f} deliveries/s (each run)",
+            "**acknowledged deliveries in the capture**",
+            "**" + ", ".join(f"{load.captured:,} of {load.acknowledged:,}" for load in killed) + "**",
             "",
         ),
     ]
