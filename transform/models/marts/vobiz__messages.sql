@@ -22,6 +22,11 @@ conversations as (
     select * from {{ ref('stg_vobiz__conversations') }}
 ),
 
+-- Issue 32 (pull and push merged): each message's current status, by WhatsApp's time when it pushed one.
+current_statuses as (
+    select * from {{ ref('int_vobiz__message_current_status') }}
+),
+
 {% if is_incremental() %}
 cutoff as (
     select {{ dbt.dateadd('day', -var('vobiz_lookback_days'), 'max(created_at)') }} as created_at
@@ -42,6 +47,14 @@ changed_conversations as (
     {{ vobiz_changed_keys(this, 'conversation_id', 'conversations', {'conversation_category': 'category'}) }}
 ),
 
+-- Issue 32: messages whose pushed status moved past their row, however old (a read 10 days on).
+changed_statuses as (
+    select current_statuses.message_id
+    from current_statuses
+    inner join {{ this }} as built on built.message_id = current_statuses.message_id
+    where current_statuses.status_source = 'webhook' and built.status is distinct from current_statuses.status
+),
+
 {% endif %}
 messages as (
     select staged.*
@@ -54,6 +67,7 @@ messages as (
         or staged.channel_id in (select channel_id from changed_channels)
         or staged.contact_id in (select contact_id from changed_contacts)
         or staged.conversation_id in (select conversation_id from changed_conversations)
+        or staged.message_id in (select message_id from changed_statuses)  -- issue 32
     {%- endif %}
 )
 
@@ -69,7 +83,8 @@ select
     conversations.category as conversation_category,
     messages.direction,
     messages.message_type,
-    messages.status,
+    coalesce(current_statuses.status, messages.status) as status,  -- issue 32: was messages.status
+    current_statuses.status_at,  -- issue 32
     messages.created_at,
     messages.body,
     messages.media_caption,
@@ -83,3 +98,4 @@ from messages
 left join channels on messages.channel_id = channels.channel_id
 left join contacts on messages.contact_id = contacts.contact_id
 left join conversations on messages.conversation_id = conversations.conversation_id
+left join current_statuses on current_statuses.message_id = messages.message_id  -- issue 32
