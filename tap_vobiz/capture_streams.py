@@ -18,7 +18,7 @@ retries); these read files, so they are the SDK's plain `Stream`.
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 import typing as t
 
 import msgspec
@@ -30,7 +30,7 @@ from typing_extensions import override
 from tap_vobiz import run_report
 from tap_vobiz.capture_reader import CaptureReader, CaptureUnreadableError, read_bookmark
 from tap_vobiz.client import LOGGED_BAD_RECORDS
-from tap_vobiz.decoding import decode_json, format_timestamp
+from tap_vobiz.decoding import decode_json
 from tap_vobiz.errors import StreamError
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.record_messages import LeanRecordMessages
@@ -216,17 +216,23 @@ def unix_time(value: object) -> object:
     """WhatsApp's `timestamp` (Unix seconds, a string) as RFC 3339 UTC; anything else as received."""
     if type(value) is int or (type(value) is str and value.isascii() and value.isdigit()):
         try:
-            return format_timestamp(dt.datetime.fromtimestamp(int(value), dt.timezone.utc))
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(value)))
         except (OverflowError, ValueError, OSError):
             return value
     return value
 
 
+_NOTHING: dict[str, t.Any] = {}
+
+
+def _object(value: object) -> dict[str, t.Any]:
+    """`value` if it is an object, else an empty one (a field Meta left out, or sent as another type)."""
+    return value if isinstance(value, dict) else _NOTHING
+
+
 def _get(value: object, *path: str) -> t.Any:
     for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
+        value = _object(value).get(key)
     return value
 
 
@@ -349,6 +355,7 @@ class MessageStatusesStream(CaptureStream):
     def rows(self, delivery: Delivery) -> t.Iterable[dict[str, t.Any]]:
         for value in changes(delivery.payload, "messages"):
             statuses = value.get("statuses")
+            phone_number_id = _object(value.get("metadata")).get("phone_number_id")
             for status in statuses if isinstance(statuses, list) else ():
                 wamid = status.get("id") if isinstance(status, dict) else None
                 if type(wamid) is not str or not wamid:
@@ -356,6 +363,8 @@ class MessageStatusesStream(CaptureStream):
                     continue
                 moment = unix_time(status.get("timestamp"))
                 errors = status.get("errors")
+                conversation = _object(status.get("conversation"))
+                pricing = _object(status.get("pricing"))
                 yield {
                     "id": _status_id(
                         wamid, status.get("status"), moment, status.get("recipient_participant_id")
@@ -365,16 +374,14 @@ class MessageStatusesStream(CaptureStream):
                     "status_at": moment,
                     "recipient_id": status.get("recipient_id"),
                     "recipient_participant_id": status.get("recipient_participant_id"),
-                    "phone_number_id": _get(value, "metadata", "phone_number_id"),
-                    "conversation_id": _get(status, "conversation", "id"),
-                    "conversation_origin_type": _get(status, "conversation", "origin", "type"),
-                    "conversation_expires_at": unix_time(
-                        _get(status, "conversation", "expiration_timestamp")
-                    ),
-                    "pricing_billable": _get(status, "pricing", "billable"),
-                    "pricing_model": _get(status, "pricing", "pricing_model"),
-                    "pricing_type": _get(status, "pricing", "type"),
-                    "pricing_category": _get(status, "pricing", "category"),
+                    "phone_number_id": phone_number_id,
+                    "conversation_id": conversation.get("id"),
+                    "conversation_origin_type": _object(conversation.get("origin")).get("type"),
+                    "conversation_expires_at": unix_time(conversation.get("expiration_timestamp")),
+                    "pricing_billable": pricing.get("billable"),
+                    "pricing_model": pricing.get("pricing_model"),
+                    "pricing_type": pricing.get("type"),
+                    "pricing_category": pricing.get("category"),
                     "errors": errors if isinstance(errors, list) else None,
                     "biz_opaque_callback_data": status.get("biz_opaque_callback_data"),
                     "event_id": delivery.event_id,

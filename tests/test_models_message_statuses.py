@@ -20,7 +20,12 @@ from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import RunningEmulator
 
 WITH_STATUSES = '{"vobiz_using_message_statuses": true}'
-MARTS = ("vobiz__messages", "vobiz__message_status_timing", "vobiz__message_status_timing_daily")
+MARTS = (
+    "vobiz__messages",
+    "vobiz__message_status_timing",
+    "vobiz__message_status_timing_daily",
+    "int_vobiz__message_status_history",
+)
 
 
 def _time(text: str) -> dt.datetime:
@@ -149,6 +154,11 @@ def test_a_status_pushed_after_the_lookback_ended_reaches_the_marts_exact(dbt_ve
     assert [rows[m["id"]]["status"] for m in untouched] == [m["status"] for m in untouched]
     timing = {row["message_id"]: row for row in marts["vobiz__message_status_timing"]}
     assert set(timing) == {late["id"], moved["id"], ahead["id"]}
+    # A status whose message is not pulled (yet) is kept, waiting for it.
+    waiting = [r for r in marts["int_vobiz__message_status_history"] if r["wamid"] == "wamid.NOT-PULLED-YET"]
+    assert [(r["message_id"], r["status"], r["status_source"]) for r in waiting] == [
+        (None, "sent", "webhook")
+    ]
     assert (
         timing[moved["id"]]["seconds_to_sent"],
         timing[moved["id"]]["seconds_to_delivered"],
