@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import re
@@ -546,6 +547,23 @@ def capture_tap(workdir: Path, capture: Path, streams: tuple[str, ...], state: d
     return measure(command, records, workdir / "output.jsonl")
 
 
+def capture_read(capture: Path) -> float:
+    """Seconds the tap's capture reader takes to read and decode every delivery (no Singer output)."""
+    from tap_vobiz.capture_reader import CaptureReader
+    from tap_vobiz.capture_streams import read_delivery
+
+    started = time.perf_counter()
+    lines = 0
+    for batch in CaptureReader(str(capture), {}, logging.getLogger("capture-bench")).batches():
+        for line in batch.lines:
+            if isinstance(read_delivery(line), str):
+                raise SystemExit(f"not a delivery: {line[:200]!r}")
+            lines += 1
+    if lines != CAPTURE_DELIVERIES:
+        raise SystemExit(f"the reader read {lines:,} deliveries of {CAPTURE_DELIVERIES:,}")
+    return time.perf_counter() - started
+
+
 def capture_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
     """The tap reading a capture of 1,000,000 deliveries: each webhook stream alone, both, and a rerun."""
     capture = workdir / "capture"
@@ -557,6 +575,14 @@ def capture_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, s
     )
     rows = []
     name = f"capture of {CAPTURE_DELIVERIES:,} deliveries, 2 writers"
+    reads = [capture_read(capture) for _ in range(repeat)]
+    seconds = statistics.median(reads)
+    rows.append((name, "the reader alone (segments, lines, each line and body decoded), in process",
+                 f"{seconds:.1f} s", f"{CAPTURE_DELIVERIES / seconds:,.0f} deliveries/s"))  # fmt: skip
+    name = ""
+    print(
+        f"capture, reader alone: {seconds:.1f}s, {CAPTURE_DELIVERIES / seconds:,.0f} deliveries/s", flush=True
+    )
     for streams in (("webhook_events",), ("message_statuses",), ("webhook_events", "message_statuses")):
         runs = [capture_tap(workdir, capture, streams) for _ in range(repeat)]
         run = medians(runs)

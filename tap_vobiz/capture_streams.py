@@ -76,6 +76,28 @@ class Delivery(t.NamedTuple):
     headers: dict[str, str]
 
 
+def read_delivery(line: bytes) -> Delivery | str:
+    """The delivery a capture line holds, or why it holds none."""
+    try:
+        captured = _LINE.decode(line)
+        envelope = decode_json(captured.body)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
+        return f"not a capture line of format v1 ({str(error)[:120]})"
+    event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
+    if type(event_id) is not str or not event_id:
+        return "its body is not an envelope with an event_id"
+    payload = envelope.get("payload")
+    return Delivery(
+        event_id,
+        envelope.get("event_type"),
+        envelope.get("account_id"),
+        envelope.get("occurred_at"),
+        payload if isinstance(payload, dict) else {},
+        captured.received_at,
+        captured.headers,
+    )
+
+
 class CaptureUnreadable(StreamError):
     """The capture cannot be listed or read: this stream ends; its bookmark stays where it was."""
 
@@ -163,26 +185,11 @@ class CaptureStream(LeanRecordMessages, Stream):
 
     def _delivery(self, line: bytes) -> Delivery | None:
         """A line's delivery; a line that is not one is counted and skipped (the first few logged)."""
-        try:
-            captured = _LINE.decode(line)
-            envelope = decode_json(captured.body)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
-            self._skip_line(f"not a capture line of format v1 ({str(error)[:120]})")
+        delivery = read_delivery(line)
+        if isinstance(delivery, str):
+            self._skip_line(delivery)
             return None
-        event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
-        if type(event_id) is not str or not event_id:
-            self._skip_line("its body is not an envelope with an event_id")
-            return None
-        payload = envelope.get("payload")
-        return Delivery(
-            event_id,
-            envelope.get("event_type"),
-            envelope.get("account_id"),
-            envelope.get("occurred_at"),
-            payload if isinstance(payload, dict) else {},
-            captured.received_at,
-            captured.headers,
-        )
+        return delivery
 
     def _skip_line(self, why: str) -> None:
         self.report.add(UNREADABLE_LINES.format(stream=self.name))
@@ -191,6 +198,11 @@ class CaptureStream(LeanRecordMessages, Stream):
             self.logger.warning("Skipping a webhook capture line for %s: %s", self.name, why)
         elif self._bad_lines_logged == LOGGED_BAD_RECORDS + 1:
             self.logger.warning("More capture lines skipped for %s; see the counts at the end", self.name)
+
+    @override
+    def generate_child_contexts(self, record: Record, context: Context | None) -> t.Iterable[Context | None]:
+        """None: no stream is read under these (the SDK's default yields one context per record)."""
+        return ()
 
     @override
     def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
