@@ -34,7 +34,7 @@ from tap_vobiz.decoding import decode_json
 from tap_vobiz.errors import StreamError
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.record_messages import LeanRecordMessages
-from tap_vobiz.schema_types import MALFORMED_FIELDS_PROPERTY, FreeFormObjectType, enum, timestamp
+from tap_vobiz.schema_types import MALFORMED_FIELDS_PROPERTY, FreeFormObjectType, enum, id_property, timestamp
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
@@ -74,6 +74,15 @@ class Delivery(t.NamedTuple):
     payload: dict[str, t.Any]
     received_at: str
     headers: dict[str, str]
+
+    def stamps(self) -> dict[str, t.Any]:
+        """The delivery's fields every row made of it carries (`DELIVERY_PROPERTIES`)."""
+        return {
+            "event_id": self.event_id,
+            "account_id": self.account_id,
+            "occurred_at": self.occurred_at,
+            "received_at": self.received_at,
+        }
 
 
 def read_delivery(line: bytes) -> Delivery | str:
@@ -311,12 +320,9 @@ class MessageStatusesStream(CaptureStream):
     name = "message_statuses"
 
     schema = th.PropertiesList(
-        th.Property(
-            "id",
-            th.StringType,
-            required=True,
-            description="`<wamid>|<status>|<WhatsApp's timestamp>` (and `|<participant>` in a group): "
-            "one row per status however often Vobiz or WhatsApp repeated it.",
+        id_property(
+            "`<wamid>|<status>|<WhatsApp's timestamp>` (and `|<participant>` in a group): "
+            "one row per status however often Vobiz or WhatsApp repeated it."
         ),
         th.Property(
             "wamid",
@@ -396,10 +402,7 @@ class MessageStatusesStream(CaptureStream):
                     "pricing_category": pricing.get("category"),
                     "errors": errors if isinstance(errors, list) else None,
                     "biz_opaque_callback_data": status.get("biz_opaque_callback_data"),
-                    "event_id": delivery.event_id,
-                    "account_id": delivery.account_id,
-                    "occurred_at": delivery.occurred_at,
-                    "received_at": delivery.received_at,
+                    **delivery.stamps(),
                 }
 
 
@@ -409,12 +412,9 @@ class CallEventsStream(CaptureStream):
     name = "call_events"
 
     schema = th.PropertiesList(
-        th.Property(
-            "id",
-            th.StringType,
-            required=True,
-            description="`<call id>|<event>|<WhatsApp's timestamp>|<status>`: one row per call event "
-            "however often it was delivered.",
+        id_property(
+            "`<call id>|<event>|<WhatsApp's timestamp>|<status>`: one row per call event "
+            "however often it was delivered."
         ),
         th.Property("call_id", th.StringType, description="WhatsApp's call id (`wacid...`)."),
         th.Property("event_type", th.StringType, description="Vobiz's event, e.g. `call.connect`."),
@@ -462,10 +462,7 @@ class CallEventsStream(CaptureStream):
                     "call_event_at": moment,
                     "phone_number_id": _get(value, "metadata", "phone_number_id"),
                     "session": call.get("session"),
-                    "event_id": delivery.event_id,
-                    "account_id": delivery.account_id,
-                    "occurred_at": delivery.occurred_at,
-                    "received_at": delivery.received_at,
+                    **delivery.stamps(),
                 }
 
 

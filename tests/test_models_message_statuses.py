@@ -8,13 +8,11 @@ import datetime as dt
 import json
 import subprocess
 
-import pytest
-
 from harness.pipeline_stack import select_streams
 from scripts import loaders_check
 from tests.tap_runner import run_tap
 from tests.test_capture_streams import CREDENTIALS, _discover
-from tests.test_models_portable import READ_MARTS, _dbt, _value
+from tests.test_models_portable import READ_MARTS, _dbt, _value, dbt_venv  # noqa: F401
 from tests.webhook_capture_files import append, envelope, line, status, status_value
 from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import RunningEmulator
@@ -47,9 +45,9 @@ def _load(singer_output: str, warehouse) -> None:
     )  # fmt: skip
 
 
-def _marts(dbt_venv, warehouse) -> dict[str, list[dict]]:
+def _marts(venv, warehouse) -> dict[str, list[dict]]:
     printed = subprocess.run(
-        [str(dbt_venv / "bin" / "python"), "-c", READ_MARTS, str(warehouse), *MARTS],
+        [str(venv / "bin" / "python"), "-c", READ_MARTS, str(warehouse), *MARTS],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return {
@@ -78,14 +76,7 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return values[low] + (values[high] - values[low]) * (position - low)
 
 
-@pytest.fixture(scope="module")
-def dbt_venv():
-    from tests.test_models_portable import DBT
-
-    return loaders_check.install("dbt-duckdb", DBT)
-
-
-def test_a_status_pushed_after_the_lookback_ended_reaches_the_marts_exact(dbt_venv, tmp_path):
+def test_a_status_pushed_after_the_lookback_ended_reaches_the_marts_exact(dbt_venv, tmp_path):  # noqa: F811
     dataset = Dataset(8, 200, days=30, contacts=20)
     with RunningEmulator(dataset) as emulator:
         pulled = loaders_check.tap_output(emulator.api_url, tmp_path).read_text()
