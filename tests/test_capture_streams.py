@@ -7,7 +7,10 @@ import datetime as dt
 import json
 import subprocess
 
+import pytest
+
 from harness.pipeline_stack import select_streams
+from tap_vobiz.capture_streams import changes, unix_time
 from tests.tap_runner import TAP, TapRun, run_tap, tap_log
 from tests.webhook_capture_files import (
     ACCOUNT,
@@ -199,3 +202,34 @@ def test_lines_that_are_not_deliveries_are_counted_and_skipped_never_a_crash(tmp
     assert "4 message_statuses: capture lines skipped (not a delivery)" in summary
     assert "1 malformed fields set aside" in summary
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("1796119200", "2026-12-01T10:00:00Z"),
+        (1796119200, "2026-12-01T10:00:00Z"),
+        ("0", "1970-01-01T00:00:00Z"),
+        ("-5", "-5"),
+        ("1796119200.5", "1796119200.5"),
+        ("١٢", "١٢"),  # digits, but not ASCII ones
+        (None, None),
+    ],
+)
+def test_whatsapp_timestamps_become_rfc3339_and_other_values_stay_as_received(timestamp, expected):
+    assert unix_time(timestamp) == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "values"),
+    [
+        ({"statuses": [1]}, [{"statuses": [1]}]),  # a bare value
+        (envelope("message.status", {"statuses": [2]})["payload"], [{"statuses": [2]}]),
+        ({"entry": [{"changes": [{"field": "calls", "value": {"calls": []}}]}]}, []),
+        ({"entry": [{"changes": [{"value": {"statuses": [3]}}]}]}, [{"statuses": [3]}]),  # no field named
+        ({"entry": "not a list"}, []),
+        ({"entry": [{"changes": [{"field": "messages", "value": "not an object"}]}, None]}, []),
+    ],
+)
+def test_a_payload_is_meta_s_whole_envelope_or_a_bare_value(payload, values):
+    assert list(changes(payload, "messages")) == values
