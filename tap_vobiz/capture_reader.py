@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing as t
+from pathlib import Path
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -192,8 +193,14 @@ class CaptureReader:
 def _file_system(location: str) -> tuple[AbstractFileSystem, str]:
     """The file system and root path of a local directory or an fsspec URL."""
     if "://" not in location:
+        if Path(location).exists() and not Path(location).is_dir():
+            raise CaptureUnreadableError(f"{location} is a file, not the capture's directory")
         return fsspec.filesystem("file"), location
-    fs, root = url_to_fs(location)
+    try:
+        fs, root = url_to_fs(location)
+    except (ImportError, ValueError) as error:
+        # An unknown protocol, or one whose package is not installed ("Install s3fs to access S3").
+        raise CaptureUnreadableError(f"cannot open {location}: {error}") from None
     return fs, root
 
 

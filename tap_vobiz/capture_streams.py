@@ -166,12 +166,13 @@ class CaptureStream(LeanRecordMessages, Stream):
                 "; ".join(problems[:3]),
             )
         location = str(self.config["webhook_capture"])
-        reader = CaptureReader(location, positions, self.logger)
         writers = state.setdefault(WRITERS_KEY, {})
         if not isinstance(writers, dict):
             writers = state[WRITERS_KEY] = {}
         seen: set[str] = set()
+        reader: CaptureReader | None = None
         try:
+            reader = CaptureReader(location, positions, self.logger)
             for batch in reader.batches():
                 for line in batch.lines:
                     delivery = self._delivery(line)
@@ -187,9 +188,9 @@ class CaptureStream(LeanRecordMessages, Stream):
                         yield row
                 writers[batch.writer] = batch.position.to_state()
         except CaptureUnreadableError as error:
-            self.tap.stream_failed(self, CaptureUnreadable(f"the webhook capture {location}: {error}"))
+            self.tap.stream_failed(self, CaptureUnreadable(f"the webhook capture cannot be read: {error}"))
         finally:
-            if reader.torn_lines:
+            if reader is not None and reader.torn_lines:
                 self.report.add(TORN_LINES.format(stream=self.name), reader.torn_lines)
 
     def _delivery(self, line: bytes) -> Delivery | None:

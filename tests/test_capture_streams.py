@@ -11,7 +11,7 @@ import pytest
 
 from harness.pipeline_stack import select_streams
 from tap_vobiz.capture_streams import changes, unix_time
-from tests.tap_runner import TAP, TapRun, run_tap, tap_log
+from tests.tap_runner import TAP, TapRun, emulator_config, run_tap, tap_log
 from tests.webhook_capture_files import (
     ACCOUNT,
     PHONE_NUMBER_ID,
@@ -233,3 +233,28 @@ def test_whatsapp_timestamps_become_rfc3339_and_other_values_stay_as_received(ti
 )
 def test_a_payload_is_meta_s_whole_envelope_or_a_bare_value(payload, values):
     assert list(changes(payload, "messages")) == values
+
+
+@pytest.mark.parametrize("location", ["nosuch://bucket/prefix", "a-file"])
+def test_a_capture_that_cannot_be_read_ends_its_streams_with_one_line_and_the_others_complete(
+    start_emulator, tmp_path, location
+):
+    emulator = start_emulator(3, 30)
+    if location == "a-file":
+        location = str(tmp_path / "capture.jsonl")
+        (tmp_path / "capture.jsonl").write_text("{}\n")
+    config = {**emulator_config(emulator), "webhook_capture": location}
+    catalog = tmp_path / "capture-catalog.json"
+    catalog.write_text(
+        json.dumps(select_streams(_discover(config, tmp_path), ("channels", *CAPTURE_STREAMS)))
+    )
+
+    run = run_tap(config, tmp_path, args=("--catalog", str(catalog)))
+
+    assert run.returncode == 1
+    assert len(run.records["channels"]) == len(emulator.state.dataset.export()["channels"])
+    errors = tap_log(run.stderr, "ERROR")
+    assert len(errors) == len(CAPTURE_STREAMS), run.stderr
+    assert all(location in error and "check webhook_capture" in error for error in errors)
+    assert "Traceback" not in run.stderr
+    assert all(run.last_state["bookmarks"][s].get("writers", {}) == {} for s in CAPTURE_STREAMS)
