@@ -107,17 +107,17 @@ class CaptureReader:
         self.location = location
         self.positions: dict[str, Position] = dict(positions)
         self.torn_lines = 0
-        self._logger = logger
+        self.logger = logger
         self._chunk_bytes = chunk_bytes
-        self._fs, self._root = _file_system(location)
+        self.file_system, self._root = _file_system(location)
 
     def segments(self) -> dict[str, list[int]]:
         """Each writer's segment numbers, ascending; names that do not follow the format are ignored."""
         base = f"{self._root.rstrip('/')}/{SEGMENTS}"
         try:
-            if not self._fs.exists(base):
+            if not self.file_system.exists(base):
                 return {}
-            writers = self._fs.ls(base, detail=True)
+            writers = self.file_system.ls(base, detail=True)
             found: dict[str, list[int]] = {}
             for entry in writers:
                 name = _base_name(entry["name"])
@@ -125,7 +125,7 @@ class CaptureReader:
                     continue
                 numbers = sorted(
                     int(match.group(1))
-                    for path in self._fs.ls(entry["name"], detail=False)
+                    for path in self.file_system.ls(entry["name"], detail=False)
                     if (match := SEGMENT_NAME.fullmatch(_base_name(str(path))))
                 )
                 if numbers:
@@ -148,10 +148,10 @@ class CaptureReader:
     def _read_segment(self, writer: str, seq: int, offset: int, *, finished: bool) -> t.Iterator[Batch]:
         path = f"{self._root.rstrip('/')}/{SEGMENTS}/{writer}/{seq:012d}.jsonl"
         try:
-            with self._fs.open(path, "rb") as segment:
+            with self.file_system.open(path, "rb") as segment:
                 size = segment.seek(0, 2)
                 if offset > size:
-                    self._logger.warning(
+                    self.logger.warning(
                         "The webhook capture's segment %s/%012d is shorter (%d bytes) than the bookmark's "
                         "offset %d: it was replaced; reading it again from its start",
                         writer,
@@ -177,7 +177,7 @@ class CaptureReader:
             raise CaptureUnreadableError(f"cannot read {path}: {_reason(error)}") from None
         if finished and carry:
             self.torn_lines += 1
-            self._logger.warning(
+            self.logger.warning(
                 "Skipping an unfinished line at the end of the webhook capture's segment %s/%012d "
                 "(%d bytes, never completed by its writer, so never acknowledged)",
                 writer,

@@ -130,7 +130,7 @@ class CaptureStream(LeanRecordMessages, Stream):
         objects = {n for n, p in self.schema["properties"].items() if _get(p, "items", "type") == "object"}
         self._checks = checks._replace(string_lists=tuple(set(checks.string_lists) - objects))
         self._bad_lines_logged = 0
-        (self._key,) = self.primary_keys
+        (self.dedupe_key,) = self.primary_keys
 
     @property
     @override
@@ -179,7 +179,7 @@ class CaptureStream(LeanRecordMessages, Stream):
                     if delivery is None or not self.wants(delivery):
                         continue
                     for row in self.rows(delivery):
-                        if (key := row[self._key]) in seen:
+                        if (key := row[self.dedupe_key]) in seen:
                             continue
                         seen.add(key)
                         if set_aside_malformed_fields(row, self._checks):

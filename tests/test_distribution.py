@@ -61,6 +61,7 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
     assert "Development Status :: 4 - Beta" in classifiers
     # What the tap needs to run, and nothing of the pipeline or the tests.
     assert sorted(metadata.get_all("Requires-Dist")) == [
+        "fsspec>=2024.2",
         "requests>=2.32",
         "singer-sdk[msgspec]<0.55,>=0.54.2",
         "typing-extensions>=4.5",
