@@ -117,7 +117,7 @@ class CaptureStream(LeanRecordMessages, Stream):
     """A stream of rows made from the capture's deliveries, read from its own bookmark."""
 
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
-    # The rows are built typed here; values that are not get set aside (`malformed_fields`).
+    # Read by `TapVobiz.sync_all`: no catalog is refused (any replication method reads from the bookmark).
     catalog_problem: str | None = None
 
     def __init__(self, tap: Tap) -> None:
@@ -166,9 +166,8 @@ class CaptureStream(LeanRecordMessages, Stream):
                 "; ".join(problems[:3]),
             )
         location = str(self.config["webhook_capture"])
-        writers = state.setdefault(WRITERS_KEY, {})
-        if not isinstance(writers, dict):
-            writers = state[WRITERS_KEY] = {}
+        # Said once: what was not a position is not kept.
+        writers = state[WRITERS_KEY] = {writer: place.to_state() for writer, place in positions.items()}
         seen: set[str] = set()
         reader: CaptureReader | None = None
         try:
@@ -182,8 +181,8 @@ class CaptureStream(LeanRecordMessages, Stream):
                         if (key := row[self.dedupe_key]) in seen:
                             continue
                         seen.add(key)
-                        if set_aside_malformed_fields(row, self._checks):
-                            self.report.add(run_report.MALFORMED_FIELDS)
+                        if malformed := set_aside_malformed_fields(row, self._checks):
+                            self.report.add(run_report.MALFORMED_FIELDS, len(malformed))
                         self.report.emitted[self._emitted] += 1
                         yield row
                 writers[batch.writer] = batch.position.to_state()

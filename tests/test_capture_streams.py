@@ -258,3 +258,27 @@ def test_a_capture_that_cannot_be_read_ends_its_streams_with_one_line_and_the_ot
     assert all(location in error and "check webhook_capture" in error for error in errors)
     assert "Traceback" not in run.stderr
     assert all(run.last_state["bookmarks"][s].get("writers", {}) == {} for s in CAPTURE_STREAMS)
+
+
+def test_a_bookmark_with_entries_that_are_not_positions_is_read_from_their_start_said_once(tmp_path):
+    capture = tmp_path / "capture"
+    append(capture, "w1", 1, line(envelope("message.status", status_value(status("wamid.A", "sent", T0)))))
+    append(capture, "w2", 1, line(envelope("message.status", status_value(status("wamid.B", "sent", T0)))))
+    w2_end = (capture / "segments/w2/000000000001.jsonl").stat().st_size
+    state = {
+        "bookmarks": {
+            "message_statuses": {"writers": {"w1": {"seq": "one"}, "w2": {"seq": 1, "offset": w2_end}}}
+        }
+    }
+
+    run = _run_capture(tmp_path, capture, state=state, streams=("message_statuses",))
+    again = _run_capture(tmp_path, capture, state=run.last_state, streams=("message_statuses",))
+
+    assert [r["wamid"] for r in run.records["message_statuses"]] == ["wamid.A"]
+    assert len([m for m in tap_log(run.stderr, "WARNING") if "not positions" in m]) == 1
+    assert run.last_state["bookmarks"]["message_statuses"]["writers"]["w1"] == {
+        "seq": 1,
+        "offset": (capture / "segments/w1/000000000001.jsonl").stat().st_size,
+    }
+    assert again.records["message_statuses"] == []
+    assert not [m for m in tap_log(again.stderr, "WARNING") if "not positions" in m]
