@@ -4,6 +4,7 @@ order they came in; a bookmark per writer that reads a growing capture on across
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import subprocess
 
@@ -11,7 +12,7 @@ import pytest
 
 from harness.pipeline_stack import select_streams
 from tap_vobiz.capture_streams import changes, unix_time
-from tests.tap_runner import TAP, TapRun, emulator_config, run_tap, tap_log
+from tests.tap_runner import TAP, TapRun, emulator_config, records_out, run_tap, run_tap_until, tap_log
 from tests.webhook_capture_files import (
     ACCOUNT,
     PHONE_NUMBER_ID,
@@ -282,3 +283,44 @@ def test_a_bookmark_with_entries_that_are_not_positions_is_read_from_their_start
     }
     assert again.records["message_statuses"] == []
     assert not [m for m in tap_log(again.stderr, "WARNING") if "not positions" in m]
+
+
+def test_a_run_killed_part_way_resumes_from_its_last_state_and_misses_nothing(tmp_path):
+    capture = tmp_path / "capture"
+    lines = [
+        line(
+            envelope(
+                "message.status", status_value(status(f"wamid.{n:06d}", "sent", T0 + n)), event_id=f"e{n}"
+            )
+        )
+        for n in range(30_000)
+    ]
+    append(capture, "w1", 1, *lines[:20_000])  # about 11 MB: three batches
+    append(capture, "w1", 2, *lines[20_000:])
+    config = {**CREDENTIALS, "webhook_capture": str(capture)}
+    catalog = tmp_path / "capture-catalog.json"
+    catalog.write_text(json.dumps(select_streams(_discover(config, tmp_path), ("webhook_events",))))
+
+    killed = run_tap_until(
+        config,
+        tmp_path,
+        records_out("webhook_events", 12_000),
+        streams=None,
+        args=("--catalog", str(catalog)),
+    )
+    resumed = run_tap(config, tmp_path, state=killed.last_state, args=("--catalog", str(catalog)))
+
+    assert killed.returncode == -9
+    position = killed.last_state["bookmarks"]["webhook_events"]["writers"]["w1"]
+    segment = lines[:20_000] if position["seq"] == 1 else lines[20_000:]
+    ends = list(itertools.accumulate(len(text) for text in segment))
+    assert position["offset"] in {0, *ends}  # at the end of a line
+    read = ends.index(position["offset"]) + 1 if position["offset"] else 0
+    read += 0 if position["seq"] == 1 else 20_000
+    done = {r["event_id"] for r in killed.records["webhook_events"]}
+    # The bookmark never passes a line whose record was not written before it ...
+    assert done >= {f"e{n}" for n in range(read)}
+    # ... and the resumed run reads on from it: every delivery loaded, those after it at most twice.
+    again = [r["event_id"] for r in resumed.records["webhook_events"]]
+    assert again == [f"e{n}" for n in range(read, 30_000)]
+    assert 0 < read < 30_000
