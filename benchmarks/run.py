@@ -27,8 +27,12 @@ seconds of the resumed run against an uninterrupted one (one run each). The `mod
 is that account loaded by `meltano run tap-vobiz target-postgres` into the embedded PostgreSQL
 and `dbt build` of `transform/`: the first build, the incremental one after six hours of
 activity and a second load, and a full refresh of the same data, each checked against the
-emulator's own figures. The `capture` family is a webhook capture of 1,000,000 deliveries read by
-the tap (`webhook_events`, `message_statuses`, both) and a rerun from its STATE with nothing new.
+emulator's own figures. The `webhooks` family is the webhook receiver (`vobiz-webhooks serve`)
+under signed deliveries: 1,000 a second offered for 10 s (acknowledged rate, p50 and p99 of
+the acknowledgement latency), and as many as it answers from 32 connections
+(`benchmarks/webhook_load.py`); every acknowledged delivery must be in the capture. The
+`capture` family is a webhook capture of 1,000,000 deliveries read by the tap (`webhook_events`,
+`message_statuses`, both) and a rerun from its STATE with nothing new.
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -54,6 +58,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import webhook_load  # noqa: E402 - benchmarks/webhook_load.py, beside this script
+
 from harness import pipeline_stack  # noqa: E402
 from harness.pipeline_stack import ACCOUNT_CHANGES, select_streams  # noqa: E402
 
@@ -67,6 +73,7 @@ FAMILIES = {
     "account": pipeline_stack.TABLES,
     "backfill": pipeline_stack.TABLES,
     "models": pipeline_stack.TABLES,
+    "webhooks": (),
     "capture": ("webhook_events", "message_statuses"),
 }
 
@@ -610,6 +617,8 @@ def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, s
         return backfill_scenarios(repeat, workdir)
     if family == "models":
         return models_scenarios(repeat, workdir)
+    if family == "webhooks":
+        return webhook_load.scenarios(repeat)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:
