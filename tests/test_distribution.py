@@ -59,12 +59,15 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
         f"Programming Language :: Python :: 3.{minor}" for minor in (10, 11, 12, 13)
     ]
     assert "Development Status :: 4 - Beta" in classifiers
-    # What the tap needs to run, and nothing of the pipeline or the tests.
+    # What the tap needs to run, and nothing of the pipeline or the tests; the receiver's server
+    # only with the `webhooks` extra.
     assert sorted(metadata.get_all("Requires-Dist")) == [
         "fsspec>=2024.2",
+        "httptools>=0.6; extra == 'webhooks'",
         "requests>=2.32",
         "singer-sdk[msgspec]<0.55,>=0.54.2",
         "typing-extensions>=4.5",
+        "uvicorn>=0.30; extra == 'webhooks'",
     ]
 
 
