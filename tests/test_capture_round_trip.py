@@ -8,11 +8,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from harness.webhook_receiver import running_receiver
 from tests.test_capture_streams import CAPTURE_STREAMS, _run_capture
 from tests.test_webhook_emulator import AUTH, SECRET, captured, deliver_activity
+from tests.test_webhook_receiver import SECRET as RECEIVER_SECRET
+from tests.test_webhook_receiver import envelope as receiver_envelope
+from tests.test_webhook_receiver import post
 from vobiz_emulator.server import RunningEmulator
 
 ORDER = ("sent", "delivered", "read", "failed")
@@ -86,3 +90,43 @@ def test_what_the_receiver_captured_is_each_event_and_status_once_in_the_taps_ou
 
 def _rfc3339(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_capture_in_an_object_store_is_read_on_from_the_bookmark_across_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two receivers writing to a local S3 server (moto's): the tap reads `s3://` as it reads a directory."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": endpoint,
+        }.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="captures")
+        location = "s3://captures/vobiz"
+        with (
+            running_receiver(location, secret=RECEIVER_SECRET) as first,
+            running_receiver(location, secret=RECEIVER_SECRET) as second,
+        ):
+            for number in range(6):
+                assert post((first, second)[number % 2].url, receiver_envelope(f"e{number}")) == 200
+            before = _run_capture(tmp_path, location, streams=("webhook_events",))
+            for number in range(6, 10):
+                assert post((first, second)[number % 2].url, receiver_envelope(f"e{number}")) == 200
+            after = _run_capture(tmp_path, location, state=before.last_state, streams=("webhook_events",))
+    finally:
+        server.stop()
+
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert sorted(r["event_id"] for r in before.records["webhook_events"]) == [f"e{n}" for n in range(6)]
+    assert sorted(r["event_id"] for r in after.records["webhook_events"]) == [f"e{n}" for n in range(6, 10)]
+    assert len(after.last_state["bookmarks"]["webhook_events"]["writers"]) == 2
