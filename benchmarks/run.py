@@ -481,7 +481,7 @@ CAPTURE_BODY = (
 
 
 def write_capture(root: Path, deliveries: int) -> int:
-    """A capture of `deliveries` lines (the format of docs/streams.md); returns how many distinct statuses
+    """A capture of `deliveries` lines (the format of docs/webhooks.md); returns how many distinct statuses
     (message, status) it holds."""
     statuses = ("sent", "delivered", "read")
     writers = [f"bench-{n}-0000abcd" for n in (1, 2)]

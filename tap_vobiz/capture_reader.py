@@ -1,6 +1,6 @@
 """Reading the webhook capture the `vobiz-webhooks` receiver writes: its segments, from a bookmark.
 
-The capture (docs/streams.md, "The capture format") is a directory, or an fsspec URL
+The capture (docs/webhooks.md, "The capture") is a directory, or an fsspec URL
 (`s3://bucket/prefix`), holding `segments/<writer_id>/<seq>.jsonl`: each receiver process (a
 writer) appends one JSON line per verified delivery to its current segment and moves to `seq + 1`
 at a size limit (on an object store each flush is a new object); a segment is never appended to

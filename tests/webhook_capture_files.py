@@ -1,4 +1,4 @@
-"""Webhook captures written by hand, as the receiver writes them (docs/streams.md, "The capture format").
+"""Webhook captures written by hand, as the receiver writes them (docs/webhooks.md, "The capture").
 
 Deliveries follow Vobiz's documented envelope (`event_id`, `event_type`, `account_id`,
 `occurred_at`, `payload`) around Meta's webhook objects; every line is what a verified
