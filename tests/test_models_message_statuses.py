@@ -202,3 +202,60 @@ def test_a_status_pushed_after_the_lookback_ended_reaches_the_marts_exact(dbt_ve
             assert daily[key][f"p50_seconds_to_{step}"] == _percentile(values, 0.5)
             assert daily[key][f"p90_seconds_to_{step}"] == _percentile(values, 0.9)
         assert daily[key]["messages"] == len(ids)
+
+
+def test_a_status_that_arrives_before_its_message_is_kept_and_joins_it_once_loaded(dbt_venv, tmp_path):  # noqa: F811
+    dataset = Dataset(8, 200, days=30, contacts=20, seed=11)
+    with RunningEmulator(dataset) as emulator:
+        pulled = loaders_check.tap_output(emulator.api_url, tmp_path).read_text()
+    messages = [m for items in dataset.export()["messages"].values() for m in items]
+    newest = max(_time(m["created_at"]) for m in messages)
+    # An old message (before the incremental marts' window), as a pull that missed it would leave it.
+    early = next(
+        m
+        for m in sorted(messages, key=lambda m: m["created_at"])
+        if m["direction"] == "outbound"
+        and m["status"] in {"sent", "delivered"}
+        and m.get("meta_message_id")
+        and _time(m["created_at"]) < newest - dt.timedelta(days=5)
+    )
+    read_at = _unix(_time(early["created_at"])) + 120
+    capture = tmp_path / "capture"
+    append(
+        capture,
+        "w1",
+        1,
+        line(envelope("message.status", status_value(status(early["meta_message_id"], "read", read_at)))),
+    )
+    pushed = _capture_run(tmp_path, capture)
+    without_it = "".join(
+        text + "\n" for text in pulled.splitlines() if not (early["id"] in text and '"type":"RECORD"' in text)
+    )
+    assert len(without_it) < len(pulled)
+    warehouse = tmp_path / "warehouse.duckdb"
+    _load(without_it + "".join(json.dumps(m) + "\n" for m in pushed.messages), warehouse)
+    build = ("build", "--vars", WITH_STATUSES)
+
+    first = _dbt(dbt_venv, "duckdb", *build, env={"DBT_DUCKDB_PATH": str(warehouse)})
+
+    assert "ERROR=0" in first, first[-3000:]
+    marts = _marts(dbt_venv, warehouse)
+    waiting = [
+        r for r in marts["int_vobiz__message_status_history"] if r["wamid"] == early["meta_message_id"]
+    ]
+    assert [(r["message_id"], r["status"]) for r in waiting] == [(None, "read")]
+    assert early["id"] not in {r["message_id"] for r in marts["vobiz__messages"]}
+
+    _load(pulled, warehouse)  # the next pull brings the message
+    second = _dbt(dbt_venv, "duckdb", *build, env={"DBT_DUCKDB_PATH": str(warehouse)})
+
+    assert "ERROR=0" in second, second[-3000:]
+    marts = _marts(dbt_venv, warehouse)
+    rows = {r["message_id"]: r for r in marts["vobiz__messages"]}
+    assert (rows[early["id"]]["status"], rows[early["id"]]["status_at"]) == (
+        "read",
+        dt.datetime.fromtimestamp(read_at, dt.timezone.utc),
+    )
+    assert len(rows) == len(messages)
+    timing = {r["message_id"]: r for r in marts["vobiz__message_status_timing"]}
+    assert timing[early["id"]]["seconds_to_read"] == 120

@@ -1,7 +1,9 @@
+{{ config(enabled=var('vobiz_using_message_statuses', false)) }}
+
 {#- Each pulled message's current status: the latest pushed status by WhatsApp's time (never by the
     order deliveries arrived in; on a tie of times the one further along), unless the pulled status
-    is further along sent -> delivered -> read (the capture missed a push, or began later). Without
-    pushed statuses it is the pulled one. -#}
+    is further along sent -> delivered -> read (the capture missed a push, or began later). A message
+    WhatsApp pushed no status for keeps the pulled one. -#}
 with history as (
     select * from {{ ref('int_vobiz__message_status_history') }}
     where message_id is not null

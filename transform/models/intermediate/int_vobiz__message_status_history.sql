@@ -1,6 +1,9 @@
+{{ config(enabled=var('vobiz_using_message_statuses', false)) }}
+
 {#- Every status known of every message, one row each, from both sources: the status the API gave
-    when the message was last pulled (`status_source` 'api', no time: the API keeps none), and with
-    `vobiz_using_message_statuses` each status WhatsApp pushed ('webhook'), at WhatsApp's own time.
+    when the message was last pulled (`status_source` 'api', no time: the API keeps none), and each
+    status WhatsApp pushed ('webhook', read from the capture: `vobiz_using_message_statuses`), at
+    WhatsApp's own time.
     A pushed status whose message is not pulled yet (it can arrive first) is kept with a null
     `message_id`; a later build, once the message is loaded, joins it on `meta_message_id` = `wamid`. -#}
 with messages as (
@@ -16,7 +19,6 @@ statuses as (
         cast(null as {{ dbt.type_timestamp() }}) as status_at,
         'api' as status_source
     from messages
-    {%- if var('vobiz_using_message_statuses', false) %}
 
     union all
 
@@ -28,7 +30,6 @@ statuses as (
         'webhook' as status_source
     from {{ ref('stg_vobiz__message_statuses') }} as pushed
     left join messages on messages.meta_message_id = pushed.wamid
-    {%- endif %}
 )
 
 select
