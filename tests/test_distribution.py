@@ -63,6 +63,7 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
     # What the tap needs to run, and nothing of the pipeline or the tests; the receiver's server
     # only with the `webhooks` extra.
     assert sorted(metadata.get_all("Requires-Dist")) == [
+        "fsspec>=2024.2",
         "httptools>=0.6; extra == 'webhooks'",
         "requests>=2.32",
         "singer-sdk[msgspec]<0.55,>=0.54.2",
