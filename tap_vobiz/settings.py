@@ -9,6 +9,7 @@ filled in (the SDK's validator does that), so no module keeps a default of its o
 from __future__ import annotations
 
 import decimal
+import difflib
 import ipaddress
 import json
 import math
@@ -281,6 +282,24 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)
     return errors
+
+
+def unknown_settings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:
+    """A warning for each config key tap-vobiz has no setting of, naming the closest one it has.
+
+    The schema allows other keys (the SDK's default), so `start_data` would otherwise be ignored
+    without a word and the run read the whole history. `known` holds the SDK's built-in
+    settings too (`stream_maps`, `flattening_enabled`, ...); keys that begin with `_` are a
+    tool's own (Meltano's extras such as `_select`) or a comment, and are left alone.
+    """
+    warnings = []
+    for name in sorted(set(config) - set(known)):
+        if name.startswith("_"):
+            continue
+        closest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {closest[0]}?" if closest else "tap-vobiz --about lists the settings"
+        warnings.append(f"Ignoring the setting {name}: tap-vobiz has no setting of that name; {hint}")
+    return warnings
 
 
 def _header_error(name: str, value: object, *, secret: bool) -> str | None:

@@ -32,6 +32,7 @@ from tap_vobiz.settings import (
     config_errors,
     environment_config,
     range_errors_of_the_schema,
+    unknown_settings,
     without_secret,
 )
 
@@ -146,6 +147,8 @@ class TapVobiz(Tap):
             if not range_errors_of_the_schema(error)
         ]
         errors += config_errors(self.config)
+        for warning in unknown_settings(self.config, self.config_jsonschema["properties"]):
+            self.logger.warning("%s", warning)
         if errors and raise_errors:
             raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
         return errors

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tap_runner import TAP, emulator_config, run_tap
+from tests.tap_runner import TAP, emulator_config, run_tap, tap_log
 
 SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -43,6 +43,44 @@ def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_pa
     assert "Traceback" not in run.stderr
     assert run.messages == []
     assert emulator.state.stats["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("misspelt", "meant", "exit_code"),
+    [("start_data", "start_date", 0), ("lookback_hour", "lookback_hours", 0), ("auth_tokn", "auth_token", 1)],
+)
+def test_a_misspelt_setting_is_one_warning_naming_the_setting_meant(
+    start_emulator, tmp_path, misspelt, meant, exit_code
+):
+    emulator = start_emulator(3, 30)
+    config = emulator_config(emulator)
+    config[misspelt] = (
+        config.pop(meant, None) or {"start_data": "2026-01-01T00:00:00Z", "lookback_hour": 5}[misspelt]
+    )
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == exit_code, run.stderr[-2000:]
+    assert tap_log(run.stderr, "WARNING") == [
+        f"Ignoring the setting {misspelt}: tap-vobiz has no setting of that name; did you mean {meant}?"
+    ], run.stderr[-2000:]
+
+
+def test_the_sdks_own_settings_and_meltanos_extras_are_not_warned_about(start_emulator, tmp_path):
+    emulator = start_emulator(3, 30)
+    config = emulator_config(
+        emulator,
+        stream_maps={"channels": {"display_name": "__NULL__"}},
+        flattening_enabled=False,
+        faker_config={"locale": "en_US"},
+        _select=["messages.*"],
+        _comment="anything a tool keeps beside the settings",
+    )
+
+    run = run_tap(config, tmp_path, streams=None)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert tap_log(run.stderr, "WARNING") == [], run.stderr[-2000:]
 
 
 def test_fractional_numbers_in_a_config_file_are_accepted(start_emulator, tmp_path):
