@@ -32,6 +32,7 @@ from tap_vobiz.settings import (
     config_errors,
     environment_config,
     range_errors_of_the_schema,
+    start_date_reading,
     unknown_settings,
     without_secret,
 )
@@ -149,6 +150,8 @@ class TapVobiz(Tap):
         errors += config_errors(self.config)
         for warning in unknown_settings(self.config, self.config_jsonschema["properties"]):
             self.logger.warning("%s", warning)
+        if not errors and (reading := start_date_reading(self.config.get("start_date"))):
+            self.logger.info("%s", reading)
         if errors and raise_errors:
             raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
         return errors

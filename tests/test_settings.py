@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.tap_runner import TAP, emulator_config, run_tap, tap_log
+from vobiz_emulator.account_data import rfc3339
 
 SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -83,6 +86,31 @@ def test_the_sdks_own_settings_and_meltanos_extras_are_not_warned_about(start_em
     assert tap_log(run.stderr, "WARNING") == [], run.stderr[-2000:]
 
 
+@pytest.mark.parametrize("written", ["a date alone", "a time without an offset"])
+def test_a_start_date_without_an_offset_is_read_as_utc_and_said_in_one_line(
+    start_emulator, tmp_path, written
+):
+    emulator = start_emulator(20, 600)
+    dataset = emulator.state.dataset
+    moment = (dataset.now - dt.timedelta(days=10)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    if written == "a date alone":
+        moment = moment.replace(hour=0, minute=0, second=0)
+        start_date, reading = moment.date().isoformat(), "midnight UTC"
+    else:
+        start_date, reading = moment.replace(tzinfo=None).isoformat(), "UTC"
+
+    run = run_tap(emulator_config(emulator, start_date=start_date), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [line for line in tap_log(run.stderr, "INFO") if line.startswith("start_date")] == [
+        f"start_date {start_date} is {written.replace('an offset', 'a UTC offset')}: read as "
+        f"{rfc3339(moment)} ({reading})"
+    ]
+    assert sorted(run.ids("messages")) == sorted(
+        m["id"] for c in dataset.conversations for m in c.messages if m["created_at"] >= rfc3339(moment)
+    )
+
+
 def test_fractional_numbers_in_a_config_file_are_accepted(start_emulator, tmp_path):
     # The SDK reads 1.5 in a JSON config as a Decimal; it is a number like any other.
     emulator = start_emulator(5, 100)
@@ -150,6 +178,18 @@ def test_every_kind_of_setting_works_from_the_environment(start_emulator, tmp_pa
     assert len(channels) == 3 and all("display_name" not in c for c in channels)
     assert not [m for m in messages if m["type"] == "ACTIVATE_VERSION"]
     assert "Progress:" not in completed.stderr
+
+
+def test_an_empty_variable_reads_as_unset(start_emulator, tmp_path):
+    emulator = start_emulator(10, 200)
+
+    completed = _run_with_env_config(
+        emulator, tmp_path, {"TAP_VOBIZ_START_DATE": "", "TAP_VOBIZ_PAGE_SIZE": ""}
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    messages = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert sum(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages) == 200
 
 
 @pytest.mark.parametrize(
