@@ -304,12 +304,18 @@ def test_a_bookmark_later_than_the_apis_clock_reads_from_the_clock_minus_lookbac
 # 5. State files as Meltano prints them
 
 
-def test_a_state_as_meltano_state_get_prints_it_is_read(start_emulator, tmp_path):
+@pytest.mark.parametrize("wrapped_as", ["meltano state get", "the tap's STATE line"])
+def test_a_state_as_meltano_state_get_or_the_tap_prints_it_is_read(start_emulator, tmp_path, wrapped_as):
     emulator = start_emulator(10, 300)
     first = run_tap(emulator_config(emulator), tmp_path)
     emulator.state.stats.clear()
+    state = (
+        {"singer_state": first.last_state}
+        if wrapped_as == "meltano state get"
+        else [m for m in first.messages if m["type"] == "STATE"][-1]
+    )
 
-    rerun = run_tap(emulator_config(emulator), tmp_path, state={"singer_state": first.last_state})
+    rerun = run_tap(emulator_config(emulator), tmp_path, state=state)
 
     assert rerun.returncode == 0
     # Before: read as no bookmarks, a full read without a word.
