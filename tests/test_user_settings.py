@@ -441,3 +441,22 @@ def test_a_run_logs_the_taps_own_lines_not_a_metric_per_request(start_emulator, 
     assert "METRIC" not in quiet.stderr
     assert loud.stderr.count("METRIC") > emulator.state.stats["requests"] / 2
     assert "Sync completed" in quiet.stderr
+
+
+def test_each_incremental_stream_says_where_it_reads_from_once_and_nothing_contradicts_it(
+    start_emulator, tmp_path
+):
+    # The SDK's own line named start_date as the bookmark ("with bookmark value: 2026-...") beside the
+    # tap's "(bookmark none, ...)", and for contacts, which start_date does not limit, beside "Reading all".
+    emulator = start_emulator(20, 600, account={"contacts": 30, "campaigns": 3, "recipients": 30})
+    start = rfc3339(emulator.state.dataset.now - dt.timedelta(days=3))
+
+    run = run_tap(emulator_config(emulator, start_date=start), tmp_path, streams=("contacts", "messages"))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "bookmark value" not in run.stderr
+    reading = [line for line in tap_log(run.stderr, "INFO") if line.startswith("Reading")]
+    assert reading == [
+        "Reading all contacts: no bookmark and start_date does not limit contacts",
+        f"Reading messages from {start} (bookmark none, lookback_hours 72, start_date {start})",
+    ]
