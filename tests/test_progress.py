@@ -1,4 +1,4 @@
-"""Progress: a long sync says how far it is, periodically, in its log."""
+"""Progress: a long sync says how far it is, periodically, in its log, and sums up at its end."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 import re
 
 from tap_vobiz.run_report import REQUESTS, RunReport, emitted
-from tests.expected_output import assert_exact_sync
-from tests.tap_runner import emulator_config, run_tap
+from tests.expected_output import assert_exact_sync, expected_message
+from tests.tap_runner import emulator_config, run_tap, tap_log
 from vobiz_emulator.server import Faults
 
 PROGRESS = re.compile(
@@ -89,4 +89,33 @@ def test_progress_line_is_throttled_and_estimates_the_time_left(caplog):
     assert caplog.messages == [
         "Progress: 100 of 400 conversations' messages read (25%), about 2m00s left; 0 conversations, "
         "5,000 messages emitted; 120 requests; 0 retries; 125 records/s; 40s elapsed"
+    ]
+
+
+def test_the_end_of_a_run_is_a_short_block_saying_what_was_set_aside_and_why_it_is_harmless(
+    start_emulator, tmp_path
+):
+    # Before: one line of ~500 characters, every counter in it even at 0, where "51 contents that
+    # are not a JSON object" read like an error.
+    emulator = start_emulator(20, 600)
+    dataset = emulator.state.dataset
+    unparseable = sum(
+        expected_message(m, c.id)["content_json"] is None for c in dataset.conversations for m in c.messages
+    )
+    assert unparseable > 0
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    log = tap_log(run.stderr, "INFO")
+    end = log[next(i for i, line in enumerate(log) if line.startswith("Sync completed")) :]
+    assert re.fullmatch(
+        rf"Sync completed: 620 records emitted from {emulator.state.stats['requests']} requests "
+        r"\(0 retries\) in \d+\.\ds",
+        end[0],
+    ), end
+    assert end[1:] == [
+        "Records: 20 conversations, 600 messages",
+        f"{unparseable} contents that are not a JSON object: messages kept with content as received and "
+        "content_json null; nothing lost",
     ]
