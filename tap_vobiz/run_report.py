@@ -48,6 +48,11 @@ OUTCOMES = {
 SKIPPED_OUTCOME = "deleted while the run read them, so nothing was left to read; harmless"
 
 
+# The first progress line comes this soon, then one per `progress_interval`: whoever started a long
+# run sees within seconds that it works and how long it will take, without waiting out an interval.
+FIRST_PROGRESS_SECONDS = 5.0
+
+
 class RunReport:
     """Counters shared by the tap's streams."""
 
@@ -67,7 +72,7 @@ class RunReport:
         self.started = clock()
         self._lock = threading.Lock()
         self.progress_interval = progress_interval
-        self._next_progress = self.started + progress_interval
+        self._next_progress = self.started + min(progress_interval, FIRST_PROGRESS_SECONDS)
         self._last_progress = (self.started, 0)
         self._stage: tuple[str, float] | None = None
 

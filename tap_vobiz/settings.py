@@ -150,7 +150,8 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         default=DEFAULT_PROGRESS_INTERVAL,
         title="Progress Interval Seconds",
         description="How often a long sync logs its progress (conversations read of those "
-        "to read, messages, requests, retries, records per second). 0 turns it off.",
+        "to read, messages, requests, retries, records per second); the first line comes after 5 "
+        "seconds when this is longer. 0 turns it off.",
     ),
     th.Property(
         "state_interval_seconds",

@@ -67,28 +67,37 @@ def test_progress_interval_zero_logs_no_progress(start_emulator, tmp_path):
     assert "Progress:" not in run.stderr
 
 
-def test_progress_line_is_throttled_and_estimates_the_time_left(caplog):
+def test_the_first_progress_line_comes_within_seconds_then_one_per_interval(caplog):
+    # Before: the first line came only after a whole interval (30 s by default) of silence.
     now = [100.0]
     report = RunReport(progress_interval=30, clock=lambda: now[0])
     report.streams = ["conversations", "messages"]
     logger = logging.getLogger("test-progress")
     caplog.set_level(logging.INFO)
+    stage = "conversations' messages read"
 
-    report.progress(logger, "conversations' messages read", 0, 400)  # the stage starts at 100 s
+    report.progress(logger, stage, 0, 400)  # the stage starts at 100 s
+    now[0] = 104.0
+    report.add(emitted("messages"), 1_000)
+    report.add(REQUESTS, 24)
+    report.progress(logger, stage, 10, 400)
+    assert caplog.messages == []  # under 5 s since the run started
+    now[0] = 106.0
+    report.progress(logger, stage, 20, 400)
     now[0] = 120.0
-    report.add(emitted("messages"), 5_000)
-    report.add(REQUESTS, 120)
-    report.progress(logger, "conversations' messages read", 100, 400)
-    assert caplog.messages == []  # under 30 s since the run started
-
+    report.add(emitted("messages"), 4_000)
+    report.add(REQUESTS, 96)
+    report.progress(logger, stage, 70, 400)  # under 30 s since the first line
     now[0] = 140.0
-    report.progress(logger, "conversations' messages read", 100, 400)
+    report.progress(logger, stage, 100, 400)
     now[0] = 150.0
-    report.progress(logger, "conversations' messages read", 150, 400)  # under 30 s since the last line
+    report.progress(logger, stage, 150, 400)  # under 30 s since the last line
 
     assert caplog.messages == [
+        "Progress: 20 of 400 conversations' messages read (5%), about 1m54s left; 0 conversations, "
+        "1,000 messages emitted; 24 requests; 0 retries; 167 records/s; 6s elapsed",
         "Progress: 100 of 400 conversations' messages read (25%), about 2m00s left; 0 conversations, "
-        "5,000 messages emitted; 120 requests; 0 retries; 125 records/s; 40s elapsed"
+        "5,000 messages emitted; 120 requests; 0 retries; 118 records/s; 40s elapsed",
     ]
 
 
