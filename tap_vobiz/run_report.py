@@ -138,10 +138,24 @@ class RunReport:
             _duration(now - self.started),
         )
 
-    def log(self, logger: logging.Logger, *, completed: bool, failed: t.Sequence[str] = ()) -> None:
-        """The run's last lines; `failed`: the streams a failing endpoint ended (the others completed)."""
+    def log(
+        self,
+        logger: logging.Logger,
+        *,
+        completed: bool,
+        failed: t.Sequence[str] = (),
+        interrupted_by: str | None = None,
+    ) -> None:
+        """The run's last lines; `failed`: the streams a failing endpoint ended (the others completed);
+        `interrupted_by`: the signal that stopped it (SIGINT, SIGTERM), after its final STATE."""
         first, *rest = self.summary()
-        if failed:
+        if interrupted_by:
+            logger.warning(
+                "Sync interrupted by %s: %s. A rerun from the last STATE it wrote resumes where it stopped",
+                interrupted_by,
+                first,
+            )
+        elif failed:
             logger.warning(
                 "Sync FAILED: %d of %d streams failed (%s), the others completed; %s",
                 len(failed),

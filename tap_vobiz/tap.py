@@ -26,6 +26,7 @@ from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamErro
 from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
+from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
@@ -279,8 +280,11 @@ class TapVobiz(Tap):
         except TerminatedBySignal as stop:
             # Here, not in the signal handler: the handler may have interrupted the writer
             # in the middle of a RECORD (its buffer in use); now the writer is free.
+            for stream in self.streams.values():
+                if isinstance(stream, ResumableFanOut):
+                    stream.keep_position()
             self._state_writer.write_state(self.state)
-            self.report.log(self.logger, completed=False)
+            self.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
             raise SystemExit(128 + stop.signum) from None
         except VobizError as error:
             self.logger.error("%s", error)
@@ -320,7 +324,9 @@ class TapVobiz(Tap):
             signal.signal(number, signal.SIG_IGN)
         if getattr(self, "_syncing", False):
             raise TerminatedBySignal(signum)
-        self.report.log(self.logger, completed=False)
+        self.logger.warning(
+            "Interrupted by %s before the sync began: nothing was read", signal.Signals(signum).name
+        )
         sys.exit(128 + signum)
 
 
