@@ -678,3 +678,43 @@ def test_the_embedded_default_by_hand_as_docs_meltano_md_says(meltano_plugins, t
             rest = servers.communicate(timeout=60)[0]
     assert servers.returncode == 0
     assert rest.strip().endswith("stopped the emulator and PostgreSQL")
+
+
+def _ctrl_c_once_printed(command: list[str], printed: str, *, env: dict[str, str] | None = None):
+    """Run `command` in a process group of its own, and once it printed `printed`, send SIGINT to the
+    whole group, as a terminal's Ctrl-C does; its output (stdout and stderr) and exit code."""
+    process = subprocess.Popen(
+        command,
+        cwd=stack.ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        # SIGINT at its default even where the test runs with it ignored (a background job).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if printed in line:
+            os.killpg(process.pid, signal.SIGINT)
+            break
+    lines += process.communicate(timeout=300)[0].splitlines()
+    return process.returncode, lines
+
+
+def test_make_demo_interrupted_is_one_line_and_stops_its_servers(meltano_plugins):
+    # Before: a 25-line KeyboardInterrupt traceback from inside subprocess.run.
+    from scripts.pipeline_demo import INTERRUPTED
+
+    with meltano_lock():
+        returncode, lines = _ctrl_c_once_printed(["make", "demo"], "embedded PostgreSQL")
+
+    assert returncode == -signal.SIGINT, lines  # make, after its recipe exited 130, ends by the signal
+    assert not any("Traceback" in line or "KeyboardInterrupt" in line for line in lines), lines
+    assert lines[-2] == INTERRUPTED, lines
+    assert lines[-1].startswith("make: *** [Makefile:"), lines
+    socket_dir = stack.ROOT / ".meltano" / "demo" / "postgres"
+    assert not list(socket_dir.glob("**/postmaster.pid")), "PostgreSQL was left running"
