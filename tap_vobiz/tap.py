@@ -285,6 +285,7 @@ class TapVobiz(Tap):
                     stream.keep_position()
             self._state_writer.write_state(self.state)
             self.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
+            _ignore_stop_signals()
             raise SystemExit(128 + stop.signum) from None
         except VobizError as error:
             self.logger.error("%s", error)
@@ -317,17 +318,32 @@ class TapVobiz(Tap):
         if getattr(self, "_stopping", False):
             return
         self._stopping = True
-        # Ignored from now on, at the OS level too: while the interpreter shuts down it restores
-        # the default action for signals a Python function handled, and a second SIGTERM then
-        # killed the tap (exit -15) after it had written its final STATE.
+        # A handler that does nothing until the final STATE is out, SIG_IGN only then
+        # (`_ignore_stop_signals`): Ctrl-C on `meltano run` sends SIGINT to the whole group and
+        # Meltano its SIGTERM a few milliseconds later, often before Python has run this handler; a
+        # signal already caught whose handler became SIG_IGN meanwhile is an OSError ("Signal 15
+        # ignored due to race condition") raised wherever the tap is, with a traceback.
         for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, signal.SIG_IGN)
+            signal.signal(number, _already_stopping)
         if getattr(self, "_syncing", False):
             raise TerminatedBySignal(signum)
         self.logger.warning(
             "Interrupted by %s before the sync began: nothing was read", signal.Signals(signum).name
         )
+        _ignore_stop_signals()
         sys.exit(128 + signum)
+
+
+def _already_stopping(signum: int, frame: FrameType | None) -> None:
+    """A second SIGTERM/SIGINT while the run ends: ignored, it would interrupt the final STATE."""
+
+
+def _ignore_stop_signals() -> None:
+    """SIGTERM/SIGINT ignored at the OS level, once the final STATE is written: while the interpreter
+    shuts down it restores the default action of signals a Python function handled, and a second
+    SIGTERM then killed the tap (exit -15)."""
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
 
 
 class TerminatedBySignal(BaseException):

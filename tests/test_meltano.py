@@ -502,7 +502,23 @@ def _bytes_written(pid: int) -> int:
     return int(io.split("wchar:", 1)[1].split()[0])
 
 
-@pytest.mark.parametrize("stop", ["tap-killed", "pipeline-terminated"])
+def _stop_the_tap_as_docs_stopping_md_says(run: subprocess.Popen, tap: int) -> None:
+    """docs/stopping.md, "The safe way": its command as typed, from the project's directory."""
+    [typed] = bash_block("docs/stopping.md", "The safe way")
+    subprocess.run(["bash", "-c", typed], cwd=stack.ROOT, check=True)
+
+
+# How a run is stopped: kill -9 of the tap; SIGTERM to the tap alone (docs/stopping.md: the safe way);
+# SIGTERM to the whole pipeline (what a scheduler sends); Ctrl-C in its terminal (SIGINT to the group).
+STOPS = {
+    "tap-killed": lambda run, tap: os.kill(tap, signal.SIGKILL),
+    "tap-terminated": _stop_the_tap_as_docs_stopping_md_says,
+    "pipeline-terminated": lambda run, tap: os.killpg(run.pid, signal.SIGTERM),
+    "ctrl-c": lambda run, tap: os.killpg(run.pid, signal.SIGINT),
+}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
 def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     meltano_plugins, start_emulator, warehouse, tmp_path, stop
 ):
@@ -535,7 +551,14 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     log = tmp_path / "first.log"
     with meltano_lock(), log.open("w") as out:
         run = subprocess.Popen(
-            command, cwd=stack.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=stack.ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # SIGINT at its default even where the tests run with it ignored (a background job).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         stopped, tap = False, None
         while run.poll() is None:
@@ -544,18 +567,19 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
             # sync's output (its log on stderr adds kilobytes to megabytes). Not at 90 % of its
             # requests: those run ahead of its output by up to its look-ahead (16 lists a worker).
             if not stopped and tap is not None and _bytes_written(tap) >= kill_at:
-                # kill -9 of the tap, or SIGTERM to the whole pipeline (what a scheduler sends).
-                if stop == "tap-killed":
-                    os.kill(tap, signal.SIGKILL)
-                else:
-                    os.killpg(run.pid, signal.SIGTERM)
+                STOPS[stop](run, tap)
                 stopped = True
             time.sleep(0.01)
     assert stopped and run.returncode != 0, log.read_text()[-3000:]
+    tap_lines = [line for line in log.read_text().splitlines() if "] tap-vobiz" in line]
+    assert not any("Traceback" in line for line in tap_lines), "\n".join(tap_lines[-40:])
+    if stop != "tap-killed":
+        name = "SIGINT" if stop == "ctrl-c" else "SIGTERM"
+        assert any(f"Sync interrupted by {name}: " in line for line in tap_lines), "\n".join(tap_lines[-40:])
     stored = _stored_state(env)
-    if stop == "pipeline-terminated":
-        # Meltano itself stopped stores nothing of the run (it terminates the block without
-        # saving): the next run starts from the state before it, here none (README).
+    if stop in {"pipeline-terminated", "ctrl-c"}:
+        # Meltano itself signalled stops reading the target's output and terminates the block
+        # without saving: the next run starts from the state before it, here none (docs/stopping.md).
         assert stored == {}
     else:
         # The tap died and the target drained: Meltano kept the STATE messages the target
@@ -568,7 +592,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
 
     second = emulator.state.stats["requests:messages"]
     print(f"{stop}: the second meltano run made {second} of the {full_requests} message requests")
-    if stop == "tap-killed":
+    if stop in {"tap-killed", "tap-terminated"}:
         assert "Resuming the messages of an interrupted run" in (tmp_path / "second.log").read_text()
         assert second <= 0.15 * full_requests
     assert_warehouse_equals(warehouse, dataset)

@@ -265,6 +265,33 @@ def test_ctrl_c_says_the_run_was_interrupted_and_its_last_state_resumes_from_the
     assert emulator.state.stats["requests:messages"] <= 0.75 * full_requests, full_requests
 
 
+def test_ctrl_c_on_meltano_run_sigint_then_sigterm_at_once_ends_the_tap_once_without_a_traceback(
+    start_emulator, tmp_path
+):
+    # Ctrl-C on `meltano run` sends SIGINT to the whole group, and Meltano its SIGTERM a few
+    # milliseconds later. Before: "OSError: Signal 15 ignored due to race condition" and its traceback
+    # (the SIGTERM caught before the handler of the SIGINT had set SIG_IGN), 4 runs in 4.
+    emulator = start_emulator(300, 8000, days=30)
+    emulator.state.faults = Faults(latency_ms=20)
+
+    def ctrl_c_on_meltano_run(process) -> None:
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
+
+    run = run_tap_until(
+        emulator_config(emulator, state_interval_seconds=0),
+        tmp_path,
+        records_out("messages", 2000),
+        on_stop=ctrl_c_on_meltano_run,
+    )
+
+    assert run.returncode == 128 + signal.SIGINT, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "race condition" not in run.stderr, run.stderr[-2000:]
+    assert [line for line in tap_log(run.stderr) if line.startswith("Sync interrupted")] != []
+    assert run.messages[-1]["type"] == "STATE"
+    assert _live(run.last_state["bookmarks"]["messages"])
+
+
 def _first_page_only(page_of):
     """A page-numbered list whose pages after the first come back empty (`total` says more)."""
 
