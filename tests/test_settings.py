@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tap_runner import TAP, emulator_config, run_tap, tap_log
+from tests.tap_runner import TAP, emulator_config, run_tap, tap_command, tap_log
 from vobiz_emulator.account_data import rfc3339
 
 SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
@@ -109,6 +109,86 @@ def test_a_start_date_without_an_offset_is_read_as_utc_and_said_in_one_line(
     assert sorted(run.ids("messages")) == sorted(
         m["id"] for c in dataset.conversations for m in c.messages if m["created_at"] >= rfc3339(moment)
     )
+
+
+@pytest.mark.parametrize(
+    ("mistake", "exit_code", "lines", "requests"),
+    [
+        (
+            {},
+            0,
+            [("INFO", "The config works: Vobiz at {api_url} accepted the credentials (3 channels listed)")],
+            1,
+        ),
+        (
+            {"auth_token": "not-the-token"},
+            1,
+            [
+                (
+                    "ERROR",
+                    "Vobiz refused the credentials (401 Unauthorized for GET "
+                    "/api/v1/messaging/channels/whatsapp?page=1&limit=100: missing or invalid credentials): "
+                    "check auth_id and auth_token (or bearer_token)",
+                )
+            ],
+            1,
+        ),
+        (
+            {"auth_token": None, "page_size": 0},
+            1,
+            [
+                ("ERROR", "set auth_id and auth_token, or bearer_token"),
+                ("ERROR", "page_size must be an integer from 1 to 100 (got 0)"),
+            ],
+            0,
+        ),
+    ],
+    ids=["works", "wrong token", "invalid settings"],
+)
+def test_test_checks_the_config_and_the_credentials_with_one_request_and_one_line(
+    start_emulator, tmp_path, mistake, exit_code, lines, requests
+):
+    # Before: --test synced a record of every stream (METRIC lines, "An unhandled error occurred while
+    # syncing 'templates'"), a wrong token was a traceback, invalid settings a traceback from click.
+    emulator = start_emulator(3, 30)
+    config = {k: v for k, v in emulator_config(emulator, **mistake).items() if v is not None}
+
+    run = run_tap(config, tmp_path, args=("--test",), streams=None)
+
+    assert run.returncode == exit_code, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    logged = [
+        (level, line.format(api_url=emulator.api_url))
+        for level in ("INFO", "ERROR")
+        for line in tap_log(run.stderr, level)
+        if level != "INFO" or line.startswith("The config works")
+    ]
+    assert sorted(logged) == sorted((level, line.format(api_url=emulator.api_url)) for level, line in lines)
+    assert run.messages == []
+    assert emulator.state.stats["requests"] == requests
+
+
+def test_discover_with_a_config_a_sync_would_refuse_says_why_and_still_prints_the_catalog(
+    start_emulator, tmp_path
+):
+    emulator = start_emulator(3, 30)
+    config = {
+        k: v for k, v in emulator_config(emulator, auth_token=None, page_size=0).items() if v is not None
+    }
+
+    run = subprocess.run(
+        tap_command(config, tmp_path, None, ("--discover",), streams=None),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(json.loads(run.stdout)["streams"]) == 9
+    assert [line for line in tap_log(run.stderr, "WARNING") if line.startswith("A sync")] == [
+        "A sync would refuse this config: set auth_id and auth_token, or bearer_token",
+        "A sync would refuse this config: page_size must be an integer from 1 to 100 (got 0)",
+    ]
 
 
 def test_fractional_numbers_in_a_config_file_are_accepted(start_emulator, tmp_path):
