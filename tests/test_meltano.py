@@ -546,7 +546,11 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         )
     full_requests = emulator.state.stats["requests:messages"]
     emulator.state.stats.clear()
-    kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", 0.9)
+    # The documented command (bash, then pkill reading /proc) reaches the tap up to a few hundred
+    # milliseconds later than os.kill: at 90 % the messages could be done by then (twice in 6 runs
+    # under load), leaving no position to resume from. It stops the tap at 60 %.
+    share = 0.6 if stop == "tap-terminated" else 0.9
+    kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", share)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
     with meltano_lock(), log.open("w") as out:
@@ -594,7 +598,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     print(f"{stop}: the second meltano run made {second} of the {full_requests} message requests")
     if stop in {"tap-killed", "tap-terminated"}:
         assert "Resuming the messages of an interrupted run" in (tmp_path / "second.log").read_text()
-        assert second <= 0.15 * full_requests
+        assert second <= (0.15 if share == 0.9 else 0.5) * full_requests
     assert_warehouse_equals(warehouse, dataset)
     assert not any(_stored_state(env)["singer_state"]["bookmarks"]["messages"]["resume"].values())
 
