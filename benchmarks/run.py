@@ -65,8 +65,8 @@ from harness.pipeline_stack import ACCOUNT_CHANGES, select_streams  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}
-COUNTS = re.compile(r"(\d+) \w+ emitted")
-SUMMARY = re.compile(r"Sync completed: .*")
+# The first line of the tap's end-of-run block: "Sync completed: 16,759 records emitted from ...".
+SUMMARY = re.compile(r"Sync completed: ([\d,]+) records emitted")
 FAMILIES = {
     "conversations": ("conversations", "messages"),
     "contacts": ("contacts",),
@@ -164,7 +164,7 @@ def tap(
         found = SUMMARY.search(log)
         if not found:
             raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
-        return sum(int(n) for n in COUNTS.findall(found.group(0)))
+        return int(found.group(1).replace(",", ""))
 
     command = [str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)]
     if state is not None:

@@ -252,5 +252,16 @@ def _rate(value: float | None) -> str:
     return f"{value:.0%}" if value is not None else "-"
 
 
+INTERRUPTED = (
+    "make demo interrupted (Ctrl-C): the emulator and PostgreSQL are stopped; the next make demo starts "
+    "over (a fresh database and state)"
+)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # The servers' `with` blocks have stopped them; what was interrupted is no news to who pressed it.
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)

@@ -28,15 +28,14 @@ from tap_vobiz.connection import (
     describe_transient_error,
     redact,
     secret_values,
+    tls_failure,
     unreachable_host,
-    untrusted_certificate,
 )
 from tap_vobiz.decoding import parse_http_date
 from tap_vobiz.errors import (
     ONE_LINE_FAILURES,
     AccessDeniedError,
     ApiUnreachableError,
-    CertificateNotTrustedError,
     CredentialsRejectedError,
     EndpointNotFoundError,
     InvalidRequestError,
@@ -45,6 +44,7 @@ from tap_vobiz.errors import (
     ParentListError,
     RetriesExhaustedError,
     StreamError,
+    TlsFailedError,
 )
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page, repaired_texts
@@ -380,7 +380,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             return self.report.totals()[run_report.REQUESTS] == 0 and unreachable_host(error) is not None
 
         def not_transient(error: Exception) -> bool:
-            return never_reached(error) or untrusted_certificate(error) is not None
+            return never_reached(error) or tls_failure(error) is not None
 
         retrying = backoff.on_exception(
             self.backoff_wait_generator,
@@ -397,8 +397,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             try:
                 return retrying(prepared_request, context)
             except TRANSIENT_ERRORS as error:
-                if fix := untrusted_certificate(error):
-                    raise CertificateNotTrustedError(fix) from None
+                if fix := tls_failure(error):
+                    raise TlsFailedError(fix) from None
                 if never_reached(error):
                     raise ApiUnreachableError(
                         f"Cannot reach the Vobiz API: {unreachable_host(error)}; check api_url"

@@ -7,9 +7,12 @@ costs more than parsing a page. `api_session` reads them once, exactly as
 
 A failed connection is usually worth retrying, but three failures are the configuration's,
 and waiting mends none of them: a host that cannot be resolved, one that refuses
-connections before the API ever answered (`unreachable_host`), and a TLS certificate that
-does not verify (`untrusted_certificate`), which behind a TLS-inspecting proxy means the
-company's CA is not in the bundle the tap verifies with. A proxy that fails is named as
+connections before the API ever answered (`unreachable_host`), and a TLS handshake that
+can never succeed (`tls_failure`): a certificate that does not verify, which behind a
+TLS-inspecting proxy means the company's CA is not in the bundle the tap verifies with, or
+a protocol error, such as `https://` against a server that speaks plain http (OpenSSL's
+"wrong version number"). A connection closed during the handshake (EOF, a reset) is not
+one of these: a restarting server or proxy does that, and it is retried. A proxy that fails is named as
 the proxy (`proxy_failure`), never blamed on `api_url`, and retried like any transient
 fault: a company proxy may be restarting.
 
@@ -204,8 +207,8 @@ def unreachable_host(error: BaseException) -> str | None:
     return None
 
 
-def untrusted_certificate(error: BaseException) -> str | None:
-    """What to do when a request failed because the server's TLS certificate did not verify."""
+def tls_failure(error: BaseException) -> str | None:
+    """What to do when a request failed in a TLS handshake that no retry can mend (None otherwise)."""
     for cause in _causes(error):
         if isinstance(cause, ssl.SSLCertVerificationError):
             reason = cause.verify_message or cause.reason or "certificate verify failed"
@@ -216,7 +219,27 @@ def untrusted_certificate(error: BaseException) -> str | None:
                 f"with {bundle}. If your network inspects TLS (a company proxy), point "
                 "REQUESTS_CA_BUNDLE at a PEM file holding your company's CA certificate"
             )
+    for cause in _causes(error):
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, _TLS_CONNECTION_LOST):
+            url = _url_of(error)
+            where = f"{url.hostname or '?'}:{url.port or 443}"
+            reason = (cause.reason or str(cause)).replace("_", " ").lower()
+            if cause.reason in _NOT_TLS:
+                return (
+                    f"TLS with {where} failed ({reason}): the server does not speak TLS there (a plain "
+                    f"http server?); check api_url's scheme (https:// or http://) and port"
+                )
+            return (
+                f"TLS with {where} failed ({reason}): the server and the tap share no TLS version or "
+                "cipher, and retrying cannot change that; check api_url, or the proxy in between"
+            )
     return None
+
+
+# What OpenSSL's versions say when the bytes that came back are no TLS record (plain http, most often).
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
+# The connection went away during or after the handshake: a server or proxy restarting, worth a retry.
+_TLS_CONNECTION_LOST = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 def _url_of(error: BaseException) -> t.Any:

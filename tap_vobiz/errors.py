@@ -59,8 +59,9 @@ class ApiUnreachableError(VobizError):
     """The configured host cannot be resolved, or refuses connections, before it ever answered."""
 
 
-class CertificateNotTrustedError(VobizError):
-    """The server's TLS certificate does not verify against the CA bundle in use."""
+class TlsFailedError(VobizError):
+    """A TLS handshake that can never succeed: a certificate that does not verify against the CA bundle
+    in use, or a protocol error (`https://` against a plain-http server)."""
 
 
 class RetriesExhaustedError(StreamError):

@@ -32,6 +32,7 @@ stream's bookmark moves) is in `tap_vobiz.page_lists`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import typing as t
 from dataclasses import dataclass
@@ -146,6 +147,22 @@ class ApiClock:
                 window.bookmark, window.horizon = moment, clamped.horizon
 
 
+class WithoutTheSdksStartingLine(logging.Filter):
+    """Drops the SDK's `Starting incremental sync of 'x' with bookmark value: ...`.
+
+    The SDK names `start_date` as the bookmark when there is none, and for streams `start_date`
+    does not limit (contacts, campaigns), beside the tap's own line (`open_window`: `Reading
+    contacts ... no bookmark and start_date does not limit contacts`), which says what is read.
+    """
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Starting incremental sync of")
+
+
+_WITHOUT_THE_SDKS_STARTING_LINE = WithoutTheSdksStartingLine()
+
+
 class WindowedStream(VobizStream):
     """A stream read from its horizon, leaving one bookmark when its sync completes.
 
@@ -160,6 +177,10 @@ class WindowedStream(VobizStream):
     # whole on a run without state, whatever `start_date` says.
     honours_start_date = True
     _window: SyncWindow | None = None
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger.addFilter(_WITHOUT_THE_SDKS_STARTING_LINE)
 
     @property
     def api_clock(self) -> ApiClock:

@@ -40,11 +40,17 @@ def read_config_files(paths: t.Iterable[str]) -> tuple[dict[str, t.Any], bool]:
 def read_state_file(path: str) -> dict[str, t.Any]:
     """A Singer state: an object whose `bookmarks` (if any) maps streams to objects.
 
-    `meltano state get` prints the state wrapped, `{"singer_state": {...}}`: that is read as
-    the state it wraps (not as a state with no bookmarks, which would be a full read).
+    `meltano state get` prints the state wrapped, `{"singer_state": {...}}`, and the tap's own
+    output holds it as a STATE message, `{"type": "STATE", "value": {...}}` (its last line, say):
+    each is read as the state it wraps (not as a state with no bookmarks, which would be a full read).
     """
     state = read_json_object("--state", path)
-    if set(state) == {"singer_state"}:
+    if state.get("type") == "STATE" and "value" in state and "bookmarks" not in state:
+        if not isinstance(state["value"], dict):
+            kind = _json_kind(state["value"])
+            raise _wrong("--state", path, f'the STATE message\'s "value" is a JSON {kind}, not an object')
+        state = state["value"]
+    elif set(state) == {"singer_state"}:
         if not isinstance(state["singer_state"], dict):
             kind = _json_kind(state["singer_state"])
             raise _wrong("--state", path, f'"singer_state" is a JSON {kind}, not an object')

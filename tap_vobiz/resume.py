@@ -377,19 +377,32 @@ class ResumableFanOut(WindowedStream):
 
     def list_done(self, parent: ParentList) -> None:
         """Every record under `parent` is written: keep the position, and write a STATE when due."""
-        plan, window = self._plan, self._window
+        plan = self._plan
         if plan is not None and plan.outcome is not None and not plan.outcome.settled:
             plan.resumable = False  # a list not known complete: the position must not pass it
-        if plan is None or window is None or not plan.resumable or not plan.done(parent):
+        if plan is None or not plan.resumable or not plan.done(parent):
             return
+        if self.keep_position():
+            self.tap.state_writer.write_state(self.tap_state)
+
+    def keep_position(self) -> bool:
+        """Put the furthest position reached in the stream's state; False when there is none to keep.
+
+        Called when a STATE is due, and when a signal stops the run (`TapVobiz.sync_all`), so that
+        the STATE the run ends with resumes from the last parent finished, not from the last
+        position `state_interval_seconds` let through.
+        """
+        plan, window = self._plan, self._window
+        if plan is None or window is None or not plan.resumable or plan.position is None:
+            return False
         resume = plan.resume(
             clock=window.api_time_at_start, newest=window.newest, version=self._stream_version
         )
         if resume.clock is None:
-            return  # no response has told the API's time yet
+            return False  # no response has told the API's time yet
         resume.extra = {**self.resume_extra(resume), SETTINGS_KEY: self._settings_of(plan)}
         self.stream_state[RESUME_KEY] = resume.to_state()
-        self.tap.state_writer.write_state(self.tap_state)
+        return True
 
     def _settings_of(self, plan: ResumePlan) -> str:
         """The deciding settings a position is kept under: the interrupted run's, when resuming (they

@@ -19,8 +19,9 @@ def skipped(parent_noun: str) -> str:
     return f"{parent_noun}s skipped (404)"
 
 
-# Counter names. The final log line gives each selected stream's "<stream> emitted" first,
-# then these, then any other counter that counted something (e.g. "channels skipped (404)").
+# Counter names. The end of a run logs the totals of each selected stream's "<stream> emitted",
+# REQUESTS and RETRIES, then one line for each other counter that counted something, saying
+# what became of those rows (`OUTCOMES`).
 REQUESTS = "requests"
 RETRIES = "retries"
 SKIPPED_CONVERSATIONS = skipped("conversation")
@@ -33,14 +34,23 @@ FUTURE_ROWS = "rows stamped later than the API's clock"
 # Texts that could not be written as UTF-8 as served (bytes that are not UTF-8, a lone surrogate: a
 # message cut mid-emoji): kept with U+FFFD in place of the bad part.
 REPAIRED_TEXTS = "texts repaired (not UTF-8 as served)"
-ALWAYS_LOGGED = (
-    REQUESTS,
-    RETRIES,
-    SKIPPED_CONVERSATIONS,
-    DROPPED_WITHOUT_ID,
-    MALFORMED_FIELDS,
-    UNPARSEABLE_CONTENT,
-)
+# What became of what a counter counted, in the words of a person reading the end of a run: most
+# were kept as received and are harmless; a dropped record is said to be one.
+OUTCOMES = {
+    DROPPED_WITHOUT_ID: "not loaded (a row without an id cannot be upserted); each was logged above",
+    MALFORMED_FIELDS: "kept as received in the record's malformed_fields, the field null; nothing lost",
+    UNPARSEABLE_CONTENT: "messages kept with content as received and content_json null; nothing lost",
+    LISTS_READ_AGAIN: "read again so that no row that moved between pages was missed; nothing lost",
+    ROWS_FOUND_AGAIN: "rows that moved between pages, emitted by the second reading; nothing lost",
+    FUTURE_ROWS: "emitted; the bookmark stays at the API's clock, so the next run reads them again",
+    REPAIRED_TEXTS: "kept with U+FFFD in place of the bytes that were not UTF-8",
+}
+SKIPPED_OUTCOME = "deleted while the run read them, so nothing was left to read; harmless"
+
+
+# The first progress line comes this soon, then one per `progress_interval`: whoever started a long
+# run sees within seconds that it works and how long it will take, without waiting out an interval.
+FIRST_PROGRESS_SECONDS = 5.0
 
 
 class RunReport:
@@ -62,7 +72,7 @@ class RunReport:
         self.started = clock()
         self._lock = threading.Lock()
         self.progress_interval = progress_interval
-        self._next_progress = self.started + progress_interval
+        self._next_progress = self.started + min(progress_interval, FIRST_PROGRESS_SECONDS)
         self._last_progress = (self.started, 0)
         self._stage: tuple[str, float] | None = None
 
@@ -75,16 +85,19 @@ class RunReport:
         with self._lock:
             return self.counts + self.emitted
 
-    def summary(self) -> str:
+    def summary(self) -> list[str]:
+        """The end of a run, a few lines: records and requests; records per stream; what was set aside."""
         counts = self.totals()
-        emitted_counts = [emitted(stream) for stream in self.streams]
-        others = [
-            name
-            for name, count in counts.items()
-            if count and name not in ALWAYS_LOGGED and name not in emitted_counts
+        streams = [emitted(stream) for stream in self.streams]
+        lines = [
+            f"{self.records_emitted(counts):,} records emitted from {counts[REQUESTS]:,} requests "
+            f"({counts[RETRIES]:,} retries) in {self._clock() - self.started:.1f}s",
+            "Records: " + (", ".join(f"{counts[emitted(name)]:,} {name}" for name in self.streams) or "none"),
         ]
-        parts = [f"{counts[name]} {name}" for name in [*emitted_counts, *ALWAYS_LOGGED, *others]]
-        return f"{'; '.join(parts)}; {self._clock() - self.started:.1f}s"
+        for name, count in counts.items():
+            if count and name not in {REQUESTS, RETRIES, *streams}:
+                lines.append(f"{count:,} {name}: {OUTCOMES.get(name, SKIPPED_OUTCOME)}")
+        return lines
 
     def records_emitted(self, counts: t.Mapping[str, int]) -> int:
         return sum(counts.get(emitted(stream), 0) for stream in self.streams)
@@ -125,19 +138,35 @@ class RunReport:
             _duration(now - self.started),
         )
 
-    def log(self, logger: logging.Logger, *, completed: bool, failed: t.Sequence[str] = ()) -> None:
-        """The run's last line; with `failed`, the streams a failing endpoint ended (the others completed)."""
-        if failed:
+    def log(
+        self,
+        logger: logging.Logger,
+        *,
+        completed: bool,
+        failed: t.Sequence[str] = (),
+        interrupted_by: str | None = None,
+    ) -> None:
+        """The run's last lines; `failed`: the streams a failing endpoint ended (the others completed);
+        `interrupted_by`: the signal that stopped it (SIGINT, SIGTERM), after its final STATE."""
+        first, *rest = self.summary()
+        if interrupted_by:
             logger.warning(
-                "Sync FAILED: %d of %d streams failed (%s), the others completed: %s",
+                "Sync interrupted by %s: %s. A rerun from the last STATE it wrote resumes where it stopped",
+                interrupted_by,
+                first,
+            )
+        elif failed:
+            logger.warning(
+                "Sync FAILED: %d of %d streams failed (%s), the others completed; %s",
                 len(failed),
                 len(self.streams),
                 ", ".join(failed),
-                self.summary(),
+                first,
             )
-            return
-        outcome = "Sync completed" if completed else "Sync FAILED"
-        logger.info("%s: %s", outcome, self.summary())
+        else:
+            logger.info("%s: %s", "Sync completed" if completed else "Sync FAILED", first)
+        for line in rest:
+            logger.info("%s", line)
 
 
 def _duration(seconds: float) -> str:

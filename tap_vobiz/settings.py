@@ -8,7 +8,9 @@ filled in (the SDK's validator does that), so no module keeps a default of its o
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
+import difflib
 import ipaddress
 import json
 import math
@@ -19,7 +21,7 @@ from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_vobiz.decoding import parse_setting_timestamp
+from tap_vobiz.decoding import format_timestamp, parse_setting_timestamp, parse_timestamp
 
 DEFAULT_API_URL = "https://api.vobiz.ai/api/v1/messaging"
 DEFAULT_LOOKBACK_HOURS = 72
@@ -76,7 +78,9 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "reruns start at bookmark minus `lookback_hours`, never before it. Dimensions that facts "
         "point at (contacts, campaigns, channels, templates, canned responses) are extracted whole "
         "whatever it says, and on a run without state end with ACTIVATE_VERSION, so deletions "
-        "reach the warehouse. RFC 3339, e.g. `2026-01-01T00:00:00Z`. Unset: the whole history.",
+        "reach the warehouse. RFC 3339, e.g. `2026-01-01T00:00:00Z`; a date alone (`2026-01-01`) "
+        "is read as midnight UTC, a time without an offset as UTC, and the run says so in one line. "
+        "Unset: the whole history.",
     ),
     th.Property(
         "lookback_hours",
@@ -146,7 +150,8 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         default=DEFAULT_PROGRESS_INTERVAL,
         title="Progress Interval Seconds",
         description="How often a long sync logs its progress (conversations read of those "
-        "to read, messages, requests, retries, records per second). 0 turns it off.",
+        "to read, messages, requests, retries, records per second); the first line comes after 5 "
+        "seconds when this is longer. 0 turns it off.",
     ),
     th.Property(
         "state_interval_seconds",
@@ -229,6 +234,8 @@ def environment_config(schema: dict[str, t.Any], prefix: str) -> dict[str, t.Any
     as_text = {"properties": {name: {"type": ["string", "null"]} for name in properties}}
     config, errors = {}, []
     for name, text in parse_environment_config(as_text, prefix).items():
+        if not text.strip():
+            continue  # `TAP_VOBIZ_START_DATE=` (a `.env` line left blank) reads as unset
         kind = _setting_kind(properties[name])
         try:
             config[name] = _setting_from_text(text, kind)
@@ -291,6 +298,39 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if error := api_url_error(config.get("api_url", DEFAULT_API_URL)):
         errors.append(error)
     return errors
+
+
+def unknown_settings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:
+    """A warning for each config key tap-vobiz has no setting of, naming the closest one it has.
+
+    The schema allows other keys (the SDK's default), so `start_data` would otherwise be ignored
+    without a word and the run read the whole history. `known` holds the SDK's built-in
+    settings too (`stream_maps`, `flattening_enabled`, ...); keys that begin with `_` are a
+    tool's own (Meltano's extras such as `_select`) or a comment, and are left alone.
+    """
+    warnings = []
+    for name in sorted(set(config) - set(known)):
+        if name.startswith("_"):
+            continue
+        closest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {closest[0]}?" if closest else "tap-vobiz --about lists the settings"
+        warnings.append(f"Ignoring the setting {name}: tap-vobiz has no setting of that name; {hint}")
+    return warnings
+
+
+def start_date_reading(value: object) -> str | None:
+    """How a `start_date` without a UTC offset (a date alone, a local-looking time) was read: as UTC.
+
+    One rule, said once per run, rather than refusing what Meltano's `date_iso8601` settings
+    often hold; None for RFC 3339 (and for what is no date at all: `config_errors` says so).
+    """
+    if not isinstance(value, str) or parse_timestamp(value) is not None:
+        return None
+    if (moment := parse_setting_timestamp(value)) is None or dt.datetime.fromisoformat(value.strip()).tzinfo:
+        return None
+    alone = len(value.strip()) == len("2026-01-01")
+    what, reading = ("a date alone", "midnight UTC") if alone else ("a time without a UTC offset", "UTC")
+    return f"start_date {value} is {what}: read as {format_timestamp(moment)} ({reading})"
 
 
 def _header_error(name: str, value: object, *, secret: bool) -> str | None:

@@ -27,12 +27,15 @@ from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamErro
 from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
+from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
     config_errors,
     environment_config,
     range_errors_of_the_schema,
+    start_date_reading,
+    unknown_settings,
     without_secret,
 )
 
@@ -84,6 +87,52 @@ class TapVobiz(Tap):
         with cls._one_line_input_errors():
             config, parse_env = read_config_files(value)
         return _ConfigInput(config=config, parse_env=parse_env)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: check the config and the credentials with one request, and say so in one line.
+
+        The SDK's `--test` syncs a record of every stream, with a traceback for refused
+        credentials; `--test=schema` (the schemas, no request) is left to it.
+        """
+        if value in {"disabled", "schema"}:
+            super().cb_test(ctx, param, value)
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        try:
+            tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+            tap.check_connection()
+        except ConfigValidationError as invalid:
+            for error in invalid.errors:
+                cls.logger.error("%s", error)
+            ctx.exit(1)
+        except VobizError as error:
+            cls.logger.error("%s", error)
+            ctx.exit(1)
+        ctx.exit(0)
+
+    def check_connection(self) -> None:
+        """One request, the first page of the channels list: a VobizError names what to fix."""
+        self.metrics_logger.setLevel(str(self.config["metrics_log_level"]))
+        channels = t.cast("PageListStream", self.streams["channels"])
+        try:
+            page = channels.fetch_page(None, 1)
+        except EndpointNotFoundError as error:
+            raise ApiNotFoundError(
+                f"Vobiz answered 404 for {channels.path} ({error}): api_url {self.config['api_url']} is not "
+                "the Vobiz API's base URL (it ends in /api/v1/messaging); check api_url"
+            ) from None
+        except StreamError as error:
+            raise VobizError(
+                f"The credentials work, but {error}: {error.advice.format(stream='channels')}"
+            ) from None
+        listed = page.envelope.get("total", len(page.items))
+        self.logger.info(
+            "The config works: Vobiz at %s accepted the credentials (%s channels listed)",
+            self.config["api_url"],
+            listed,
+        )
 
     @classmethod
     @override
@@ -147,8 +196,14 @@ class TapVobiz(Tap):
             if not range_errors_of_the_schema(error)
         ]
         errors += config_errors(self.config)
+        for warning in unknown_settings(self.config, self.config_jsonschema["properties"]):
+            self.logger.warning("%s", warning)
+        if not errors and (reading := start_date_reading(self.config.get("start_date"))):
+            self.logger.info("%s", reading)
         if errors and raise_errors:
             raise ConfigValidationError("Invalid tap-vobiz config: " + "; ".join(errors), errors=errors)
+        for error in errors:  # --discover reads no setting: it goes on, and says what a sync would refuse
+            self.logger.warning("A sync would refuse this config: %s", error)
         return errors
 
     @override
@@ -280,8 +335,12 @@ class TapVobiz(Tap):
         except TerminatedBySignal as stop:
             # Here, not in the signal handler: the handler may have interrupted the writer
             # in the middle of a RECORD (its buffer in use); now the writer is free.
+            for stream in self.streams.values():
+                if isinstance(stream, ResumableFanOut):
+                    stream.keep_position()
             self._state_writer.write_state(self.state)
-            self.report.log(self.logger, completed=False)
+            self.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
+            _ignore_stop_signals()
             raise SystemExit(128 + stop.signum) from None
         except VobizError as error:
             self.logger.error("%s", error)
@@ -314,15 +373,32 @@ class TapVobiz(Tap):
         if getattr(self, "_stopping", False):
             return
         self._stopping = True
-        # Ignored from now on, at the OS level too: while the interpreter shuts down it restores
-        # the default action for signals a Python function handled, and a second SIGTERM then
-        # killed the tap (exit -15) after it had written its final STATE.
+        # A handler that does nothing until the final STATE is out, SIG_IGN only then
+        # (`_ignore_stop_signals`): Ctrl-C on `meltano run` sends SIGINT to the whole group and
+        # Meltano its SIGTERM a few milliseconds later, often before Python has run this handler; a
+        # signal already caught whose handler became SIG_IGN meanwhile is an OSError ("Signal 15
+        # ignored due to race condition") raised wherever the tap is, with a traceback.
         for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, signal.SIG_IGN)
+            signal.signal(number, _already_stopping)
         if getattr(self, "_syncing", False):
             raise TerminatedBySignal(signum)
-        self.report.log(self.logger, completed=False)
+        self.logger.warning(
+            "Interrupted by %s before the sync began: nothing was read", signal.Signals(signum).name
+        )
+        _ignore_stop_signals()
         sys.exit(128 + signum)
+
+
+def _already_stopping(signum: int, frame: FrameType | None) -> None:
+    """A second SIGTERM/SIGINT while the run ends: ignored, it would interrupt the final STATE."""
+
+
+def _ignore_stop_signals() -> None:
+    """SIGTERM/SIGINT ignored at the OS level, once the final STATE is written: while the interpreter
+    shuts down it restores the default action of signals a Python function handled, and a second
+    SIGTERM then killed the tap (exit -15)."""
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
 
 
 class TerminatedBySignal(BaseException):

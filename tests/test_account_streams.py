@@ -74,9 +74,7 @@ def test_full_sync_of_channels_templates_contacts_and_canned_responses_equals_th
         messages = [m for m in _stream_messages(run, stream) if m["type"] != "STATE"]
         assert messages[-1]["type"] == "ACTIVATE_VERSION", stream
         assert {m["version"] for m in messages} == {messages[-1]["version"]}, stream
-    assert re.search(
-        r"Sync completed: 33 canned_responses emitted; 3 channels emitted; 1234 contacts", run.stderr
-    )
+    assert "Records: 33 canned_responses, 3 channels, 1,234 contacts" in run.stderr
 
 
 def test_a_server_page_smaller_than_the_one_asked_for_is_followed(start_emulator, tmp_path):
@@ -288,7 +286,12 @@ def test_rows_without_an_id_or_with_malformed_fields_are_counted_and_set_aside(s
     assert by_id[contacts[6]["id"]]["malformed_fields"] == {"tags": "vip"}
     assert by_id[contacts[7]["id"]]["malformed_fields"] == {"tags": ["vip", 7]}
     assert by_id[contacts[8]["id"]]["malformed_fields"] == {"custom_attributes": ["not", "an", "object"]}
-    assert "1 records dropped without an id; 4 malformed fields set aside" in run.stderr
+    assert {
+        "1 records dropped without an id: not loaded (a row without an id cannot be upserted); each was "
+        "logged above",
+        "4 malformed fields set aside: kept as received in the record's malformed_fields, the field null; "
+        "nothing lost",
+    } <= set(tap_log(run.stderr, "INFO"))
 
 
 def test_a_list_that_serves_the_same_page_again_is_incomplete_with_one_warning(start_emulator, tmp_path):

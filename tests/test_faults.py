@@ -38,7 +38,7 @@ def test_injected_faults_give_the_same_output_as_a_clean_run(start_emulator, tmp
     assert_exact_sync(run, emulator.state.dataset)
     faults = {k: v for k, v in emulator.state.stats.items() if k.startswith("faults:")}
     assert sum(faults.values()) >= 10, faults
-    retries = int(re.search(r"Sync completed: .*?(\d+) retries", run.stderr).group(1))
+    retries = int(re.search(r"Sync completed: .*? \((\d+) retries\)", run.stderr).group(1))
     # One retry per fault, the slow response included.
     assert retries == sum(faults.values()), re.findall(r"Retrying in .*", run.stderr)
     assert "Sync completed" in run.stderr
@@ -124,7 +124,10 @@ def test_a_conversation_deleted_meanwhile_is_skipped_and_counted(start_emulator,
     run = run_tap(emulator_config(emulator), tmp_path)
 
     assert run.returncode == 0
-    assert "1 conversations skipped (404)" in run.stderr
+    assert (
+        "1 conversations skipped (404): deleted while the run read them, so nothing was left to read; "
+        "harmless" in tap_log(run.stderr, "INFO")
+    )
     skipped = re.search(r"Skipping conversation ([0-9a-f-]+): 404", run.stderr)
     assert skipped
     dataset = emulator.state.dataset
@@ -196,7 +199,7 @@ def test_a_terminated_run_exits_non_zero_after_writing_its_state(start_emulator,
     stdout, stderr = process.communicate(timeout=30)
 
     assert process.returncode == 128 + signal.SIGTERM
-    assert "Sync FAILED" in stderr
+    assert "Sync interrupted by SIGTERM: " in stderr
     messages = [__import__("json").loads(line) for line in stdout.splitlines()]
     states = [m["value"] for m in messages if m["type"] == "STATE"]
     # Conversations completed and were bookmarked; messages were cut short, so the

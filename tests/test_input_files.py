@@ -96,6 +96,11 @@ def test_a_config_file_that_is_not_a_json_object(start_emulator, tmp_path, text,
         ("state", '{"bookmarks": []}', '"bookmarks" is a JSON array, not an object'),
         (
             "state",
+            '{"type": "STATE", "value": null}',
+            'the STATE message\'s "value" is a JSON null, not an object',
+        ),
+        (
+            "state",
             '{"bookmarks": {"messages": "2026-10-01T00:00:00Z"}}',
             'the bookmark of "messages" is a JSON string, not an object',
         ),

@@ -502,7 +502,23 @@ def _bytes_written(pid: int) -> int:
     return int(io.split("wchar:", 1)[1].split()[0])
 
 
-@pytest.mark.parametrize("stop", ["tap-killed", "pipeline-terminated"])
+def _stop_the_tap_as_docs_stopping_md_says(run: subprocess.Popen, tap: int) -> None:
+    """docs/stopping.md, "The safe way": its command as typed, from the project's directory."""
+    [typed] = bash_block("docs/stopping.md", "The safe way")
+    subprocess.run(["bash", "-c", typed], cwd=stack.ROOT, check=True)
+
+
+# How a run is stopped: kill -9 of the tap; SIGTERM to the tap alone (docs/stopping.md: the safe way);
+# SIGTERM to the whole pipeline (what a scheduler sends); Ctrl-C in its terminal (SIGINT to the group).
+STOPS = {
+    "tap-killed": lambda run, tap: os.kill(tap, signal.SIGKILL),
+    "tap-terminated": _stop_the_tap_as_docs_stopping_md_says,
+    "pipeline-terminated": lambda run, tap: os.killpg(run.pid, signal.SIGTERM),
+    "ctrl-c": lambda run, tap: os.killpg(run.pid, signal.SIGINT),
+}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
 def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     meltano_plugins, start_emulator, warehouse, tmp_path, stop
 ):
@@ -530,12 +546,23 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         )
     full_requests = emulator.state.stats["requests:messages"]
     emulator.state.stats.clear()
-    kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", 0.9)
+    # The documented command (bash, then pkill reading /proc) reaches the tap up to a few hundred
+    # milliseconds later than os.kill: at 90 % the messages could be done by then (twice in 6 runs
+    # under load), leaving no position to resume from. It stops the tap at 60 %.
+    share = 0.6 if stop == "tap-terminated" else 0.9
+    kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", share)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
     with meltano_lock(), log.open("w") as out:
         run = subprocess.Popen(
-            command, cwd=stack.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=stack.ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # SIGINT at its default even where the tests run with it ignored (a background job).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         stopped, tap = False, None
         while run.poll() is None:
@@ -544,18 +571,19 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
             # sync's output (its log on stderr adds kilobytes to megabytes). Not at 90 % of its
             # requests: those run ahead of its output by up to its look-ahead (16 lists a worker).
             if not stopped and tap is not None and _bytes_written(tap) >= kill_at:
-                # kill -9 of the tap, or SIGTERM to the whole pipeline (what a scheduler sends).
-                if stop == "tap-killed":
-                    os.kill(tap, signal.SIGKILL)
-                else:
-                    os.killpg(run.pid, signal.SIGTERM)
+                STOPS[stop](run, tap)
                 stopped = True
             time.sleep(0.01)
     assert stopped and run.returncode != 0, log.read_text()[-3000:]
+    tap_lines = [line for line in log.read_text().splitlines() if "] tap-vobiz" in line]
+    assert not any("Traceback" in line for line in tap_lines), "\n".join(tap_lines[-40:])
+    if stop != "tap-killed":
+        name = "SIGINT" if stop == "ctrl-c" else "SIGTERM"
+        assert any(f"Sync interrupted by {name}: " in line for line in tap_lines), "\n".join(tap_lines[-40:])
     stored = _stored_state(env)
-    if stop == "pipeline-terminated":
-        # Meltano itself stopped stores nothing of the run (it terminates the block without
-        # saving): the next run starts from the state before it, here none (README).
+    if stop in {"pipeline-terminated", "ctrl-c"}:
+        # Meltano itself signalled stops reading the target's output and terminates the block
+        # without saving: the next run starts from the state before it, here none (docs/stopping.md).
         assert stored == {}
     else:
         # The tap died and the target drained: Meltano kept the STATE messages the target
@@ -568,9 +596,9 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
 
     second = emulator.state.stats["requests:messages"]
     print(f"{stop}: the second meltano run made {second} of the {full_requests} message requests")
-    if stop == "tap-killed":
+    if stop in {"tap-killed", "tap-terminated"}:
         assert "Resuming the messages of an interrupted run" in (tmp_path / "second.log").read_text()
-        assert second <= 0.15 * full_requests
+        assert second <= (0.15 if share == 0.9 else 0.5) * full_requests
     assert_warehouse_equals(warehouse, dataset)
     assert not any(_stored_state(env)["singer_state"]["bookmarks"]["messages"]["resume"].values())
 
@@ -678,3 +706,43 @@ def test_the_embedded_default_by_hand_as_docs_meltano_md_says(meltano_plugins, t
             rest = servers.communicate(timeout=60)[0]
     assert servers.returncode == 0
     assert rest.strip().endswith("stopped the emulator and PostgreSQL")
+
+
+def _ctrl_c_once_printed(command: list[str], printed: str, *, env: dict[str, str] | None = None):
+    """Run `command` in a process group of its own, and once it printed `printed`, send SIGINT to the
+    whole group, as a terminal's Ctrl-C does; its output (stdout and stderr) and exit code."""
+    process = subprocess.Popen(
+        command,
+        cwd=stack.ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        # SIGINT at its default even where the test runs with it ignored (a background job).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if printed in line:
+            os.killpg(process.pid, signal.SIGINT)
+            break
+    lines += process.communicate(timeout=300)[0].splitlines()
+    return process.returncode, lines
+
+
+def test_make_demo_interrupted_is_one_line_and_stops_its_servers(meltano_plugins):
+    # Before: a 25-line KeyboardInterrupt traceback from inside subprocess.run.
+    from scripts.pipeline_demo import INTERRUPTED
+
+    with meltano_lock():
+        returncode, lines = _ctrl_c_once_printed(["make", "demo"], "embedded PostgreSQL")
+
+    assert returncode == -signal.SIGINT, lines  # make, after its recipe exited 130, ends by the signal
+    assert not any("Traceback" in line or "KeyboardInterrupt" in line for line in lines), lines
+    assert lines[-2] == INTERRUPTED, lines
+    assert lines[-1].startswith("make: *** [Makefile:"), lines
+    socket_dir = stack.ROOT / ".meltano" / "demo" / "postgres"
+    assert not list(socket_dir.glob("**/postmaster.pid")), "PostgreSQL was left running"

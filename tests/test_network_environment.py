@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import threading
+import warnings
 
 import pytest
 import requests
@@ -87,7 +89,55 @@ def test_a_certificate_that_does_not_verify_is_one_line_and_never_retried(
     ], run.stderr[-2000:]
     assert "Retrying" not in run.stderr
     assert "Traceback" not in run.stderr
-    assert "; 0 retries;" in run.stderr
+    assert "(0 retries)" in run.stderr
+    assert emulator.state.stats["requests"] == 0
+
+
+@pytest.fixture
+def tls_1_0_only(company_ca):
+    """A server context offering TLS 1.0 alone, which the tap's OpenSSL refuses: no handshake can succeed."""
+    _bundle, server_context = company_ca
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # ssl.TLSVersion.TLSv1, on purpose
+        server_context.minimum_version = server_context.maximum_version = ssl.TLSVersion.TLSv1
+    return server_context
+
+
+@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        (
+            "plain http",
+            r"TLS with 127\.0\.0\.1:{port} failed \([a-z0-9 ]+\): the server does not speak TLS there "
+            r"\(a plain http server\?\); check api_url's scheme \(https:// or http://\) and port",
+        ),
+        (
+            "TLS 1.0 only",
+            # The reason is OpenSSL's words, which vary with its version ("alert handshake failure").
+            r"TLS with 127\.0\.0\.1:{port} failed \([a-z0-9 ]+\): the server and the tap share no TLS "
+            r"version or cipher, and retrying cannot change that; check api_url, or the proxy in between",
+        ),
+    ],
+)
+def test_a_tls_handshake_that_cannot_succeed_is_one_line_and_never_retried(
+    start_emulator, tmp_path, request, server, expected
+):
+    if server == "plain http":
+        emulator = start_emulator(5, 100)
+        api_url = emulator.api_url.replace("http://", "https://")
+    else:
+        emulator = start_emulator(5, 100, tls=request.getfixturevalue("tls_1_0_only"))
+        api_url = emulator.api_url
+    port = api_url.split(":")[2].split("/")[0]
+
+    run = run_tap(emulator_config(emulator, api_url=api_url, max_retry_seconds=5), tmp_path)
+
+    assert run.returncode == 1
+    [error] = tap_log(run.stderr, "ERROR")
+    assert re.fullmatch(expected.format(port=port), error), run.stderr[-2000:]
+    assert "Retrying" not in run.stderr
+    assert "Traceback" not in run.stderr
     assert emulator.state.stats["requests"] == 0
 
 

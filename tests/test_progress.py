@@ -1,4 +1,4 @@
-"""Progress: a long sync says how far it is, periodically, in its log."""
+"""Progress: a long sync says how far it is, periodically, in its log, and sums up at its end."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 import re
 
 from tap_vobiz.run_report import REQUESTS, RunReport, emitted
-from tests.expected_output import assert_exact_sync
-from tests.tap_runner import emulator_config, run_tap
+from tests.expected_output import assert_exact_sync, expected_message
+from tests.tap_runner import emulator_config, run_tap, tap_log
 from vobiz_emulator.server import Faults
 
 PROGRESS = re.compile(
@@ -67,26 +67,64 @@ def test_progress_interval_zero_logs_no_progress(start_emulator, tmp_path):
     assert "Progress:" not in run.stderr
 
 
-def test_progress_line_is_throttled_and_estimates_the_time_left(caplog):
+def test_the_first_progress_line_comes_within_seconds_then_one_per_interval(caplog):
+    # Before: the first line came only after a whole interval (30 s by default) of silence.
     now = [100.0]
     report = RunReport(progress_interval=30, clock=lambda: now[0])
     report.streams = ["conversations", "messages"]
     logger = logging.getLogger("test-progress")
     caplog.set_level(logging.INFO)
+    stage = "conversations' messages read"
 
-    report.progress(logger, "conversations' messages read", 0, 400)  # the stage starts at 100 s
+    report.progress(logger, stage, 0, 400)  # the stage starts at 100 s
+    now[0] = 104.0
+    report.add(emitted("messages"), 1_000)
+    report.add(REQUESTS, 24)
+    report.progress(logger, stage, 10, 400)
+    assert caplog.messages == []  # under 5 s since the run started
+    now[0] = 106.0
+    report.progress(logger, stage, 20, 400)
     now[0] = 120.0
-    report.add(emitted("messages"), 5_000)
-    report.add(REQUESTS, 120)
-    report.progress(logger, "conversations' messages read", 100, 400)
-    assert caplog.messages == []  # under 30 s since the run started
-
+    report.add(emitted("messages"), 4_000)
+    report.add(REQUESTS, 96)
+    report.progress(logger, stage, 70, 400)  # under 30 s since the first line
     now[0] = 140.0
-    report.progress(logger, "conversations' messages read", 100, 400)
+    report.progress(logger, stage, 100, 400)
     now[0] = 150.0
-    report.progress(logger, "conversations' messages read", 150, 400)  # under 30 s since the last line
+    report.progress(logger, stage, 150, 400)  # under 30 s since the last line
 
     assert caplog.messages == [
+        "Progress: 20 of 400 conversations' messages read (5%), about 1m54s left; 0 conversations, "
+        "1,000 messages emitted; 24 requests; 0 retries; 167 records/s; 6s elapsed",
         "Progress: 100 of 400 conversations' messages read (25%), about 2m00s left; 0 conversations, "
-        "5,000 messages emitted; 120 requests; 0 retries; 125 records/s; 40s elapsed"
+        "5,000 messages emitted; 120 requests; 0 retries; 118 records/s; 40s elapsed",
+    ]
+
+
+def test_the_end_of_a_run_is_a_short_block_saying_what_was_set_aside_and_why_it_is_harmless(
+    start_emulator, tmp_path
+):
+    # Before: one line of ~500 characters, every counter in it even at 0, where "51 contents that
+    # are not a JSON object" read like an error.
+    emulator = start_emulator(20, 600)
+    dataset = emulator.state.dataset
+    unparseable = sum(
+        expected_message(m, c.id)["content_json"] is None for c in dataset.conversations for m in c.messages
+    )
+    assert unparseable > 0
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    log = tap_log(run.stderr, "INFO")
+    end = log[next(i for i, line in enumerate(log) if line.startswith("Sync completed")) :]
+    assert re.fullmatch(
+        rf"Sync completed: 620 records emitted from {emulator.state.stats['requests']} requests "
+        r"\(0 retries\) in \d+\.\ds",
+        end[0],
+    ), end
+    assert end[1:] == [
+        "Records: 20 conversations, 600 messages",
+        f"{unparseable} contents that are not a JSON object: messages kept with content as received and "
+        "content_json null; nothing lost",
     ]

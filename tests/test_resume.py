@@ -18,7 +18,7 @@ import pytest
 from meltano.core.utils import merge
 
 from tests.expected_output import assert_tables_equal, upsert
-from tests.tap_runner import emulator_config, records_out, run_tap, run_tap_until
+from tests.tap_runner import emulator_config, records_out, run_tap, run_tap_until, tap_log
 from vobiz_emulator.server import Faults, Handler
 
 RECIPIENT_TABLES = ("campaigns", "campaign_recipients")
@@ -227,6 +227,67 @@ def test_two_sigterms_end_the_run_once_with_a_resumable_state_and_no_traceback(s
 
     assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
+    assert run.messages[-1]["type"] == "STATE"
+    assert _live(run.last_state["bookmarks"]["messages"])
+
+
+def test_ctrl_c_says_the_run_was_interrupted_and_its_last_state_resumes_from_the_last_conversation_read(
+    start_emulator, tmp_path
+):
+    # Before: "Sync FAILED: ..." with nothing saying why, and the STATE it ended with kept only the
+    # position state_interval_seconds had let through (here none), so the rerun read everything.
+    emulator = start_emulator(300, 8000, days=30)
+    dataset = emulator.state.dataset
+    config = emulator_config(emulator, state_interval_seconds=3600)
+    full = run_tap(config, tmp_path)
+    assert full.returncode == 0, full.stderr[-2000:]
+    full_requests = emulator.state.stats["requests:messages"]
+    emulator.state.faults = Faults(latency_ms=5)
+
+    stopped = run_tap_until(
+        config, tmp_path, records_out("messages", 4000), on_stop=lambda p: p.send_signal(signal.SIGINT)
+    )
+
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stderr
+    [line] = [line for line in tap_log(stopped.stderr, "WARNING") if line.startswith("Sync interrupted")]
+    assert line.startswith("Sync interrupted by SIGINT: ")
+    assert line.endswith(". A rerun from the last STATE it wrote resumes where it stopped")
+    assert stopped.messages[-1]["type"] == "STATE" and _live(stopped.last_state["bookmarks"]["messages"])
+    emulator.state.faults = Faults()
+    emulator.state.stats.clear()
+
+    resumed = run_tap(config, tmp_path, state=stopped.last_state)
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_tables_equal(upsert(stopped, resumed), dataset)
+    assert "Resuming the messages of an interrupted run" in resumed.stderr
+    assert emulator.state.stats["requests:messages"] <= 0.75 * full_requests, full_requests
+
+
+def test_ctrl_c_on_meltano_run_sigint_then_sigterm_at_once_ends_the_tap_once_without_a_traceback(
+    start_emulator, tmp_path
+):
+    # Ctrl-C on `meltano run` sends SIGINT to the whole group, and Meltano its SIGTERM a few
+    # milliseconds later. Before: "OSError: Signal 15 ignored due to race condition" and its traceback
+    # (the SIGTERM caught before the handler of the SIGINT had set SIG_IGN), 4 runs in 4.
+    emulator = start_emulator(300, 8000, days=30)
+    emulator.state.faults = Faults(latency_ms=20)
+
+    def ctrl_c_on_meltano_run(process) -> None:
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
+
+    run = run_tap_until(
+        emulator_config(emulator, state_interval_seconds=0),
+        tmp_path,
+        records_out("messages", 2000),
+        on_stop=ctrl_c_on_meltano_run,
+    )
+
+    assert run.returncode == 128 + signal.SIGINT, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "race condition" not in run.stderr, run.stderr[-2000:]
+    assert [line for line in tap_log(run.stderr) if line.startswith("Sync interrupted")] != []
     assert run.messages[-1]["type"] == "STATE"
     assert _live(run.last_state["bookmarks"]["messages"])
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.tap_runner import TAP, emulator_config, run_tap
+from tests.tap_runner import TAP, emulator_config, run_tap, tap_command, tap_log
+from vobiz_emulator.account_data import rfc3339
 
 SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -43,6 +46,149 @@ def test_invalid_settings_stop_the_tap_before_any_request(start_emulator, tmp_pa
     assert "Traceback" not in run.stderr
     assert run.messages == []
     assert emulator.state.stats["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("misspelt", "meant", "exit_code"),
+    [("start_data", "start_date", 0), ("lookback_hour", "lookback_hours", 0), ("auth_tokn", "auth_token", 1)],
+)
+def test_a_misspelt_setting_is_one_warning_naming_the_setting_meant(
+    start_emulator, tmp_path, misspelt, meant, exit_code
+):
+    emulator = start_emulator(3, 30)
+    config = emulator_config(emulator)
+    config[misspelt] = (
+        config.pop(meant, None) or {"start_data": "2026-01-01T00:00:00Z", "lookback_hour": 5}[misspelt]
+    )
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == exit_code, run.stderr[-2000:]
+    assert tap_log(run.stderr, "WARNING") == [
+        f"Ignoring the setting {misspelt}: tap-vobiz has no setting of that name; did you mean {meant}?"
+    ], run.stderr[-2000:]
+
+
+def test_the_sdks_own_settings_and_meltanos_extras_are_not_warned_about(start_emulator, tmp_path):
+    emulator = start_emulator(3, 30)
+    config = emulator_config(
+        emulator,
+        stream_maps={"channels": {"display_name": "__NULL__"}},
+        flattening_enabled=False,
+        faker_config={"locale": "en_US"},
+        _select=["messages.*"],
+        _comment="anything a tool keeps beside the settings",
+    )
+
+    run = run_tap(config, tmp_path, streams=None)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert tap_log(run.stderr, "WARNING") == [], run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("written", ["a date alone", "a time without an offset"])
+def test_a_start_date_without_an_offset_is_read_as_utc_and_said_in_one_line(
+    start_emulator, tmp_path, written
+):
+    emulator = start_emulator(20, 600)
+    dataset = emulator.state.dataset
+    moment = (dataset.now - dt.timedelta(days=10)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    if written == "a date alone":
+        moment = moment.replace(hour=0, minute=0, second=0)
+        start_date, reading = moment.date().isoformat(), "midnight UTC"
+    else:
+        start_date, reading = moment.replace(tzinfo=None).isoformat(), "UTC"
+
+    run = run_tap(emulator_config(emulator, start_date=start_date), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [line for line in tap_log(run.stderr, "INFO") if line.startswith("start_date")] == [
+        f"start_date {start_date} is {written.replace('an offset', 'a UTC offset')}: read as "
+        f"{rfc3339(moment)} ({reading})"
+    ]
+    assert sorted(run.ids("messages")) == sorted(
+        m["id"] for c in dataset.conversations for m in c.messages if m["created_at"] >= rfc3339(moment)
+    )
+
+
+@pytest.mark.parametrize(
+    ("mistake", "exit_code", "lines", "requests"),
+    [
+        (
+            {},
+            0,
+            [("INFO", "The config works: Vobiz at {api_url} accepted the credentials (3 channels listed)")],
+            1,
+        ),
+        (
+            {"auth_token": "not-the-token"},
+            1,
+            [
+                (
+                    "ERROR",
+                    "Vobiz refused the credentials (401 Unauthorized for GET "
+                    "/api/v1/messaging/channels/whatsapp?page=1&limit=100: missing or invalid credentials): "
+                    "check auth_id and auth_token (or bearer_token)",
+                )
+            ],
+            1,
+        ),
+        (
+            {"auth_token": None, "page_size": 0},
+            1,
+            [
+                ("ERROR", "set auth_id and auth_token, or bearer_token"),
+                ("ERROR", "page_size must be an integer from 1 to 100 (got 0)"),
+            ],
+            0,
+        ),
+    ],
+    ids=["works", "wrong token", "invalid settings"],
+)
+def test_test_checks_the_config_and_the_credentials_with_one_request_and_one_line(
+    start_emulator, tmp_path, mistake, exit_code, lines, requests
+):
+    # Before: --test synced a record of every stream (METRIC lines, "An unhandled error occurred while
+    # syncing 'templates'"), a wrong token was a traceback, invalid settings a traceback from click.
+    emulator = start_emulator(3, 30)
+    config = {k: v for k, v in emulator_config(emulator, **mistake).items() if v is not None}
+
+    run = run_tap(config, tmp_path, args=("--test",), streams=None)
+
+    assert run.returncode == exit_code, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    logged = [
+        (level, line.format(api_url=emulator.api_url))
+        for level in ("INFO", "ERROR")
+        for line in tap_log(run.stderr, level)
+        if level != "INFO" or line.startswith("The config works")
+    ]
+    assert sorted(logged) == sorted((level, line.format(api_url=emulator.api_url)) for level, line in lines)
+    assert run.messages == []
+    assert emulator.state.stats["requests"] == requests
+
+
+def test_discover_with_a_config_a_sync_would_refuse_says_why_and_still_prints_the_catalog(
+    start_emulator, tmp_path
+):
+    emulator = start_emulator(3, 30)
+    config = {
+        k: v for k, v in emulator_config(emulator, auth_token=None, page_size=0).items() if v is not None
+    }
+
+    run = subprocess.run(
+        tap_command(config, tmp_path, None, ("--discover",), streams=None),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(json.loads(run.stdout)["streams"]) == 9
+    assert [line for line in tap_log(run.stderr, "WARNING") if line.startswith("A sync")] == [
+        "A sync would refuse this config: set auth_id and auth_token, or bearer_token",
+        "A sync would refuse this config: page_size must be an integer from 1 to 100 (got 0)",
+    ]
 
 
 def test_fractional_numbers_in_a_config_file_are_accepted(start_emulator, tmp_path):
@@ -112,6 +258,18 @@ def test_every_kind_of_setting_works_from_the_environment(start_emulator, tmp_pa
     assert len(channels) == 3 and all("display_name" not in c for c in channels)
     assert not [m for m in messages if m["type"] == "ACTIVATE_VERSION"]
     assert "Progress:" not in completed.stderr
+
+
+def test_an_empty_variable_reads_as_unset(start_emulator, tmp_path):
+    emulator = start_emulator(10, 200)
+
+    completed = _run_with_env_config(
+        emulator, tmp_path, {"TAP_VOBIZ_START_DATE": "", "TAP_VOBIZ_PAGE_SIZE": ""}
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    messages = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert sum(m["type"] == "RECORD" and m["stream"] == "messages" for m in messages) == 200
 
 
 @pytest.mark.parametrize(

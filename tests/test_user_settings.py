@@ -304,12 +304,18 @@ def test_a_bookmark_later_than_the_apis_clock_reads_from_the_clock_minus_lookbac
 # 5. State files as Meltano prints them
 
 
-def test_a_state_as_meltano_state_get_prints_it_is_read(start_emulator, tmp_path):
+@pytest.mark.parametrize("wrapped_as", ["meltano state get", "the tap's STATE line"])
+def test_a_state_as_meltano_state_get_or_the_tap_prints_it_is_read(start_emulator, tmp_path, wrapped_as):
     emulator = start_emulator(10, 300)
     first = run_tap(emulator_config(emulator), tmp_path)
     emulator.state.stats.clear()
+    state = (
+        {"singer_state": first.last_state}
+        if wrapped_as == "meltano state get"
+        else [m for m in first.messages if m["type"] == "STATE"][-1]
+    )
 
-    rerun = run_tap(emulator_config(emulator), tmp_path, state={"singer_state": first.last_state})
+    rerun = run_tap(emulator_config(emulator), tmp_path, state=state)
 
     assert rerun.returncode == 0
     # Before: read as no bookmarks, a full read without a word.
@@ -435,3 +441,22 @@ def test_a_run_logs_the_taps_own_lines_not_a_metric_per_request(start_emulator, 
     assert "METRIC" not in quiet.stderr
     assert loud.stderr.count("METRIC") > emulator.state.stats["requests"] / 2
     assert "Sync completed" in quiet.stderr
+
+
+def test_each_incremental_stream_says_where_it_reads_from_once_and_nothing_contradicts_it(
+    start_emulator, tmp_path
+):
+    # The SDK's own line named start_date as the bookmark ("with bookmark value: 2026-...") beside the
+    # tap's "(bookmark none, ...)", and for contacts, which start_date does not limit, beside "Reading all".
+    emulator = start_emulator(20, 600, account={"contacts": 30, "campaigns": 3, "recipients": 30})
+    start = rfc3339(emulator.state.dataset.now - dt.timedelta(days=3))
+
+    run = run_tap(emulator_config(emulator, start_date=start), tmp_path, streams=("contacts", "messages"))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "bookmark value" not in run.stderr
+    reading = [line for line in tap_log(run.stderr, "INFO") if line.startswith("Reading")]
+    assert reading == [
+        "Reading all contacts: no bookmark and start_date does not limit contacts",
+        f"Reading messages from {start} (bookmark none, lookback_hours 72, start_date {start})",
+    ]
