@@ -67,6 +67,16 @@ BIN = Path(sys.executable).parent
 AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}
 # The first line of the tap's end-of-run block: "Sync completed: 16,759 records emitted from ...".
 SUMMARY = re.compile(r"Sync completed: ([\d,]+) records emitted")
+
+
+def records_emitted(log: str) -> int:
+    """The records a run of the tap emitted, from its end-of-run block."""
+    found = SUMMARY.search(log)
+    if not found:
+        raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 FAMILIES = {
     "conversations": ("conversations", "messages"),
     "contacts": ("contacts",),
@@ -160,17 +170,11 @@ def tap(
         ).stdout
         catalog.write_text(json.dumps(select_streams(json.loads(discovered), FAMILIES[family])))
 
-    def records(log: str) -> int:
-        found = SUMMARY.search(log)
-        if not found:
-            raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
-        return int(found.group(1).replace(",", ""))
-
     command = [str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)]
     if state is not None:
         (workdir / "state.json").write_text(json.dumps(state))
         command += ["--state", str(workdir / "state.json")]
-    return measure(command, records, workdir / "output.jsonl")
+    return measure(command, records_emitted, workdir / "output.jsonl")
 
 
 def last_state(workdir: Path) -> dict:
@@ -545,13 +549,7 @@ def capture_tap(workdir: Path, capture: Path, streams: tuple[str, ...], state: d
         (workdir / "state.json").write_text(json.dumps(state))
         command += ["--state", str(workdir / "state.json")]
 
-    def records(log: str) -> int:
-        found = SUMMARY.search(log)
-        if not found:
-            raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
-        return sum(int(n) for n in COUNTS.findall(found.group(0)))
-
-    return measure(command, records, workdir / "output.jsonl")
+    return measure(command, records_emitted, workdir / "output.jsonl")
 
 
 def capture_read(capture: Path) -> float:

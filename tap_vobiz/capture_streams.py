@@ -44,9 +44,9 @@ if t.TYPE_CHECKING:
 
 WRITERS_KEY = "writers"
 # Counters of the run's final line.
-TORN_LINES = "{stream}: unfinished capture lines skipped"
-UNREADABLE_LINES = "{stream}: capture lines skipped (not a delivery)"
-ENTRIES_WITHOUT_ID = "{stream}: webhook entries skipped (no id)"
+TORN_LINES = "{stream}: " + run_report.TORN_LINES
+UNREADABLE_LINES = "{stream}: " + run_report.UNREADABLE_LINES
+ENTRIES_WITHOUT_ID = "{stream}: " + run_report.ENTRIES_WITHOUT_ID
 
 MESSAGE_STATUS = "message.status"
 CALL_PREFIX = "call."

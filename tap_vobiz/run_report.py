@@ -34,6 +34,10 @@ FUTURE_ROWS = "rows stamped later than the API's clock"
 # Texts that could not be written as UTF-8 as served (bytes that are not UTF-8, a lone surrogate: a
 # message cut mid-emoji): kept with U+FFFD in place of the bad part.
 REPAIRED_TEXTS = "texts repaired (not UTF-8 as served)"
+# Lines of a webhook capture (tap_vobiz/capture_streams.py counts them per stream, "<stream>: <name>").
+TORN_LINES = "unfinished capture lines skipped"
+UNREADABLE_LINES = "capture lines skipped (not a delivery)"
+ENTRIES_WITHOUT_ID = "webhook entries skipped (no id)"
 # What became of what a counter counted, in the words of a person reading the end of a run: most
 # were kept as received and are harmless; a dropped record is said to be one.
 OUTCOMES = {
@@ -44,8 +48,18 @@ OUTCOMES = {
     ROWS_FOUND_AGAIN: "rows that moved between pages, emitted by the second reading; nothing lost",
     FUTURE_ROWS: "emitted; the bookmark stays at the API's clock, so the next run reads them again",
     REPAIRED_TEXTS: "kept with U+FFFD in place of the bytes that were not UTF-8",
+    TORN_LINES: "a receiver stopped mid-write, before acknowledging them, so Vobiz delivers them again",
+    UNREADABLE_LINES: "not a delivery a receiver wrote (each was logged above); not loaded",
+    ENTRIES_WITHOUT_ID: "a status or call without an id cannot be keyed (each was logged above); not loaded",
 }
+# skipped(...): lists that answered 404 while the run read them.
 SKIPPED_OUTCOME = "deleted while the run read them, so nothing was left to read; harmless"
+
+
+def outcome(counter: str) -> str:
+    """What became of what `counter` counted ("<stream>: <name>" for a counter kept per stream)."""
+    name = counter.rpartition(": ")[2]
+    return OUTCOMES.get(name, SKIPPED_OUTCOME if name.endswith("skipped (404)") else "see the lines above")
 
 
 # The first progress line comes this soon, then one per `progress_interval`: whoever started a long
@@ -96,7 +110,7 @@ class RunReport:
         ]
         for name, count in counts.items():
             if count and name not in {REQUESTS, RETRIES, *streams}:
-                lines.append(f"{count:,} {name}: {OUTCOMES.get(name, SKIPPED_OUTCOME)}")
+                lines.append(f"{count:,} {name}: {outcome(name)}")
         return lines
 
     def records_emitted(self, counts: t.Mapping[str, int]) -> int:

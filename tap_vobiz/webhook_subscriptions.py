@@ -22,8 +22,8 @@ from tap_vobiz.connection import (
     api_authenticator,
     api_session,
     redact,
+    tls_failure,
     unreachable_host,
-    untrusted_certificate,
 )
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
@@ -81,7 +81,7 @@ class Subscriptions:
                 headers={"Accept": "application/json"},
             )
         except requests.exceptions.RequestException as error:
-            reason = untrusted_certificate(error) or unreachable_host(error) or type(error).__name__
+            reason = tls_failure(error) or unreachable_host(error) or type(error).__name__
             raise UsageError(f"{method} /webhooks{path} failed: {reason}") from None
         if not response.ok:
             text = redact(
