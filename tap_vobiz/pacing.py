@@ -226,8 +226,9 @@ class Pacer:
                     interval = 1.0 / rate if rate else 0.0
                     due = max(self.paused_until, self.last_slot + interval)
                     if now >= due:
-                        # On the schedule, without banking more than one interval of idle time.
-                        self.last_slot = max(due, now - interval)
+                        # Spaced from when it went, not from when it was due: a cap holds in every
+                        # second, whatever the sleeps overshoot.
+                        self.last_slot = now
                         self._sent.append(now)
                         return
                 time.sleep(due - now)
