@@ -11,13 +11,13 @@ as they come and go. So the pacer learns it, and adapts how many requests are in
 - **Rate** (`LearnedRate`): no limit until the first 429 (or `max_requests_per_second`,
   a hard cap). A 429 pauses every request for the wait it asks for (`Retry-After`, the
   body's `retryAfter`), and sets the rate to just under what was being sent when it came
-  (the rate sent over the last two seconds), as botocore's adaptive retry mode does with TCP
-  CUBIC's curve: back to the last rate that worked quickly, flat around it, then probing
-  above it faster and faster, so a limit that rose is found within seconds and one that
-  did not is met again only after a long while. A 429 body that states the limit
-  (`details.limit`, `limitType` `cps`) is taken as it is: the rate starts just under it.
-  Low rates are probed more slowly (a 429 a minute is a larger share of 5 requests a
-  second than of 50).
+  (over the last two seconds; what the API let through, if less), as botocore's adaptive
+  retry mode does with TCP CUBIC's curve: back to the last rate that worked quickly, flat
+  around it, then probing above it faster and faster, so a limit that rose is found within
+  seconds and one that did not is met again only after a while. A 429 body that states
+  the limit (`details.limit`, `limitType` `cps`) is taken as it is: the rate starts just
+  under it. Low rates are probed more slowly (a 429 every few seconds is a larger share of
+  5 requests a second than of 50).
 - **Requests in flight** (`InFlightLimit`): enough for the rate at the current latency
   (Little's law: rate x latency, and a margin), grown while workers wait for a place and
   latency stays near its floor, shrunk when latency rises well above its floor (requests
@@ -51,7 +51,7 @@ class LearnedRate:
     """
 
     BETA = 0.85
-    C = 0.01
+    C = 0.0075
     SLOW_BELOW = 20.0
     MIN_RATE = 0.5
     STATED_SHARE = 0.95  # of a limit the 429 states: just under it
@@ -175,6 +175,8 @@ class Pacer:
         self.slowdowns = 0
         self._taken = 0
         self._sent: collections.deque[float] = collections.deque()
+        self._refused: collections.deque[float] = collections.deque()
+        self._first_sent: float | None = None
         self._lock = threading.Lock()
         self._turnstile = threading.Lock()
         self._place_freed = threading.Condition(self._lock)
@@ -230,6 +232,8 @@ class Pacer:
                         # second, whatever the sleeps overshoot.
                         self.last_slot = now
                         self._sent.append(now)
+                        if self._first_sent is None:
+                            self._first_sent = now
                         return
                 time.sleep(due - now)
 
@@ -240,9 +244,11 @@ class Pacer:
             now = self.clock()
             # 429s to requests sent before this pause began tell nothing new: one lowering per pause
             # (with many requests in flight, several come back refused at once).
+            self._refused.append(now)
             if now >= self.paused_until or stated_limit is not None:
                 resume_at = max(self.paused_until, now + pause_seconds)
-                self.learned.throttled(self._sending(now), resume_at, stated_limit)
+                sending = min(self._sending(now), self._served(now))
+                self.learned.throttled(sending, resume_at, stated_limit)
                 self.slowdowns += 1
             self.paused_until = max(self.paused_until, now + pause_seconds)
 
@@ -255,3 +261,12 @@ class Pacer:
         if len(sent) < 2:
             return len(sent) / self.WINDOW_SECONDS
         return (len(sent) - 1) / max(sent[-1] - sent[0], 0.1 * self.WINDOW_SECONDS)
+
+    def _served(self, now: float) -> float:
+        """Requests a second not refused over the last `WINDOW_SECONDS` (or since the first request,
+        if later; lock held). At the first 429 of a run, requests went as fast as they could: what
+        the API let through, not what was sent, is near its limit (a burst of a second's worth)."""
+        while self._refused and self._refused[0] < now - self.WINDOW_SECONDS:
+            self._refused.popleft()
+        span = max(0.5, min(self.WINDOW_SECONDS, now - (self._first_sent or now)))
+        return max(0, len(self._sent) - len(self._refused)) / span
