@@ -20,8 +20,10 @@ as they come and go. So the pacer learns it, and adapts how many requests are in
   5 requests a second than of 50).
 - **Requests in flight** (`InFlightLimit`): enough for the rate at the current latency
   (Little's law: rate x latency, and a margin), grown while workers wait for a place and
-  latency stays near its floor, shrunk when latency rises well above its floor (requests
-  queueing at the server, or at our own CPU). `max_workers`, when set, bounds it.
+  latency stays near its floor, shrunk back when latency rises well above its floor
+  (requests queueing at the server, or at our own CPU). `max_workers`, when set, bounds it.
+  Probing for a higher rate is slower the more requests are in flight: each is refused
+  when a probe overshoots.
 
 All workers share both: one rate, one set of places, whatever list, page or fan-out a
 request belongs to.
@@ -62,18 +64,22 @@ class LearnedRate:
         self.start = 0.0
         self.since = 0.0
         self.k = 0.0
+        self.pace = 1.0
 
     def rate(self, now: float, sending: float) -> float | None:
         """Requests a second allowed now (None: no limit), given the rate being sent."""
         if self.w_max is None:
             return self.cap
-        elapsed = (now - self.since) * min(1.0, max(0.25, self.w_max / self.SLOW_BELOW))
+        elapsed = (now - self.since) * self.pace
         rate = self.start if elapsed < 0 else self.w_max * (1 + self.C * (elapsed - self.k) ** 3)
         rate = min(max(rate, self.start), max(2 * sending, self.w_max))
         return rate if self.cap is None else min(rate, self.cap)
 
-    def throttled(self, sending: float, resume_at: float, stated_limit: float | None) -> None:
-        """A 429 while `sending` requests a second: start again at `resume_at`, lower."""
+    def throttled(
+        self, sending: float, resume_at: float, stated_limit: float | None, latency: float = 0.0
+    ) -> None:
+        """A 429 while `sending` requests a second, `latency` seconds a request: start again at
+        `resume_at`, lower."""
         if stated_limit is not None:
             self.w_max = self.start = max(self.MIN_RATE, stated_limit * self.STATED_SHARE)
         else:
@@ -86,6 +92,10 @@ class LearnedRate:
         if self.cap is not None:
             self.w_max, self.start = min(self.w_max, self.cap), min(self.start, self.cap)
         self.since = resume_at
+        # A probe past the limit costs a 429 for every request then in flight (rate x latency):
+        # the more there are, the more slowly the limit is probed.
+        in_flight = self.w_max * latency
+        self.pace = min(1.0, max(0.25, self.w_max / self.SLOW_BELOW)) / min(4.0, max(1.0, in_flight / 4))
         self.k = ((1 - self.start / self.w_max) / self.C) ** (1 / 3)
 
 
@@ -95,7 +105,8 @@ class InFlightLimit:
     Every `WINDOW_SECONDS` (with at least `WINDOW_REQUESTS` answers) the window's mean latency
     is compared with the lowest seen (`floor`, which creeps up 1 % a window so that a server
     that became slower for good is re-learned): above `QUEUEING` times it (plus 2 ms, for
-    latencies of a millisecond) requests are queueing, and the limit shrinks by a tenth.
+    latencies of a millisecond) requests are queueing, and the limit shrinks by a tenth (not
+    below where it started).
     Otherwise, if requests waited for a place, it grows by a quarter, up to what the rate
     needs at this latency when a rate binds (`needed`).
     """
@@ -108,25 +119,29 @@ class InFlightLimit:
         self.bound = bound
         self.adaptive = adaptive
         self.limit = min(start, bound)
+        # Never fewer than it started with: what the tap always had in flight, safe for the API; the
+        # limit shrinks back from what it grew to (a busy machine's latency too would shrink it).
+        self.least = self.limit
         self.floor: float | None = None
+        self.latency = 0.0  # the last window's mean
         self._latencies: list[float] = []
         self._waited = False
         self._window_start: float | None = None
 
     def answered(self, now: float, latency: float, rate: float | None) -> None:
-        """One request answered after `latency` seconds; adapt at the end of a window."""
-        if not self.adaptive:
-            return
+        """One request answered after `latency` seconds; adapt at the end of a window (the latency
+        is measured whether the limit adapts or not: the rate's probing slows down with it)."""
         self._latencies.append(latency)
         if self._window_start is None:
             self._window_start = now
         if now - self._window_start < self.WINDOW_SECONDS or len(self._latencies) < self.WINDOW_REQUESTS:
             return
         mean = sum(self._latencies) / len(self._latencies)
+        self.latency = mean
         self.floor = mean if self.floor is None else min(self.floor * 1.01, mean)
-        if mean > self.QUEUEING * self.floor + 0.002:
-            self.limit = max(1, math.floor(self.limit * 0.9))
-        elif self._waited:
+        if self.adaptive and mean > self.QUEUEING * self.floor + 0.002:
+            self.limit = max(self.least, math.floor(self.limit * 0.9))
+        elif self.adaptive and self._waited:
             grown = self.limit + max(1, self.limit // 4)
             if rate is not None:
                 grown = min(grown, max(self.limit, self.needed(rate, mean)))
@@ -248,7 +263,7 @@ class Pacer:
             if now >= self.paused_until or stated_limit is not None:
                 resume_at = max(self.paused_until, now + pause_seconds)
                 sending = min(self._sending(now), self._served(now))
-                self.learned.throttled(sending, resume_at, stated_limit)
+                self.learned.throttled(sending, resume_at, stated_limit, self.in_flight.latency)
                 self.slowdowns += 1
             self.paused_until = max(self.paused_until, now + pause_seconds)
 
