@@ -228,7 +228,7 @@ class Pacer:
                 if sent is not None:
                     now = self.clock()
                     self.in_flight.answered(now, now - sent, self.learned.rate(now, self._sending(now)))
-                self._place_freed.notify_all()
+                self._place_freed.notify(max(1, self.in_flight.limit - self._taken))
 
     def wait_turn(self) -> None:
         """Block until this request may go: one interval of the current rate after the last one, and
