@@ -113,7 +113,7 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="Max Workers",
         description="Cap on requests in flight at once (1: one after another): the messages of "
         "several conversations, the pages of a page-numbered list. Unset: adaptive, from 8 up to "
-        "32, as many as the allowed rate needs at the API's latency, fewer when latency rises "
+        "32, as many as the allowed rate needs at the API's latency, back to 8 when latency rises "
         "(requests queueing). Output order and state are the same whatever the value.",
     ),
     th.Property(
