@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py                   # every scenario, about 30 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --only contacts   # one family of scenarios
     .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
+    .venv/bin/python benchmarks/run.py --only pacing --before ../main-tree   # rate limits, before/after
 
 For each family (`conversations`: the conversations and messages streams, cursor-paged;
 `contacts`: the contacts stream, a page-numbered list), each figure the median of
@@ -10,7 +11,7 @@ For each family (`conversations`: the conversations and messages streams, cursor
 one run, not across runs):
 
 1. 25 ms of latency per request: wall time and records/s with `max_workers=1` and with
-   the default (8); the speed-up is the ratio of the two medians.
+   the default (adaptive: 8 up to 32 in flight); the speed-up is the ratio of the two medians.
 2. Zero latency: records/s of the tap (default settings, and `max_workers=1`) against
    `benchmarks/reference_client.py` (plain `requests` + `json`, no SDK, one request at a
    time) reading the same data from the same emulator.
@@ -33,6 +34,15 @@ the acknowledgement latency), and as many as it answers from 32 connections
 (`benchmarks/webhook_load.py`); every acknowledged delivery must be in the capture. The
 `capture` family is a webhook capture of 1,000,000 deliveries read by the tap (`webhook_events`,
 `message_statuses`, both) and a rerun from its STATE with nothing new.
+
+The `pacing` family is the account's rate limit, which the tap must learn (issue 29): the
+emulator's token bucket (a second's requests, 429 with Retry-After 1) moving 20 -> 60 -> 30
+requests a second, 25 s each, at 25 ms a request (the share of each phase's limit served after
+its first 5 s, the share of requests refused, the seconds until 2 s served 90 % of the raised
+limit); 40 a second at 300 ms a request (30 s); a fixed 30 a second (600 conversations: the
+sync's time against requests / limit); and no limit at 25 ms and 0 ms. With `--before TREE`
+(e.g. `git worktree add --detach ../main-tree main`) the tap of that tree runs beside this one,
+alternately, with this venv's packages.
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -85,6 +95,7 @@ FAMILIES = {
     "models": pipeline_stack.TABLES,
     "webhooks": (),
     "capture": ("webhook_events", "message_statuses"),
+    "pacing": ("conversations", "messages"),
 }
 
 
@@ -127,6 +138,10 @@ class Emulator:
         with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
             return json.load(response)
 
+    def get(self, path: str) -> t.Any:
+        with urllib.request.urlopen(self.base_url + path, timeout=60) as response:  # noqa: S310
+            return json.load(response)
+
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(self.base_url + "/_emulator/stats", timeout=60) as response:  # noqa: S310
             return json.load(response)
@@ -140,27 +155,48 @@ class Emulator:
 
 
 def measure(
-    command: list[str], count_from_stderr: t.Callable[[str], int], stdout: Path | None = None
+    command: list[str],
+    count_from_stderr: t.Callable[[str], int],
+    stdout: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    stop_after: float | None = None,
 ) -> Measure:
-    """Run a command with stdout to /dev/null (or a file); its wall time, records and peak RSS."""
+    """Run a command with stdout to /dev/null (or a file); its wall time, records and peak RSS. With
+    `stop_after`, it is stopped (SIGTERM) after so many seconds, and counts no records."""
     with tempfile.TemporaryFile("w+") as stderr, open(stdout or os.devnull, "wb") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=stderr)
+        process = subprocess.Popen(command, stdout=out, stderr=stderr, env=env)
+        if stop_after is not None:
+            try:
+                process.wait(stop_after)
+            except subprocess.TimeoutExpired:
+                process.terminate()
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         stderr.seek(0)
         log = stderr.read()
+    if stop_after is not None:
+        return Measure(seconds, 0, usage.ru_maxrss / 1024)
     if process.returncode != 0:
         raise SystemExit(f"{command[0]} exited {process.returncode}:\n{log[-2000:]}")
     return Measure(seconds, count_from_stderr(log), usage.ru_maxrss / 1024)
 
 
 def tap(
-    emulator: Emulator, workdir: Path, family: str, *, state: dict | None = None, **settings: object
+    emulator: Emulator,
+    workdir: Path,
+    family: str,
+    *,
+    state: dict | None = None,
+    source: Path | None = None,
+    stop_after: float | None = None,
+    **settings: object,
 ) -> Measure:
     """A sync of the family's streams (selected by a catalog; the whole account: all), with these
-    settings, from `state` if given; its Singer output is kept in workdir/output.jsonl."""
+    settings, from `state` if given; its Singer output is kept in workdir/output.jsonl. `source`: the
+    tap's code from another tree (`--before`), run with this venv's packages."""
     config = workdir / "config.json"
     config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, **settings}))
     catalog = workdir / f"catalog-{family}.json"
@@ -171,10 +207,14 @@ def tap(
         catalog.write_text(json.dumps(select_streams(json.loads(discovered), FAMILIES[family])))
 
     command = [str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)]
+    env = None
+    if source is not None:
+        command[:1] = [sys.executable, "-m", "tap_vobiz"]
+        env = {**os.environ, "PYTHONPATH": str(source)}
     if state is not None:
         (workdir / "state.json").write_text(json.dumps(state))
         command += ["--state", str(workdir / "state.json")]
-    return measure(command, records_emitted, workdir / "output.jsonl")
+    return measure(command, records_emitted, workdir / "output.jsonl", env=env, stop_after=stop_after)
 
 
 def last_state(workdir: Path) -> dict:
@@ -267,7 +307,7 @@ def scaled(factor: float) -> dict[str, int]:
 
 
 def account_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
-    """The whole account at 25 ms: full sync 1 vs 8 workers, then a rerun after six hours; memory by size."""
+    """The whole account at 25 ms: full sync, 1 worker vs the default; a rerun after six hours; memory."""
     rows = []
     with Emulator(**ACCOUNT) as emulator:  # type: ignore[arg-type]
         emulator.faults(latency_ms=25)
@@ -282,11 +322,11 @@ def account_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, s
         name = "25 ms latency, whole account (see below)"
         rows += [
             timed(name, "tap, max_workers=1, full sync", one_m),
-            timed("", f"tap, max_workers=8 (default), full sync, {statistics.median(requests):,.0f} requests",
+            timed("", f"tap, default settings, full sync, {statistics.median(requests):,.0f} requests",
                   eight_m),
-            ("", "**speed-up, 8 workers vs 1**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
+            ("", "**speed-up, default vs 1 worker**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
         ]  # fmt: skip
-        print(f"account, 25 ms: 1 worker {one_m.seconds:.1f}s, 8 workers {eight_m.seconds:.1f}s", flush=True)
+        print(f"account, 25 ms: 1 worker {one_m.seconds:.1f}s, default {eight_m.seconds:.1f}s", flush=True)
         emulator.post("/_emulator/activity", SIX_HOURS)
         for collection, spec in ACCOUNT_CHANGES.items():
             emulator.post("/_emulator/changes", {"collection": collection, **spec})
@@ -606,6 +646,133 @@ def capture_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, s
 
 
 def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+# The `pacing` family (issue 29): a limit the tap must learn. Phases of (requests a second allowed,
+# seconds), a token bucket of a second's requests answering 429 with Retry-After 1.
+STEPS = [(20, 25), (60, 25), (30, 25)]
+SETTLE = 5.0  # seconds of each phase left out of its share
+
+
+def _served_between(served: list[float], start: float, end: float) -> int:
+    return sum(1 for moment in served if start <= moment < end)
+
+
+def limit_shares(report: dict, phases: list[tuple[float, float]]) -> tuple[list[float], float, float | None]:
+    """Share of each phase's limit served (after its first `SETTLE` s), share of requests refused, and
+    the seconds after the first raise until 2 s served at least 90 % of the raised limit."""
+    served, refused = report["served"], report["refused"]
+    end = sum(seconds for _, seconds in phases)
+    shares, start, raised_at = [], 0.0, None
+    for index, (limit, seconds) in enumerate(phases):
+        shares.append(_served_between(served, start + SETTLE, start + seconds) / (limit * (seconds - SETTLE)))
+        if raised_at is None and index and limit > phases[index - 1][0]:
+            moment = start + 2
+            while moment <= start + seconds:
+                if _served_between(served, moment - 2, moment) >= 0.9 * limit * 2:
+                    raised_at = moment - start
+                    break
+                moment += 0.1
+            raised_at = raised_at if raised_at is not None else float("inf")
+        start += seconds
+    sent = _served_between(served, 0, end) + _served_between(refused, 0, end)
+    return shares, _served_between(refused, 0, end) / max(sent, 1), raised_at
+
+
+def pacing_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tuple[str, str, str, str]]:
+    """A moving limit, a far API and a fixed limit: the share of the limit the tap used and its 429s;
+    and no limit at 25 ms and 0 ms; this tree beside `before` (another tree of the tap, e.g. main's)."""
+    clients = ([("before", before)] if before else []) + [("after", None)]
+    rows: list[tuple[str, str, str, str]] = []
+
+    def pct(value: float) -> str:
+        return f"{value:.0%}"
+
+    with Emulator(4000, 40_000) as emulator:
+        emulator.faults(latency_ms=25)
+        runs: dict[str, list] = {name: [] for name, _ in clients}
+        schedule = [[sum(s for _, s in STEPS[:i]), rate] for i, (rate, _) in enumerate(STEPS) if i]
+        for _ in range(repeat):
+            for name, source in clients:
+                emulator.post("/_emulator/rate-limit", {"per_second": STEPS[0][0], "schedule": schedule})
+                tap(emulator, workdir, "conversations", source=source, stop_after=sum(s for _, s in STEPS))
+                runs[name].append(limit_shares(emulator.get("/_emulator/rate-limit"), STEPS))
+                print(f"pacing, steps, {name}: {runs[name][-1]}", flush=True)
+        title = "limit 20 -> 60 -> 30 req/s (25 s each), 25 ms latency"
+        for name, _ in clients:
+            shares = [statistics.median(run[0][i] for run in runs[name]) for i in range(len(STEPS))]
+            refused = statistics.median(run[1] for run in runs[name])
+            raised = statistics.median(run[2] for run in runs[name])
+            phases = ", ".join(
+                f"{limit}: {pct(share)}" for (limit, _), share in zip(STEPS, shares, strict=True)
+            )
+            figures = f"share of the limit {phases}; 429s {refused:.1%}; 90 % of 60 after {raised:.1f} s"
+            rows.append((title, f"tap ({name})", figures, ""))
+            title = ""
+
+        emulator.faults(latency_ms=300)
+        far = [(40, 30)]
+        runs = {name: [] for name, _ in clients}
+        for _ in range(repeat):
+            for name, source in clients:
+                emulator.post("/_emulator/rate-limit", {"per_second": 40})
+                tap(emulator, workdir, "conversations", source=source, stop_after=30)
+                runs[name].append(limit_shares(emulator.get("/_emulator/rate-limit"), far))
+                print(f"pacing, 300 ms, {name}: {runs[name][-1]}", flush=True)
+        title = "limit 40 req/s, 300 ms latency (30 s)"
+        for name, _ in clients:
+            share = statistics.median(run[0][0] for run in runs[name])
+            refused = statistics.median(run[1] for run in runs[name])
+            rows.append((title, f"tap ({name})", f"share of the limit {pct(share)}; 429s {refused:.1%}", ""))
+            title = ""
+
+    with Emulator(600, 30_000) as emulator:
+        emulator.faults(latency_ms=25)
+        fixed: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in clients}
+        for _ in range(repeat):
+            for name, source in clients:
+                emulator.post("/_emulator/rate-limit", {"per_second": 30})
+                run = tap(emulator, workdir, "conversations", source=source)
+                report = emulator.get("/_emulator/rate-limit")
+                served, refused = len(report["served"]), len(report["refused"])
+                fixed[name].append((run.seconds, refused / (served + refused), served))
+                print(f"pacing, fixed 30, {name}: {fixed[name][-1]}", flush=True)
+        title = "limit 30 req/s, 25 ms latency, 600 conversations"
+        for name, _ in clients:
+            seconds = statistics.median(r[0] for r in fixed[name])
+            refused = statistics.median(r[1] for r in fixed[name])
+            needed = fixed[name][0][2]
+            figures = f"{seconds:.1f} s = {seconds / (needed / 30):.2f}x the best; 429s {refused:.1%}"
+            rows.append(
+                (title, f"tap ({name}): {needed:,} requests, at best {needed / 30:.1f} s", figures, "")
+            )
+            title = ""
+
+    for latency, size in ((25, (1000, 50_000)), (0, (1000, 100_000))):
+        with Emulator(*size) as emulator:
+            emulator.faults(latency_ms=latency)
+            free: dict[str, list[Measure]] = {name: [] for name, _ in clients}
+            plain: list[Measure] = []
+            for _ in range(repeat):
+                if not latency:
+                    plain.append(reference(emulator, "conversations"))
+                for name, source in clients:
+                    free[name].append(tap(emulator, workdir, "conversations", source=source))
+            title = f"no limit, {latency} ms latency, {size[0]:,} conversations / {size[1]:,} messages"
+            if plain:
+                rows.append(timed(title, "reference client", medians(plain)))
+                title = ""
+            for name, _ in clients:
+                share = medians(free[name]).per_second / medians(plain).per_second if plain else None
+                client = f"tap ({name})" + (f": {share:.0%} of the reference's rate" if share else "")
+                rows.append(timed(title, client, medians(free[name])))
+                title = ""
+            print(f"pacing, no limit {latency} ms: " + ", ".join(
+                f"{name} {medians(free[name]).seconds:.1f}s" for name, _ in clients), flush=True)  # fmt: skip
+    return rows
+
+
+def scenarios(
+    family: str, repeat: int, workdir: Path, before: Path | None
+) -> list[tuple[str, str, str, str]]:
     """The three scenarios of one family of streams, as table rows."""
     if family == "capture":
         return capture_scenarios(repeat, workdir)
@@ -617,6 +784,8 @@ def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, s
         return models_scenarios(repeat, workdir)
     if family == "webhooks":
         return webhook_load.scenarios(repeat)
+    if family == "pacing":
+        return pacing_scenarios(repeat, workdir, before)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:
@@ -628,10 +797,10 @@ def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, s
         one_m, eight_m = medians(one), medians(eight)
         rows += [
             timed(f"25 ms latency, {name}", "tap, max_workers=1", one_m),
-            timed("", "tap, max_workers=8 (default)", eight_m),
-            ("", "**speed-up, 8 workers vs 1**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
+            timed("", "tap, default settings", eight_m),
+            ("", "**speed-up, default vs 1 worker**", f"**{one_m.seconds / eight_m.seconds:.1f}x**", ""),
         ]
-        print(f"{family}, 25 ms: 1 worker {one_m.seconds:.1f}s, 8 workers {eight_m.seconds:.1f}s", flush=True)
+        print(f"{family}, 25 ms: 1 worker {one_m.seconds:.1f}s, default {eight_m.seconds:.1f}s", flush=True)
 
     size, name = scales["zero"]
     with Emulator(*size) as emulator:
@@ -645,9 +814,9 @@ def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, s
         single_ratio = single_m.per_second / ref_m.per_second
         rows += [
             timed(f"0 ms latency, {name}", "reference client", ref_m),
-            timed("", "tap, max_workers=8 (default)", default_m),
+            timed("", "tap, default settings", default_m),
             timed("", "tap, max_workers=1", single_m),
-            ("", "**tap (default) / reference**", f"**{default_ratio:.0%}**", ""),
+            ("", "**tap (default settings) / reference**", f"**{default_ratio:.0%}**", ""),
             ("", "**tap (max_workers=1) / reference**", f"**{single_ratio:.0%}**", ""),
         ]  # fmt: skip
         print(
@@ -672,12 +841,17 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=sorted(FAMILIES), action="append", help="families to run (default: all)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another tree of the tap (e.g. a worktree of main) run beside this one in the pacing family",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tap-vobiz-bench-"))
     print(f"machine: {machine()}", flush=True)
     rows: list[tuple[str, str, str, str]] = []
     for family in args.only or list(FAMILIES):
-        rows += scenarios(family, args.repeat, workdir)
+        rows += scenarios(family, args.repeat, workdir, args.before)
 
     print()
     print(f"Machine: {machine()}; median of {args.repeat} runs each.")

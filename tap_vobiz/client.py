@@ -55,8 +55,8 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context, Record
 
-    from tap_vobiz.concurrency import RequestPacer
     from tap_vobiz.deprecations import DeprecationNotices
+    from tap_vobiz.pacing import Pacer
     from tap_vobiz.page_lists import ListOutcome, PageListStream
     from tap_vobiz.run_report import RunReport
     from tap_vobiz.tap import TapVobiz
@@ -91,16 +91,31 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 
 def _body_retry_after(response: requests.Response) -> float | None:
     """`{"status": "error", "error": {"code": "RATE_LIMIT_EXCEEDED", "details": {"retryAfter": 1}}}`."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    wait = details.get("retryAfter") if isinstance(details, dict) else None
+    wait = _error_details(response).get("retryAfter")
     if isinstance(wait, (int, float)) and not isinstance(wait, bool) and 0 <= wait <= 3600:
         return float(wait)
     return None
+
+
+def stated_limit(response: requests.Response | None) -> float | None:
+    """The requests a second a 429's documented body says the API allows:
+    `{"error": {"details": {"limitType": "cps", "limit": 10, ...}}}`; None if it says none."""
+    details = _error_details(response) if response is not None else {}
+    limit = details.get("limit")
+    if details.get("limitType") != "cps" or isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        return None
+    return float(limit) if 0 < limit < 1_000_000 else None
+
+
+def _error_details(response: requests.Response) -> dict[str, t.Any]:
+    """The documented error body's `error.details`, or {}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return details if isinstance(details, dict) else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +199,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         self._deprecation_notices: DeprecationNotices = self.tap.deprecation_notices
         self.logger.addFilter(ONE_LINE_FAILURES)
         # The SDK's session, replaced before any request: see `tap_vobiz.connection`.
-        self._requests_session = api_session(self.url_base, int(self.config["max_workers"]))
+        self._requests_session = api_session(self.url_base, self.pacer.workers)
         self._field_checks = field_checks(self.schema)
         self._known_fields = frozenset(self.schema["properties"])
         self._unknown_fields_seen: set[str] = set()
@@ -243,8 +258,8 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         return self._stream_version
 
     @property
-    def pacer(self) -> RequestPacer:
-        """The gate all requests of the run pass (`max_requests_per_second`, 429 pauses)."""
+    def pacer(self) -> Pacer:
+        """The gate all requests of the run pass (`tap_vobiz.pacing`)."""
         return self.tap.pacer
 
     @property
@@ -441,8 +456,11 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         error = details.get("exception")
         response = getattr(error, "response", None)
         if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-            self.pacer.slow_down(details.get("wait", 0.0))
-            self.logger.warning("Rate limited: all requests pause for %.1fs", details.get("wait", 0.0))
+            # All requests pause for what the API asked; the retried one adds the backoff's jitter.
+            asked = retry_after_seconds(response)
+            pause = details.get("wait", 0.0) if asked is None else asked
+            self.pacer.slow_down(pause, stated_limit(response))
+            self.logger.warning("Rate limited: all requests pause for %.1fs", pause)
         self.report.add(run_report.RETRIES)
         self.logger.warning(
             "Retrying in %.1fs (attempt %d, %.0fs so far): %s",
@@ -480,7 +498,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
         lists = list(lists)
         read_so_far = gone_lists = 0
-        for item, pages in fetch_in_order(lists, read, workers=int(self.config["max_workers"])):
+        for item, pages in fetch_in_order(lists, read, workers=self.pacer.workers):
             try:
                 for page in pages:
                     if parent and item:

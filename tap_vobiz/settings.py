@@ -26,7 +26,6 @@ from tap_vobiz.decoding import format_timestamp, parse_setting_timestamp, parse_
 DEFAULT_API_URL = "https://api.vobiz.ai/api/v1/messaging"
 DEFAULT_LOOKBACK_HOURS = 72
 DEFAULT_MAX_RETRY_SECONDS = 300
-DEFAULT_MAX_WORKERS = 8
 DEFAULT_METRICS_LOG_LEVEL = "WARNING"
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_PROGRESS_INTERVAL = 30
@@ -115,18 +114,20 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "max_workers",
         th.IntegerType(minimum=1, maximum=64),
-        default=DEFAULT_MAX_WORKERS,
         title="Max Workers",
-        description="Lists and pages fetched at the same time (1: one after another): the "
-        "messages of several conversations, the pages of a page-numbered list. Output order and "
-        "state are the same whatever the value.",
+        description="Cap on requests in flight at once (1: one after another): the messages of "
+        "several conversations, the pages of a page-numbered list. Unset: adaptive, from 8 up to "
+        "32, as many as the allowed rate needs at the API's latency, back to 8 when latency rises "
+        "(requests queueing). Output order and state are the same whatever the value.",
     ),
     th.Property(
         "max_requests_per_second",
         th.NumberType(exclusive_minimum=0),
         title="Max Requests Per Second",
-        description="Cap on requests per second across all workers. Unset: no cap until "
-        "a 429, which pauses every worker (for `Retry-After`) and lowers the rate.",
+        description="Cap on requests per second across all workers. Unset or not, a 429 "
+        "pauses every worker (for `Retry-After`), and the rate is learned from the 429s: just under "
+        "the rate that was refused (or the limit the 429 states), rising again to probe a limit "
+        "that moves.",
     ),
     th.Property(
         "request_timeout",

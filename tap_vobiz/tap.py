@@ -20,7 +20,6 @@ from tap_vobiz.call_streams import CallLogsStream
 from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
 from tap_vobiz.capture_streams import CAPTURE_STREAM_TYPES, CaptureStream
 from tap_vobiz.client import VobizStream
-from tap_vobiz.concurrency import RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
 from tap_vobiz.deprecations import DeprecationNotices
 from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamError, VobizError
@@ -28,6 +27,7 @@ from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.resume import ResumableFanOut
+from tap_vobiz.pacing import Pacer
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
@@ -222,13 +222,13 @@ class TapVobiz(Tap):
         return self._api_clock
 
     @property
-    def pacer(self) -> RequestPacer:
-        """The gate all requests pass: `max_requests_per_second`, and 429 pauses for all workers."""
+    def pacer(self) -> Pacer:
+        """The gate all requests pass: the learned rate and requests in flight (`tap_vobiz.pacing`)."""
         if not hasattr(self, "_pacer"):
-            rate = self.config.get("max_requests_per_second")
-            self._pacer = RequestPacer(
+            rate, workers = self.config.get("max_requests_per_second"), self.config.get("max_workers")
+            self._pacer = Pacer(
                 float(rate) if rate is not None else None,
-                max_in_flight=int(self.config["max_workers"]),
+                max_in_flight=int(workers) if workers is not None else None,
             )
         return self._pacer
 

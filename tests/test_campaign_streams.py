@@ -144,7 +144,7 @@ def test_one_campaign_of_8000_recipients_is_paged_concurrently_in_order(start_em
     sequential = run_tap(emulator_config(emulator, max_workers=1), tmp_path, streams=("campaign_recipients",))
     emulator.state.stats.clear()
 
-    concurrent = run_tap(emulator_config(emulator), tmp_path, streams=("campaign_recipients",))
+    concurrent = run_tap(emulator_config(emulator, max_workers=8), tmp_path, streams=("campaign_recipients",))
 
     assert_exact_sync(concurrent, emulator.state.dataset, ("campaign_recipients",))
     assert concurrent.ids("campaign_recipients") == sequential.ids("campaign_recipients")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tap_vobiz.concurrency import RequestPacer, fetch_in_order
+from tap_vobiz.concurrency import fetch_in_order
 from tests.expected_output import assert_exact_sync
 from tests.tap_runner import emulator_config, run_tap
 from vobiz_emulator.server import Faults
@@ -151,50 +151,6 @@ def test_one_worker_runs_on_the_calling_thread():
 
     assert [r for _, pages in fetch_in_order(range(5), fetch, workers=1) for r in pages] == list(range(5))
     assert threads == {threading.current_thread().name}
-
-
-# RequestPacer, on a fake clock
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_pacer_spaces_requests_and_pauses_all_after_a_429(monkeypatch):
-    clock = FakeClock()
-    slept: list[float] = []
-    monkeypatch.setattr(
-        time, "sleep", lambda seconds: (slept.append(seconds), setattr(clock, "now", clock.now + seconds))
-    )
-    pacer = RequestPacer(4, clock=clock, max_in_flight=8)
-    for _ in range(3):
-        pacer.wait_turn()
-    assert slept == [0.25, 0.25]
-    pacer.slow_down(3.0)
-    before = clock.now
-    pacer.wait_turn()
-    assert clock.now - before == pytest.approx(3.0)
-    assert pacer.rate is not None and pacer.rate < 4
-
-
-def test_pacer_recovers_after_a_quiet_spell(monkeypatch):
-    clock = FakeClock()
-    monkeypatch.setattr(time, "sleep", lambda seconds: setattr(clock, "now", clock.now + seconds))
-    pacer = RequestPacer(None, clock=clock, max_in_flight=8)
-    for _ in range(50):
-        pacer.wait_turn()
-        clock.now += 0.1  # ten a second
-    pacer.slow_down(1.0)
-    assert pacer.rate == pytest.approx(5.0, rel=0.2)
-    for _ in range(1000):
-        pacer.wait_turn()
-        clock.now += 0.1
-    # Back up to what is being sent (10 a second), and no further than it can be used.
-    assert 10 <= pacer.rate <= 2 * 10 + 1
 
 
 @pytest.mark.parametrize(("rate", "workers"), [(None, 1), (None, 16), (5, 1), (5, 16)])

@@ -253,3 +253,25 @@ def test_campaign_lists_serve_the_documented_envelopes(start_emulator):
     missed = _get(emulator, "/calls/whatsapp/logs", status="missed", limit=100).json()["items"]
     assert missed and all(c["answered_at"] is None and c["duration_seconds"] == 0 for c in missed)
     assert "192.0.2." in calls["items"][0]["offer_sdp"]
+
+
+def test_the_rate_limit_is_a_token_bucket_that_moves_on_its_schedule(start_emulator):
+    emulator = start_emulator(2, 10)
+    base = emulator.api_url.split("/api/", 1)[0]
+    url = f"{emulator.api_url}/conversations"
+    set_limit = {"per_second": 3, "body": True, "retry_after": "2", "schedule": [[0.5, 1000]]}
+    assert requests.post(f"{base}/_emulator/rate-limit", json=set_limit, timeout=10).ok
+
+    burst = [requests.get(url, headers=AUTH, timeout=10) for _ in range(4)]
+    assert [r.status_code for r in burst] == [200, 200, 200, 429]  # a second's worth, then refused
+    assert burst[3].headers["Retry-After"] == "2"
+    details = burst[3].json()["error"]["details"]
+    assert details["limitType"] == "cps" and details["limit"] == 3 and details["retryAfter"] == 2
+    report = requests.get(f"{base}/_emulator/rate-limit", timeout=10).json()
+    assert len(report["served"]) == 3 and len(report["refused"]) == 1
+
+    while requests.get(f"{base}/_emulator/rate-limit", timeout=10).json()["served"][-1] < 0.6:
+        requests.get(url, headers=AUTH, timeout=10)  # the schedule raised the limit at 0.5 s
+    assert all(requests.get(url, headers=AUTH, timeout=10).ok for _ in range(20))
+    assert requests.post(f"{base}/_emulator/rate-limit", json={}, timeout=10).ok
+    assert all(requests.get(url, headers=AUTH, timeout=10).ok for _ in range(20))

@@ -10,6 +10,7 @@ import sys
 import time
 
 from vobiz_emulator.dataset import DEFAULT_NOW, Dataset
+from vobiz_emulator.rate_limit import TokenBucket
 from vobiz_emulator.server import (
     DEFAULT_AUTH_ID,
     DEFAULT_AUTH_TOKEN,
@@ -58,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
     parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="share of 429 answers")
     parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of non-JSON 200s")
+    parser.add_argument(
+        "--max-requests-per-second",
+        type=float,
+        default=0.0,
+        help="the account's rate limit: a token bucket of a second's requests, 429 with Retry-After 1 "
+        "beyond it (changed while running by POST /_emulator/rate-limit)",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         malformed_rate=args.malformed_rate,
         seed=args.seed,
     )
+    emulator.state.rate_limit = TokenBucket(per_second=args.max_requests_per_second)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with emulator:
         account = dataset.account

@@ -27,7 +27,6 @@ activity between runs and inject faults:
                                "date_header": false, "whole": ["canned_responses"],
                                "ignore_page": ["templates"]}`: the envelope shapes and clocks the docs
                                leave open (`ListShape`), served from now on
-- `POST /_emulator/reset`     forget the stats and the faults
 - `POST /_emulator/statuses`  `{"ids": [<outbound message ids>], "status": "read"}`: those messages
                                move to that status now, whatever their age (a receipt days late,
                                past a rerun's lookback), with their `message.status` webhooks
@@ -40,6 +39,11 @@ activity between runs and inject faults:
 The subscription API (`POST`/`GET /webhooks`, `DELETE /webhooks/{id}`) takes the API's
 credentials; with a subscription, `/_emulator/activity` also sends its events as signed
 webhooks (`vobiz_emulator/webhooks.py`).
+- `POST /_emulator/rate-limit` `{"per_second": 20, "burst": 1.0, "retry_after": "1", "body": false,
+                               "schedule": [[25, 60], [50, 30]]}`: the account's limit, a token
+                               bucket that can move while a run goes on (`rate_limit.TokenBucket`);
+                               `GET` it for when each request was served or refused
+- `POST /_emulator/reset`     forget the stats, the faults and the rate limit
 
 A script is consumed one entry per API request, before the random faults apply:
 `500`/`502`/`503`/`504`, `429` (Retry-After 1 s), `429-date` (as an HTTP date),
@@ -87,6 +91,7 @@ from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
 from vobiz_emulator.page_lists import BadPageRequest, LiveList, Paging
 from vobiz_emulator.webhooks import WebhookSender, subscription_error
+from vobiz_emulator.rate_limit import TokenBucket
 
 API_PREFIX = "/api/v1/messaging"
 DEFAULT_AUTH_ID = "MA_EMULATOR"
@@ -326,6 +331,7 @@ class EmulatorState:
             shape = ListShape(conversations="cursor" if conversations_page_size else "items")
         self.shape: ListShape = shape
         self.faults = Faults()
+        self.rate_limit = TokenBucket()
         self.stats: Counter[str] = Counter()
         self.requests: list[str] = []
         self.request_times: list[float] = []  # time.monotonic() of each entry of `requests`
@@ -476,6 +482,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == WEBHOOKS_PATH:
             self._serve_subscriptions("GET", url.path, {})
             return
+        if url.path == "/_emulator/rate-limit":
+            with state.lock:
+                self._json(200, state.rate_limit.report())
+            return
         self._serve_api(url.path, parse_qs(url.query, keep_blank_values=True))
 
     def do_POST(self) -> None:
@@ -540,6 +550,13 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_emulator/faults":
                 state.faults = Faults(**payload)
                 self._json(200, {"ok": True})
+            elif path == "/_emulator/rate-limit":
+                try:
+                    state.rate_limit = TokenBucket(**payload)
+                except (TypeError, ValueError) as error:
+                    self._json(400, {"error": str(error)})
+                else:
+                    self._json(200, {"ok": True})
             elif path == "/_emulator/shape":
                 try:
                     state.shape = ListShape(**payload)
@@ -552,6 +569,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"ok": True})
             elif path == "/_emulator/reset":
                 state.faults = Faults()
+                state.rate_limit = TokenBucket()
                 state.stats.clear()
                 state.requests.clear()
                 state.request_times.clear()
@@ -604,6 +622,7 @@ class Handler(BaseHTTPRequestHandler):
     def _serve_api_request(self, path: str, query: dict[str, list[str]]) -> None:
         state = self.server.state
         kind = request_kind(path)
+        refusal = None
         with state.lock:
             now = time.monotonic()
             state.requests.append(self.path)
@@ -613,6 +632,9 @@ class Handler(BaseHTTPRequestHandler):
             if fault is None and state.faults.max_per_second and state.over_limit(now):
                 fault = "429"
                 state.limited_times.append(now)
+            if fault is None and state.rate_limit.active and not state.rate_limit.take(now):
+                fault = "429-limit"
+                refusal = state.rate_limit.refusal(now)
         if latency:
             time.sleep(latency / 1000)
         with state.lock:
@@ -622,6 +644,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault:
             with state.lock:
                 state.stats[f"faults:{fault.split(':')[0]}"] += 1
+            if refusal is not None:
+                self._json(429, *refusal)
+                return
             if fault != "loop" and self._inject(fault):
                 return
         if not state.authorized(self.headers):

@@ -1,0 +1,161 @@
+"""The pacer: the rate it learns from 429s, the cap it keeps, the requests in flight it allows."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tap_vobiz.pacing import ADAPTIVE_BOUND, InFlightLimit, Pacer
+from tests.tap_runner import emulator_config, run_tap
+from vobiz_emulator.rate_limit import TokenBucket
+from vobiz_emulator.server import Faults
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """A clock that `time.sleep` moves on, instead of sleeping."""
+    fake = FakeClock()
+    monkeypatch.setattr(time, "sleep", lambda seconds: setattr(fake, "now", fake.now + seconds))
+    return fake
+
+
+def _send_against(
+    pacer: Pacer, clock: FakeClock, phases: list[tuple[float, float]]
+) -> list[tuple[float, bool]]:
+    """One worker sending through the pacer (5 ms a request) to a token bucket of a second's
+    requests whose limit follows `phases` ((requests a second, seconds)); a 429 asks for 1 s.
+    When each request went, and whether it was served."""
+    bucket = TokenBucket(
+        per_second=phases[0][0],
+        schedule=[(sum(s for _, s in phases[:i]), rate) for i, (rate, _) in enumerate(phases) if i],
+        started=clock.now,
+    )
+    end = clock.now + sum(seconds for _, seconds in phases)
+    sent = []
+    while clock.now < end:
+        pacer.wait_turn()
+        served = bucket.take(clock.now)
+        sent.append((clock.now, served))
+        clock.now += 0.005
+        if not served:
+            pacer.slow_down(1.0)
+    return sent
+
+
+def _served_rate(sent: list[tuple[float, bool]], start: float, end: float) -> float:
+    return sum(1 for moment, served in sent if served and start <= moment < end) / (end - start)
+
+
+def test_the_rate_rises_again_after_a_429_once_the_limit_rises(clock):
+    pacer = Pacer(None, clock=clock)
+    started = clock.now
+
+    sent = _send_against(pacer, clock, [(20, 30), (60, 30)])
+
+    refused = [moment - started for moment, served in sent if not served]
+    assert refused and refused[0] < 2  # the unknown limit was found at once...
+    assert 17 <= _served_rate(sent, started + 10, started + 30) <= 21  # ...and kept to
+    # Once the limit rose to 60, within 10 s the pacer sends at 90 % of it or more, and keeps there.
+    assert _served_rate(sent, started + 40, started + 60) >= 0.9 * 60
+    assert len(refused) <= 0.01 * len(sent) + 5
+
+
+def test_a_limit_stated_in_the_429_is_taken_just_under_it(clock):
+    pacer = Pacer(None, clock=clock)
+    for _ in range(100):  # 50 requests a second
+        pacer.wait_turn()
+        clock.now += 0.02
+
+    pacer.slow_down(1.0, stated_limit=10)
+
+    before = clock.now
+    pacer.wait_turn()
+    assert clock.now - before == pytest.approx(1.0)  # the pause, for every request
+    moments = []
+    for _ in range(10):
+        pacer.wait_turn()
+        moments.append(clock.now)
+    # 9.5 a second: spaced 1/9.5 s, not at the 50 a second measured before the 429.
+    assert moments[-1] - moments[0] == pytest.approx(9 / 9.5, rel=0.05)
+
+
+def test_the_rate_never_exceeds_max_requests_per_second(clock):
+    pacer = Pacer(5, clock=clock)
+    moments = []
+    for _ in range(200):  # 40 s at the cap, with 429s that state a higher limit
+        pacer.wait_turn()
+        moments.append(clock.now)
+        if len(moments) % 50 == 0:
+            pacer.slow_down(0.5, stated_limit=100)
+    for index, start in enumerate(moments):  # (spaced 0.2 s: the sixth lands 1.0 s on, give or take a float)
+        assert sum(1 for moment in moments[index:] if moment < start + 0.999) <= 5
+
+
+def test_requests_in_flight_grow_while_latency_holds_and_shrink_when_it_rises():
+    limit = InFlightLimit(8, ADAPTIVE_BOUND, adaptive=True)
+    now = 0.0
+    for _ in range(40):  # workers wait for a place, and latency stays at 300 ms
+        limit.waited()
+        for _ in range(limit.limit):
+            now += 0.3 / limit.limit
+            limit.answered(now, 0.3, None)
+    assert limit.limit == ADAPTIVE_BOUND
+
+    for _ in range(40):  # requests queue at the server: latency five times its floor
+        limit.waited()
+        for _ in range(limit.limit):
+            now += 1.5 / limit.limit
+            limit.answered(now, 1.5, None)
+    assert limit.limit == 8  # back to where it started, what the tap always had in flight
+
+
+def test_requests_in_flight_grow_only_to_what_the_rate_needs():
+    limit = InFlightLimit(8, ADAPTIVE_BOUND, adaptive=True)
+    now = 0.0
+    for _ in range(40):
+        limit.waited()
+        for _ in range(limit.limit):
+            now += 0.3 / limit.limit
+            limit.answered(now, 0.3, 40.0)
+    # 40 requests a second at 300 ms: 12 in flight, and a margin.
+    assert limit.limit == InFlightLimit.needed(40.0, 0.3) == 16
+
+
+def test_a_far_api_gets_more_requests_in_flight_and_max_workers_caps_them(start_emulator, tmp_path):
+    emulator = start_emulator(240, 240, days=5)
+    emulator.state.faults = Faults(latency_ms=300)
+
+    adaptive = run_tap(emulator_config(emulator), tmp_path)
+    most_adaptive = emulator.state.stats["max_in_flight"]
+    emulator.state.stats.clear()
+    capped = run_tap(emulator_config(emulator, max_workers=6), tmp_path)
+
+    assert adaptive.returncode == capped.returncode == 0
+    assert adaptive.ids("messages") == capped.ids("messages")
+    assert 8 < most_adaptive <= ADAPTIVE_BOUND
+    assert emulator.state.stats["max_in_flight"] == 6
+
+
+def test_a_limit_the_429_states_is_met_with_few_429s(start_emulator, tmp_path):
+    emulator = start_emulator(300, 300, days=5)
+    emulator.state.faults = Faults(latency_ms=20)
+    emulator.state.rate_limit = TokenBucket(per_second=25, body=True, retry_after=None)
+
+    run = run_tap(emulator_config(emulator), tmp_path)
+
+    assert run.returncode == 0
+    report = emulator.state.rate_limit.report()
+    assert len(report["served"]) >= 301
+    # The first 429 states the limit: after it, the tap keeps under it but for a probe now and then.
+    first = report["refused"][0]
+    later = [moment for moment in report["refused"] if moment > first + 1.5]
+    assert len(later) <= 3, report["refused"]
