@@ -645,7 +645,6 @@ def capture_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, s
     return rows
 
 
-def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
 # The `pacing` family (issue 29): a limit the tap must learn. Phases of (requests a second allowed,
 # seconds), a token bucket of a second's requests answering 429 with Retry-After 1.
 STEPS = [(20, 25), (60, 25), (30, 25)]

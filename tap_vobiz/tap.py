@@ -26,8 +26,8 @@ from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamErro
 from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
-from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.pacing import Pacer
+from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,

@@ -90,8 +90,8 @@ from typing_extensions import override
 from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
 from vobiz_emulator.page_lists import BadPageRequest, LiveList, Paging
-from vobiz_emulator.webhooks import WebhookSender, subscription_error
 from vobiz_emulator.rate_limit import TokenBucket
+from vobiz_emulator.webhooks import WebhookSender, subscription_error
 
 API_PREFIX = "/api/v1/messaging"
 DEFAULT_AUTH_ID = "MA_EMULATOR"
