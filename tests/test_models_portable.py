@@ -21,7 +21,7 @@ TRANSFORM = stack.ROOT / "transform"
 # dbt-core below 1.12 (1.12 cannot be installed from PyPI alone: see meltano.yml); duckdb below 1.3
 # as target-duckdb 0.8.0 needs it, so both read the same file.
 DBT = loaders_check.Loader(
-    ("dbt-core>=1.10,<1.12", "dbt-duckdb>=1.9,<1.11", "duckdb<1.3", "dbt-snowflake>=1.9,<1.12"),
+    ("dbt-core>=1.10,<1.12", "dbt-duckdb>=1.9,<1.11", "duckdb<1.3", "dbt-snowflake>=1.9,<1.12", "dbt-postgres>=1.9,<1.12"),
     "dbt",
     lambda out: {},
     lambda venv, out: {},
