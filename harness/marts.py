@@ -19,11 +19,13 @@ if t.TYPE_CHECKING:
 
 MARTS_SCHEMA = "vobiz_analytics"
 CATEGORIES = ("service", "marketing", "utility", "authentication")
+STATUSES = ("pending", "sent", "delivered", "read", "failed")
 # The columns compared, per mart, and its key.
 KEYS = {
     "vobiz__campaign_performance": ("campaign_id",),
     "vobiz__conversation_metrics": ("conversation_id",),
-    "vobiz__channel_daily": ("channel_id", "day"),
+    "vobiz__channel_daily": ("channel_id", "date_day"),
+    "vobiz__channels": ("channel_id",),
     "vobiz__contacts": ("contact_id",),
     "vobiz__messages": ("message_id",),
 }
@@ -35,9 +37,9 @@ def _time(value: object) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _day(value: object) -> dt.datetime | None:
+def _day(value: object) -> dt.date | None:
     moment = _time(value)
-    return moment.replace(hour=0, minute=0, second=0) if moment else None
+    return moment.astimezone(dt.timezone.utc).date() if moment else None
 
 
 def _content(content: object) -> dict:
@@ -52,6 +54,13 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _language(value: object) -> str | None:
+    """A template's language code: Meta's object form (`{"code": "en_US", ...}`) or the code itself."""
+    if isinstance(value, dict):
+        value = value.get("code")
+    return None if value is None or isinstance(value, (dict, list)) else _text(value)
 
 
 def _messages(served: dict) -> list[dict]:
@@ -74,6 +83,8 @@ def campaign_performance(served: dict) -> dict[tuple, dict]:
         status = Counter(row.get("status") for row in rows)
         sent = status["sent"] + status["delivered"] + status["read"]
         delivered = status["delivered"] + status["read"]
+        attempted = sent + status["failed"]
+        documented = ("queued", "sent", "delivered", "read", "failed", "skipped")
         failures = Counter(
             r["error_code"] for r in rows if r.get("status") == "failed" and r.get("error_code")
         )
@@ -97,8 +108,11 @@ def campaign_performance(served: dict) -> dict[tuple, dict]:
             "read": status["read"],
             "failed": status["failed"],
             "skipped": status["skipped"],
-            "delivery_rate": delivered / sent if sent else None,
-            "read_rate": status["read"] / delivered if delivered else None,
+            "other_status": sum(n for value, n in status.items() if value not in documented),
+            "attempted": attempted,
+            "delivery_rate": delivered / attempted if attempted else None,
+            "read_rate": status["read"] / attempted if attempted else None,
+            "failure_rate": status["failed"] / attempted if attempted else None,
             "top_error_code": top,
             "top_error_desc": max((d for d in descs if d is not None), default=None),
             "median_seconds_to_read": statistics.median(reads) if reads else None,
@@ -108,6 +122,32 @@ def campaign_performance(served: dict) -> dict[tuple, dict]:
     return marts
 
 
+def _replies(items: list[dict]) -> list[tuple[dt.datetime, dt.datetime | None, dt.datetime]]:
+    """A conversation's customer turns: (first customer message, its reply or None, last customer message).
+
+    A failed send is no reply; a reply stamped in the same second as a customer message does not
+    answer it (outbound first at a tie).
+    """
+    timed = [
+        m for m in items
+        if _time(m.get("created_at")) and m.get("direction") in {"inbound", "outbound"}
+        and not (m.get("direction") == "outbound" and m.get("status") == "failed")
+    ]  # fmt: skip
+    timed.sort(key=lambda m: (_time(m["created_at"]), m["direction"] == "inbound", m["id"]))
+    turns: list[tuple[dt.datetime, dt.datetime | None, dt.datetime]] = []
+    first = last = None
+    for m in timed:
+        moment = _time(m["created_at"])
+        if m["direction"] == "inbound":
+            first, last = first or moment, moment
+        elif first is not None:
+            turns.append((first, moment, last))  # type: ignore[arg-type]
+            first = last = None
+    if first is not None:
+        turns.append((first, None, last))  # type: ignore[arg-type]
+    return turns
+
+
 def conversation_metrics(served: dict) -> dict[tuple, dict]:
     marts = {}
     for conversation in served["conversations"]:
@@ -115,13 +155,14 @@ def conversation_metrics(served: dict) -> dict[tuple, dict]:
         inbound = [_time(m["created_at"]) for m in items if m.get("direction") == "inbound"]
         outbound = [m for m in items if m.get("direction") == "outbound"]
         first_in = min((m for m in inbound if m), default=None)
-        responses = [_time(m["created_at"]) for m in outbound]
-        first_out = min((m for m in responses if m and first_in and m > first_in), default=None)
+        turns = _replies(items)
+        first_out = turns[0][1] if turns else None
         marts[(conversation["id"],)] = {
             "channel_id": conversation.get("channel_id"),
             "category": conversation.get("category"),
             "is_billable": conversation.get("is_billable"),
             "status": conversation.get("status"),
+            "messages": len(items),
             "inbound_messages": len(inbound),
             "outbound_messages": len(outbound),
             "first_inbound_at": first_in,
@@ -129,51 +170,89 @@ def conversation_metrics(served: dict) -> dict[tuple, dict]:
             "first_response_seconds": (first_out - first_in).total_seconds()
             if first_out and first_in
             else None,
-            "outbound_failed": sum(m.get("status") == "failed" for m in outbound),
-            "outbound_read": sum(m.get("status") == "read" for m in outbound),
+            "failed_outbound_messages": sum(m.get("status") == "failed" for m in outbound),
+            "read_outbound_messages": sum(m.get("status") == "read" for m in outbound),
         }
     return marts
 
 
-def channel_daily(served: dict) -> dict[tuple, dict]:
-    phones = {row["id"]: row.get("phone_number") for row in served["channels"]}
+def _channel_days(served: dict) -> dict[tuple, dict]:
+    """(channel, UTC day) -> the counts of int_vobiz__channel_days, from the served rows."""
     zero = {
-        "messages_inbound": 0,
-        "messages_outbound": 0,
-        "messages_failed": 0,
+        "messages": 0,
+        "inbound_messages": 0,
+        "outbound_messages": 0,
+        **{f"{s}_outbound_messages": 0 for s in (*STATUSES, "other_status")},
         "conversations_started": 0,
         "billable_conversations": 0,
-        **{f"billable_{c}_conversations": 0 for c in CATEGORIES},
+        **{f"billable_{c}_conversations": 0 for c in (*CATEGORIES, "other")},
         "calls": 0,
-        "calls_answered": 0,
+        "answered_calls": 0,
         "call_seconds": 0,
     }
-    marts: dict[tuple, dict] = {}
+    days: dict[tuple, dict] = {}
 
     def day_of(channel: object, moment: object) -> dict | None:
         day = _day(moment)
         if channel is None or day is None:
             return None
-        return marts.setdefault((channel, day), {"phone_number": phones.get(channel), **zero})
+        return days.setdefault((channel, day), dict(zero))
 
     for m in _messages(served):
         if (row := day_of(m.get("channel_id"), m.get("created_at"))) is not None:
-            row["messages_inbound" if m.get("direction") == "inbound" else "messages_outbound"] += m.get(
-                "direction"
-            ) in {"inbound", "outbound"}
-            row["messages_failed"] += m.get("status") == "failed"
+            row["messages"] += 1
+            if m.get("direction") == "inbound":
+                row["inbound_messages"] += 1
+            elif m.get("direction") == "outbound":
+                row["outbound_messages"] += 1
+                status = m.get("status") if m.get("status") in STATUSES else "other_status"
+                row[f"{status}_outbound_messages"] += 1
     for c in served["conversations"]:
         if (row := day_of(c.get("channel_id"), c.get("started_at"))) is not None:
             row["conversations_started"] += 1
             if c.get("is_billable"):
                 row["billable_conversations"] += 1
-                if c.get("category") in CATEGORIES:
-                    row[f"billable_{c['category']}_conversations"] += 1
+                category = c.get("category") if c.get("category") in CATEGORIES else "other"
+                row[f"billable_{category}_conversations"] += 1
     for call in served["call_logs"]:
         if (row := day_of(call.get("channel_id"), call.get("started_at"))) is not None:
             row["calls"] += 1
-            row["calls_answered"] += call.get("answered_at") is not None
+            row["answered_calls"] += call.get("answered_at") is not None
             row["call_seconds"] += call.get("duration_seconds") or 0
+    return days
+
+
+def channel_daily(served: dict) -> dict[tuple, dict]:
+    phones = {row["id"]: row.get("phone_number") for row in served["channels"]}
+    return {key: {"phone_number": phones.get(key[0]), **row} for key, row in _channel_days(served).items()}
+
+
+def channels(served: dict) -> dict[tuple, dict]:
+    days = _channel_days(served)
+    marts = {}
+    for channel in served["channels"]:
+        mine = [row for (channel_id, _), row in days.items() if channel_id == channel["id"]]
+        active = [day for (channel_id, day) in days if channel_id == channel["id"]]
+        templates = [t for t in served["templates"] if t.get("channel_id") == channel["id"]]
+        marts[(channel["id"],)] = {
+            "phone_number": channel.get("phone_number"),
+            "display_name": channel.get("display_name"),
+            **{
+                column: sum(row[measure] for row in mine)
+                for column, measure in [
+                    ("messages", "messages"),
+                    ("inbound_messages", "inbound_messages"),
+                    ("outbound_messages", "outbound_messages"),
+                    ("conversations", "conversations_started"),
+                    ("billable_conversations", "billable_conversations"),
+                    ("calls", "calls"),
+                ]
+            },
+            "templates": len(templates),
+            "approved_templates": sum(t.get("status") == "approved" for t in templates),
+            "first_active_day": min(active, default=None),
+            "last_active_day": max(active, default=None),
+        }
     return marts
 
 
@@ -207,7 +286,12 @@ def contacts(served: dict) -> dict[tuple, dict]:
                 (_time(m["created_at"]) for m in mine if m.get("direction") == "inbound"), default=None
             ),
             "last_outbound_at": max(
-                (_time(m["created_at"]) for m in mine if m.get("direction") == "outbound"), default=None
+                (
+                    _time(m["created_at"])
+                    for m in mine
+                    if m.get("direction") == "outbound" and m.get("status") != "failed"
+                ),
+                default=None,
             ),
             "messages": len(mine),
             "conversations": conversations[contact["id"]],
@@ -237,7 +321,7 @@ def messages(served: dict) -> dict[tuple, dict]:
             "media_filename": _text(content.get("filename")),
             "media_mime_type": _text(content.get("mime_type")),
             "template_name": _text(content.get("name")) if template else None,
-            "template_language": _text(content.get("language")) if template else None,
+            "template_language": _language(content.get("language")) if template else None,
         }
     return marts
 
@@ -246,6 +330,7 @@ EXPECTED = {
     "vobiz__campaign_performance": campaign_performance,
     "vobiz__conversation_metrics": conversation_metrics,
     "vobiz__channel_daily": channel_daily,
+    "vobiz__channels": channels,
     "vobiz__contacts": contacts,
     "vobiz__messages": messages,
 }

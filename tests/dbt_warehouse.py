@@ -102,7 +102,9 @@ class RawTables:
         "_sdc_sequence": "bigint",
     }
 
-    def __init__(self, adapter: str, venv: Path, where: Path | stack.Postgres, *, zoned: bool = False) -> None:
+    def __init__(
+        self, adapter: str, venv: Path, where: Path | stack.Postgres, *, zoned: bool = False
+    ) -> None:
         self.adapter, self.venv, self.where, self.zoned = adapter, venv, where, zoned
         self.types: dict[str, dict[str, str]] = {}
 
@@ -129,7 +131,7 @@ class RawTables:
     def create(self, tables: dict[str, list[dict]], loaded_at: str = "2026-02-01T00:00:00Z") -> None:
         """The tables (those not named are not created: a deselected stream), with these rows."""
         statements = ["create schema if not exists vobiz"]
-        for table, rows in tables.items():
+        for table in tables:
             types = {
                 name: _column_type(spec, self.adapter, self.zoned) for name, spec in SCHEMAS[table].items()
             }
@@ -150,10 +152,12 @@ class RawTables:
             stamped["_sdc_sequence"] = sequence
             names = ", ".join(stamped)
             values = ", ".join(_literal(v, self.types[table][k]) for k, v in stamped.items())
-            statements.append(f"insert into vobiz.{table} ({names}) values ({values})")
+            statements.append(f"insert into vobiz.{table} ({names}) values ({values})")  # noqa: S608 - literals quoted by _literal
         self.sql(*statements, "select 1 as done")
 
-    def dbt(self, *args: str, timezone: str = "UTC", dbt_vars: dict | None = None) -> subprocess.CompletedProcess:
+    def dbt(
+        self, *args: str, timezone: str = "UTC", dbt_vars: dict | None = None
+    ) -> subprocess.CompletedProcess:
         """`dbt ARGS` on these tables, the session in `timezone`, with `--vars`."""
         if self.adapter == "duckdb":
             env = {"DBT_DUCKDB_PATH": str(self.where), "TZ": timezone}
@@ -170,4 +174,4 @@ class RawTables:
 
     def mart(self, name: str) -> list[dict]:
         """The rows of a model dbt built (schema vobiz_analytics)."""
-        return self.sql(f"select * from vobiz_analytics.{name}")  # noqa: S608
+        return self.sql(f"select * from vobiz_analytics.{name}")  # noqa: S608 - the tests' own names
