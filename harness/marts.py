@@ -7,12 +7,15 @@ from their SQL: each figure is worked out here row by row from the served record
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
 import json
 import statistics
 import typing as t
 from collections import Counter, defaultdict
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 if t.TYPE_CHECKING:
     from harness.pipeline_stack import Postgres
@@ -28,7 +31,14 @@ KEYS = {
     "vobiz__channels": ("channel_id",),
     "vobiz__contacts": ("contact_id",),
     "vobiz__messages": ("message_id",),
+    "vobiz__template_performance": ("channel_id", "template_name", "template_language", "date_day"),
+    "vobiz__response_times": ("conversation_id",),
+    "vobiz__channel_daily_spend": ("channel_id", "date_day"),
+    "vobiz__campaign_spend": ("campaign_id",),
 }
+RATE_CARD = Path(__file__).resolve().parent.parent / "transform" / "seeds" / "vobiz_rate_card.csv"
+# The `vobiz_business_hours` var's default (transform/dbt_project.yml).
+BUSINESS_DAYS, OPENS, CLOSES, BUSINESS_ZONE = {1, 2, 3, 4, 5}, 9, 17, "UTC"
 
 
 def _time(value: object) -> dt.datetime | None:
@@ -249,7 +259,7 @@ def channels(served: dict) -> dict[tuple, dict]:
                 ]
             },
             "templates": len(templates),
-            "approved_templates": sum(t.get("status") == "approved" for t in templates),
+            "approved_templates": sum(str(t.get("status")).lower() == "approved" for t in templates),
             "first_active_day": min(active, default=None),
             "last_active_day": max(active, default=None),
         }
@@ -326,6 +336,172 @@ def messages(served: dict) -> dict[tuple, dict]:
     return marts
 
 
+def _recipient_campaign(served: dict, row: dict) -> str:
+    return row.get("campaign_id") or served["recipient_campaigns"][row["id"]]
+
+
+def template_performance(served: dict) -> dict[tuple, dict]:
+    """Sends of each template, channel and UTC day: campaign recipients and template messages in
+    conversations (a message whose wamid a recipient carries counted once, as the recipient's)."""
+    templates = {row["id"]: row for row in served["templates"]}
+    by_name = {(t.get("channel_id"), t.get("name"), t.get("language")): t for t in served["templates"]}
+    campaigns = {row["id"]: row for row in served["campaigns"]}
+    wamids = {r.get("meta_message_id") for r in served["campaign_recipients"]} - {None}
+    sends = []
+    for row in served["campaign_recipients"]:
+        campaign = campaigns.get(_recipient_campaign(served, row))
+        if campaign is None:
+            continue
+        template = templates.get(campaign.get("template_id")) or {}
+        name = template.get("name") or campaign.get("template_name")
+        language = template.get("language") or campaign.get("template_lang")
+        status = "pending" if row.get("status") == "queued" else row.get("status")
+        moment = row.get("sent_at") or row.get("created_at")
+        sends.append((campaign.get("channel_id"), name, language, moment, status, row.get("error_code"),
+                      row.get("error_desc")))  # fmt: skip
+    for m in _messages(served):
+        if (
+            m.get("type") != "template"
+            or m.get("direction") != "outbound"
+            or m.get("meta_message_id") in wamids
+        ):
+            continue
+        content = _content(m.get("content"))
+        name, language = _text(content.get("name")), _language(content.get("language"))
+        sends.append((m.get("channel_id"), name, language, m.get("created_at"), m.get("status"), None, None))
+    groups: dict[tuple, list[tuple]] = defaultdict(list)
+    for channel, name, language, moment, status, code, desc in sends:
+        if channel is not None and name is not None and _day(moment) is not None:
+            groups[(channel, name, language, _day(moment))].append((status, code, desc))
+    marts = {}
+    for key, rows in groups.items():
+        status = Counter(row[0] for row in rows)
+        sent = status["sent"] + status["delivered"] + status["read"]
+        attempted = sent + status["failed"]
+        failures = Counter(code for st, code, _ in rows if st == "failed" and code)
+        top = min(failures, key=lambda code: (-failures[code], code)) if failures else None
+        documented = ("pending", "sent", "delivered", "read", "failed", "skipped")
+        template = by_name.get(key[:3]) or {}
+        marts[key] = {
+            "template_id": template.get("id"),
+            "template_category": template.get("category"),
+            "template_status": template.get("status"),
+            "sends": len(rows),
+            "pending": status["pending"],
+            "sent": sent,
+            "delivered": status["delivered"] + status["read"],
+            "read": status["read"],
+            "failed": status["failed"],
+            "skipped": status["skipped"],
+            "other_status": sum(n for value, n in status.items() if value not in documented),
+            "attempted": attempted,
+            "delivery_rate": (status["delivered"] + status["read"]) / attempted if attempted else None,
+            "failure_rate": status["failed"] / attempted if attempted else None,
+            "top_error_code": top,
+            "top_error_desc": max(
+                (d for st, c, d in rows if st == "failed" and c == top and d), default=None
+            ),
+        }
+    return marts
+
+
+def _business_seconds(start: dt.datetime, end: dt.datetime) -> float:
+    """Seconds of [start, end] inside the business hours (`BUSINESS_*`), day by local day."""
+    zone = ZoneInfo(BUSINESS_ZONE)
+    local_start = start.astimezone(zone).replace(tzinfo=None)
+    local_end = end.astimezone(zone).replace(tzinfo=None)
+    total, day = 0.0, local_start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day <= local_end:
+        if day.isoweekday() in BUSINESS_DAYS:
+            opened = max(local_start, day + dt.timedelta(hours=OPENS))
+            closed = min(local_end, day + dt.timedelta(hours=CLOSES))
+            total += max((closed - opened).total_seconds(), 0)
+        day += dt.timedelta(days=1)
+    return total
+
+
+def response_times(served: dict) -> dict[tuple, dict]:
+    marts = {}
+    for conversation in served["conversations"]:
+        turns = _replies(served["messages"][conversation["id"]])
+        if not turns:
+            continue
+        answered = [(asked, reply, last) for asked, reply, last in turns if reply is not None]
+        seconds = [(reply - asked).total_seconds() for asked, reply, _ in answered]
+        business = [_business_seconds(asked, reply) for asked, reply, _ in answered]
+        in_window = [reply <= last + dt.timedelta(hours=24) for _, reply, last in answered]
+        first_answered = turns[0][1] is not None
+        marts[(conversation["id"],)] = {
+            "channel_id": conversation.get("channel_id"),
+            "customer_turns": len(turns),
+            "replied_turns": len(answered),
+            "replies_within_window": sum(in_window),
+            "first_response_seconds": seconds[0] if first_answered else None,
+            "first_response_business_seconds": business[0] if first_answered else None,
+            "first_response_within_window": in_window[0] if first_answered else None,
+            "median_response_seconds": statistics.median(seconds) if seconds else None,
+            "median_response_business_seconds": statistics.median(business) if business else None,
+        }
+    return marts
+
+
+def _rate_card() -> list[dict]:
+    with RATE_CARD.open(newline="") as file:
+        return [{**row, "price": decimal.Decimal(row["price"])} for row in csv.DictReader(file)]
+
+
+def _price(card: list[dict], phone: object, category: object) -> decimal.Decimal | None:
+    """The rate card's price for a number and category: the longest calling code it starts with, else `*`."""
+    number = phone if isinstance(phone, str) else ""
+    matches = [
+        row for row in card
+        if str(row["category"]).lower() == str(category).lower()
+        and (row["calling_code"] == "*" or number.startswith("+" + row["calling_code"]))
+    ]  # fmt: skip
+    best = max(
+        matches, key=lambda row: 0 if row["calling_code"] == "*" else len(row["calling_code"]), default=None
+    )
+    return best["price"] if best else None
+
+
+def channel_daily_spend(served: dict) -> dict[tuple, dict]:
+    card, phones = _rate_card(), {row["id"]: row.get("phone_number") for row in served["contacts"]}
+    marts: dict[tuple, dict] = {}
+    for c in served["conversations"]:
+        day = _day(c.get("started_at"))
+        if not c.get("is_billable") or day is None or c.get("channel_id") is None:
+            continue
+        row = marts.setdefault(
+            (c["channel_id"], day),
+            {"billable_conversations": 0, "priced_conversations": 0, "unpriced_conversations": 0,
+             "estimated_spend": decimal.Decimal(0)},
+        )  # fmt: skip
+        price = _price(card, phones.get(c.get("contact_id")), c.get("category"))
+        row["billable_conversations"] += 1
+        row["priced_conversations" if price is not None else "unpriced_conversations"] += 1
+        row["estimated_spend"] += price or 0
+    return marts
+
+
+def campaign_spend(served: dict) -> dict[tuple, dict]:
+    card, templates = _rate_card(), {row["id"]: row for row in served["templates"]}
+    delivered: dict[str, list[dict]] = defaultdict(list)
+    for r in served["campaign_recipients"]:
+        if r.get("status") in {"delivered", "read"}:
+            delivered[_recipient_campaign(served, r)].append(r)
+    marts = {}
+    for campaign in served["campaigns"]:
+        category = (templates.get(campaign.get("template_id")) or {}).get("category") or "marketing"
+        prices = [_price(card, r.get("phone_number"), category) for r in delivered[campaign["id"]]]
+        marts[(campaign["id"],)] = {
+            "delivered": len(prices),
+            "priced_deliveries": sum(p is not None for p in prices),
+            "unpriced_deliveries": sum(p is None for p in prices),
+            "estimated_spend": sum((p for p in prices if p is not None), decimal.Decimal(0)),
+        }
+    return marts
+
+
 EXPECTED = {
     "vobiz__campaign_performance": campaign_performance,
     "vobiz__conversation_metrics": conversation_metrics,
@@ -333,6 +509,10 @@ EXPECTED = {
     "vobiz__channels": channels,
     "vobiz__contacts": contacts,
     "vobiz__messages": messages,
+    "vobiz__template_performance": template_performance,
+    "vobiz__response_times": response_times,
+    "vobiz__channel_daily_spend": channel_daily_spend,
+    "vobiz__campaign_spend": campaign_spend,
 }
 
 

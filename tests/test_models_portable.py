@@ -17,14 +17,14 @@ from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import RunningEmulator
 
 READ_MARTS = """
-import json, sys, duckdb
+import decimal, json, sys, duckdb
 connection = duckdb.connect(sys.argv[1], read_only=True)
 marts = {}
 for name in sys.argv[2:]:
     cursor = connection.execute(f"SELECT * FROM vobiz_analytics.{name}")
     columns = [d[0] for d in cursor.description]
     marts[name] = [dict(zip(columns, row)) for row in cursor.fetchall()]
-print(json.dumps(marts, default=str))
+print(json.dumps(marts, default=lambda v: float(v) if isinstance(v, decimal.Decimal) else str(v)))
 """
 
 

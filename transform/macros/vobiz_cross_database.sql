@@ -54,3 +54,29 @@
 {% macro duckdb__vobiz_type_double() -%}
     double
 {%- endmacro %}
+
+{#- A UTC timestamp as the wall-clock time in `time_zone` (an IANA name). -#}
+{% macro vobiz_local_time(column, time_zone) -%}
+    {{ return(adapter.dispatch('vobiz_local_time', 'vobiz')(column, time_zone)) }}
+{%- endmacro %}
+
+{% macro default__vobiz_local_time(column, time_zone) -%}
+    (({{ column }}) at time zone 'UTC') at time zone '{{ time_zone }}'
+{%- endmacro %}
+
+{% macro snowflake__vobiz_local_time(column, time_zone) -%}
+    convert_timezone('UTC', '{{ time_zone }}', {{ column }})
+{%- endmacro %}
+
+{#- The ISO weekday of a timestamp: 1 Monday .. 7 Sunday. -#}
+{% macro vobiz_iso_weekday(column) -%}
+    {{ return(adapter.dispatch('vobiz_iso_weekday', 'vobiz')(column)) }}
+{%- endmacro %}
+
+{% macro default__vobiz_iso_weekday(column) -%}
+    cast(extract(isodow from {{ column }}) as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{% macro snowflake__vobiz_iso_weekday(column) -%}
+    dayofweekiso({{ column }})
+{%- endmacro %}

@@ -19,7 +19,7 @@ templates as (
     select
         channel_id,
         count(*) as templates,
-        sum(case when status = 'approved' then 1 else 0 end) as approved_templates
+        sum(case when lower(status) = 'approved' then 1 else 0 end) as approved_templates
     from {{ ref('stg_vobiz__templates') }}
     group by channel_id
 )
