@@ -21,10 +21,7 @@ outcomes as (
         campaign_id,
         count(*) as recipients,
         sum(case when status = 'queued' then 1 else 0 end) as queued,
-        sum(case when status in ('sent', 'delivered', 'read') then 1 else 0 end) as sent,
-        sum(case when status in ('delivered', 'read') then 1 else 0 end) as delivered,
-        sum(case when status = 'read' then 1 else 0 end) as read_recipients,
-        sum(case when status = 'failed' then 1 else 0 end) as failed,
+        {{ vobiz_send_funnel('status') }},
         sum(case when status = 'skipped' then 1 else 0 end) as skipped,
         sum(
             case
@@ -78,16 +75,14 @@ select
     coalesce(outcomes.queued, 0) as queued,
     coalesce(outcomes.sent, 0) as sent,
     coalesce(outcomes.delivered, 0) as delivered,
-    coalesce(outcomes.read_recipients, 0) as read,
+    coalesce(outcomes.read_sends, 0) as read,
     coalesce(outcomes.failed, 0) as failed,
     coalesce(outcomes.skipped, 0) as skipped,
     coalesce(outcomes.other_status, 0) as other_status,
     coalesce(outcomes.sent + outcomes.failed, 0) as attempted,
     -- Each rate over the attempted sends (sent, delivered, read or failed): a campaign whose
     -- sends mostly failed does not read as delivered.
-    {%- for rate, count in [('delivery_rate', 'delivered'), ('read_rate', 'read_recipients'), ('failure_rate', 'failed')] %}
-    cast(outcomes.{{ count }} as {{ vobiz_type_double() }}) / nullif(outcomes.sent + outcomes.failed, 0) as {{ rate }},
-    {%- endfor %}
+    {{ vobiz_send_rates('outcomes') }},
     top_errors.error_code as top_error_code,
     top_errors.error_desc as top_error_desc,
     cast(outcomes.median_seconds_to_read as {{ vobiz_type_double() }}) as median_seconds_to_read,

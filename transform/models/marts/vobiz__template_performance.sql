@@ -76,10 +76,7 @@ outcomes as (
         date_day,
         count(*) as sends,
         sum(case when status = 'pending' then 1 else 0 end) as pending,
-        sum(case when status in ('sent', 'delivered', 'read') then 1 else 0 end) as sent,
-        sum(case when status in ('delivered', 'read') then 1 else 0 end) as delivered,
-        sum(case when status = 'read' then 1 else 0 end) as read_sends,
-        sum(case when status = 'failed' then 1 else 0 end) as failed,
+        {{ vobiz_send_funnel('status') }},
         sum(case when status = 'skipped' then 1 else 0 end) as skipped,
         sum(case when status is null or status not in {{ statuses }} then 1 else 0 end) as other_status
     from sends
@@ -131,9 +128,7 @@ select
     outcomes.skipped,
     outcomes.other_status,
     outcomes.sent + outcomes.failed as attempted,
-    cast(outcomes.delivered as {{ vobiz_type_double() }}) / nullif(outcomes.sent + outcomes.failed, 0) as delivery_rate,
-    cast(outcomes.read_sends as {{ vobiz_type_double() }}) / nullif(outcomes.sent + outcomes.failed, 0) as read_rate,
-    cast(outcomes.failed as {{ vobiz_type_double() }}) / nullif(outcomes.sent + outcomes.failed, 0) as failure_rate,
+    {{ vobiz_send_rates('outcomes') }},
     top_errors.error_code as top_error_code,
     top_errors.error_desc as top_error_desc
 from outcomes
