@@ -43,14 +43,27 @@ def _message(
 def account() -> dict[str, list[dict]]:
     """One channel's account with every oddity of the scenarios."""
     template_content = {"name": "promo", "language": {"code": "en_US", "policy": "deterministic"}}
-    failed = {"status": "failed", "error_code": "131026", "error_desc": "Message undeliverable"}
+    failed = {
+        "status": "failed",
+        "error_code": "131026",
+        "error_desc": "Message undeliverable",
+        "created_at": "2026-01-10T09:56:00Z",
+    }
     recipients = [{"id": f"r-{i}", "campaign_id": "cp-1", "contact_id": CONTACT, **failed} for i in range(9)]
-    delivered = {"sent_at": "2026-01-10T10:00:00Z", "delivered_at": "2026-01-10T10:00:05Z"}
+    delivered = {
+        "sent_at": "2026-01-10T10:00:00Z",
+        "delivered_at": "2026-01-10T10:00:05Z",
+        "phone_number": "+15550101",
+        "meta_message_id": "wamid.R9",
+    }
     recipients.append(
         {"id": "r-9", "campaign_id": "cp-1", "contact_id": OTHER_CONTACT, "status": "delivered", **delivered}
     )
     # A status the docs do not list: counted in `other_status`, not lost.
-    recipients.append({"id": "r-10", "campaign_id": "cp-1", "contact_id": OTHER_CONTACT, "status": "expired"})
+    recipients.append(
+        {"id": "r-10", "campaign_id": "cp-1", "contact_id": OTHER_CONTACT, "status": "expired",
+         "created_at": "2026-01-10T09:56:00Z"}
+    )  # fmt: skip
     return {
         "channels": [
             {"id": CHANNEL, "account_id": "MA_1", "phone_number": "+15550001", "display_name": "Support"}
@@ -96,6 +109,18 @@ def account() -> dict[str, list[dict]]:
                 content_json=template_content,
             ),
             _message("m-7", "cv-6", "inbound", "read", LATER),
+            # The campaign's send to r-9, listed in a conversation too (the same wamid).
+            _message(
+                "m-9",
+                "cv-4",
+                "outbound",
+                "delivered",
+                "2026-01-10T10:00:00Z",
+                type="template",
+                content=json.dumps(template_content),
+                content_json=template_content,
+                meta_message_id="wamid.R9",
+            ),
         ],
         "campaigns": [
             {
@@ -242,7 +267,7 @@ def test_a_stream_left_unselected_builds_the_marts_without_it(warehouses):
 
     assert built.returncode == 0, built.stdout[-3000:]
     day = _one(raw.mart("vobiz__channel_daily"), date_day="2026-01-10")
-    assert day["calls"] is None and day["outbound_messages"] == 4
+    assert day["calls"] is None and day["outbound_messages"] == 5
     assert _one(raw.mart("vobiz__contacts"), contact_id=CONTACT)["calls"] is None
 
 
@@ -262,3 +287,52 @@ def test_days_are_utc_days_whatever_the_sessions_time_zone(warehouses):
     assert str(_one(raw.mart("vobiz__messages"), message_id="m-8")["created_at"]).startswith(
         "2026-01-10 20:00:00"
     )
+
+
+def test_template_performance_counts_campaign_and_conversation_sends_once_each(odd):
+    day = _one(odd.raw.mart("vobiz__template_performance"), template_name="promo", date_day="2026-01-10")
+    assert (day["template_id"], day["template_language"], day["template_category"]) == (
+        "tp-1",
+        "en_US",
+        "marketing",
+    )
+    # m-6, and the recipients: r-9 delivered (m-9 is its send again), 9 failed, 1 expired.
+    assert (day["sends"], day["sent"], day["delivered"], day["failed"], day["other_status"]) == (
+        12,
+        2,
+        2,
+        9,
+        1,
+    )
+    assert day["failure_rate"] == pytest.approx(9 / 11)
+    assert day["top_error_code"] == "131026"
+
+
+def test_spend_prices_billable_units_by_the_rate_cards_market_and_category(odd):
+    day = _one(odd.raw.mart("vobiz__channel_daily_spend"), date_day="2026-01-10")
+    # +1 numbers: United States; service 0, marketing 0.025; marketing_lite and
+    # authentication_international are not on the card.
+    assert (day["billable_conversations"], day["priced_conversations"], day["unpriced_conversations"]) == (
+        4,
+        2,
+        2,
+    )
+    assert float(day["estimated_spend"]) == pytest.approx(0.025)
+    campaign = _one(odd.raw.mart("vobiz__campaign_spend"), campaign_id="cp-1")
+    assert (campaign["delivered"], float(campaign["estimated_spend"])) == (1, pytest.approx(0.025))
+
+
+def test_response_times_count_business_hours_in_their_time_zone(warehouses):
+    raw = warehouses("business_hours")
+    raw.create(account())
+    # Saturday 2026-01-10: the reply took 09:00Z-11:00Z, 14:30-16:30 in Kolkata; open 15-16 on Saturdays.
+    hours = {"days": [6], "start_hour": 15, "end_hour": 16, "time_zone": "Asia/Kolkata"}
+
+    built = raw.dbt("build", "--select", "+vobiz__response_times", dbt_vars={"vobiz_business_hours": hours})
+
+    assert built.returncode == 0, built.stdout[-3000:]
+    conversation = _one(raw.mart("vobiz__response_times"), conversation_id="cv-1")
+    assert float(conversation["first_response_seconds"]) == 7200
+    assert float(conversation["first_response_business_seconds"]) == 3600
+    assert str(conversation["first_response_within_window"]).lower() == "true"
+    assert (conversation["customer_turns"], conversation["replied_turns"]) == (1, 1)

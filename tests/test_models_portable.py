@@ -28,6 +28,17 @@ print(json.dumps(marts, default=lambda v: float(v) if isinstance(v, decimal.Deci
 """
 
 
+READ_COLUMNS = """
+import json, sys, duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+rows = connection.execute(
+    "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+    "WHERE table_schema IN ('vobiz', 'vobiz_analytics')"
+).fetchall()
+print(json.dumps(rows))
+"""
+
+
 def _dbt(venv: Path, profile: str, *args: str, env: dict[str, str] | None = None) -> str:
     completed = dbt_warehouse.run_dbt(venv, profile, *args, env=env)
     assert completed.returncode == 0, completed.stdout[-4000:]
@@ -69,6 +80,31 @@ def test_the_models_built_on_duckdb_give_the_figures_of_the_emulators_data(dbt_v
         records = [{column: marts.loaded_value(_value(v)) for column, v in row.items()} for row in rows]
         tables[mart] = {tuple(r[k] for k in marts.KEYS[mart]): r for r in records}
     assert marts.mart_differences(tables, served) == []
+    assert _undescribed_columns(dbt_venv, warehouse) == []
+
+
+def _undescribed_columns(venv: Path, warehouse: Path) -> list[str]:
+    """Columns built or loaded that the project's YAML does not describe (models, intermediate, sources)."""
+    manifest = json.loads((venv / "target" / "manifest.json").read_text())
+    described = {
+        (node["name"] if node["resource_type"] != "source" else f"vobiz.{node['name']}"): {
+            name for name, column in node["columns"].items() if column.get("description")
+        }
+        for node in [*manifest["nodes"].values(), *manifest["sources"].values()]
+        if node["resource_type"] in {"model", "seed", "source"}
+    }
+    printed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", READ_COLUMNS, str(warehouse)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    problems = []
+    for schema, table, column in json.loads(printed):
+        name = f"vobiz.{table}" if schema == "vobiz" else table
+        if not column.startswith("_sdc_") and column not in described.get(name, set()):
+            problems.append(f"{name}.{column}")
+    return problems
 
 
 def test_the_snowflake_adapter_parses_the_project(dbt_venv):

@@ -16,10 +16,18 @@ local_replies as (
     select
         conversation_id,
         turn,
-        {{ vobiz_local_time('customer_message_at', zone) }} as asked_at,
-        {{ vobiz_local_time('reply_at', zone) }} as answered_at
-    from replies
-    where reply_at is not null
+        asked_at,
+        answered_at,
+        {{ dbt.datediff('asked_at', 'answered_at', 'day') }} as days_spanned
+    from (
+        select
+            conversation_id,
+            turn,
+            {{ vobiz_local_time('customer_message_at', zone) }} as asked_at,
+            {{ vobiz_local_time('reply_at', zone) }} as answered_at
+        from replies
+        where reply_at is not null
+    ) as local_times
 ),
 
 -- Each local day a reply spans, and the business seconds of it.
@@ -33,7 +41,7 @@ reply_days as (
             as day_start
     from local_replies
     inner join ({{ dbt.generate_series(400) }}) as days
-        on days.generated_number - 1 <= {{ dbt.datediff('local_replies.asked_at', 'local_replies.answered_at', 'day') }}
+        on days.generated_number <= local_replies.days_spanned + 1
 ),
 
 business_windows as (
