@@ -274,6 +274,9 @@ def test_a_stream_left_unselected_builds_the_marts_without_it(warehouses):
 def test_days_are_utc_days_whatever_the_sessions_time_zone(warehouses):
     raw = warehouses("kolkata", zoned=True)
     tables = account()
+    # Only rows with a time (so the build does not depend on the malformed ones' fix).
+    tables["messages"] = [m for m in tables["messages"] if m["created_at"]]
+    tables["conversations"] = [c for c in tables["conversations"] if c["started_at"]]
     # 20:00 UTC is 01:30 the next day in Kolkata.
     tables["messages"].append(_message("m-8", "cv-1", "inbound", "read", "2026-01-10T20:00:00Z"))
     raw.create(tables)

@@ -61,7 +61,7 @@
 {%- endmacro %}
 
 {% macro default__vobiz_local_time(column, time_zone) -%}
-    (({{ column }}) at time zone 'UTC') at time zone '{{ time_zone }}'
+    ((({{ column }}) at time zone 'UTC') at time zone '{{ time_zone }}')
 {%- endmacro %}
 
 {% macro snowflake__vobiz_local_time(column, time_zone) -%}

@@ -37,23 +37,29 @@ with units as (
     {%- endif %}
 ),
 
+-- Matched once per number and category (far fewer than the units), then joined back on equality.
+numbers as (
+    select distinct coalesce(phone_number, '') as phone_number, lower(category) as category
+    from units
+),
+
 rates as (
     select
-        units.unit_type,
-        units.unit_id,
+        numbers.phone_number,
+        numbers.category,
         card.market,
         card.price,
         card.currency,
         row_number() over (
-            partition by units.unit_type, units.unit_id
+            partition by numbers.phone_number, numbers.category
             order by case when card.calling_code = '*' then 0 else {{ dbt.length('card.calling_code') }} end desc
         ) as match_rank
-    from units
+    from numbers
     inner join {{ ref('vobiz_rate_card') }} as card
-        on lower(units.category) = lower(card.category)
+        on numbers.category = lower(card.category)
         and (
             card.calling_code = '*'
-            or units.phone_number like {{ dbt.concat(["'+'", 'card.calling_code', "'%'"]) }}
+            or numbers.phone_number like {{ dbt.concat(["'+'", 'card.calling_code', "'%'"]) }}
         )
 )
 
@@ -64,4 +70,6 @@ select
     rates.currency
 from units
 left join rates
-    on units.unit_type = rates.unit_type and units.unit_id = rates.unit_id and rates.match_rank = 1
+    on coalesce(units.phone_number, '') = rates.phone_number
+    and lower(units.category) = rates.category
+    and rates.match_rank = 1

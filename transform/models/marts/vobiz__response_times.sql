@@ -3,7 +3,7 @@
   support lead reports it. A reply is the first outbound message after a customer turn that did
   not fail (int_vobiz__conversation_replies). Times in wall-clock seconds and in business seconds:
   only the seconds inside the `vobiz_business_hours` var's days and hours, in its time zone
-  (a reply that takes longer than 400 days counts its first 400 days of business hours).
+  (vobiz_business_seconds_since_epoch).
 -#}
 {%- set hours = var('vobiz_business_hours') -%}
 {%- set zone = hours['time_zone'] -%}
@@ -12,71 +12,16 @@ with replies as (
     select * from {{ ref('int_vobiz__conversation_replies') }}
 ),
 
-local_replies as (
-    select
-        conversation_id,
-        turn,
-        asked_at,
-        answered_at,
-        {{ dbt.datediff('asked_at', 'answered_at', 'day') }} as days_spanned
-    from (
-        select
-            conversation_id,
-            turn,
-            {{ vobiz_local_time('customer_message_at', zone) }} as asked_at,
-            {{ vobiz_local_time('reply_at', zone) }} as answered_at
-        from replies
-        where reply_at is not null
-    ) as local_times
-),
-
--- Each local day a reply spans, and the business seconds of it.
-reply_days as (
-    select
-        local_replies.conversation_id,
-        local_replies.turn,
-        local_replies.asked_at,
-        local_replies.answered_at,
-        {{ dbt.dateadd('day', 'days.generated_number - 1', dbt.date_trunc('day', 'local_replies.asked_at')) }}
-            as day_start
-    from local_replies
-    inner join ({{ dbt.generate_series(400) }}) as days
-        on days.generated_number <= local_replies.days_spanned + 1
-),
-
-business_windows as (
-    select
-        conversation_id,
-        turn,
-        case when asked_at > {{ dbt.dateadd('hour', hours['start_hour'], 'day_start') }}
-            then asked_at else {{ dbt.dateadd('hour', hours['start_hour'], 'day_start') }} end as opened_at,
-        case when answered_at < {{ dbt.dateadd('hour', hours['end_hour'], 'day_start') }}
-            then answered_at else {{ dbt.dateadd('hour', hours['end_hour'], 'day_start') }} end as closed_at
-    from reply_days
-    where {{ vobiz_iso_weekday('day_start') }} in ({{ hours['days'] | join(', ') }})
-),
-
-business_seconds as (
-    select
-        conversation_id,
-        turn,
-        sum(
-            case when closed_at > opened_at then {{ dbt.datediff('opened_at', 'closed_at', 'second') }} else 0 end
-        ) as reply_business_seconds
-    from business_windows
-    group by conversation_id, turn
-),
-
 turns as (
     select
         replies.*,
         case
-            when replies.reply_at is not null then coalesce(business_seconds.reply_business_seconds, 0)
+            when replies.reply_at is not null
+            then {{ vobiz_business_seconds_since_epoch(vobiz_local_time('replies.reply_at', zone)) }}
+                - {{ vobiz_business_seconds_since_epoch(vobiz_local_time('replies.customer_message_at', zone)) }}
         end as reply_business_seconds,
         row_number() over (partition by replies.conversation_id order by replies.turn) as turn_rank
     from replies
-    left join business_seconds
-        on replies.conversation_id = business_seconds.conversation_id and replies.turn = business_seconds.turn
 ),
 
 per_conversation as (
