@@ -27,7 +27,12 @@ seconds of the resumed run against an uninterrupted one (one run each). The `mod
 is that account loaded by `meltano run tap-vobiz target-postgres` into the embedded PostgreSQL
 and `dbt build` of `transform/`: the first build, the incremental one after six hours of
 activity and a second load, and a full refresh of the same data, each checked against the
-emulator's own figures.
+emulator's own figures. The `webhooks` family is the webhook receiver (`vobiz-webhooks serve`)
+under signed deliveries: 1,000 a second offered for 10 s (acknowledged rate, p50 and p99 of
+the acknowledgement latency), and as many as it answers from 32 connections
+(`benchmarks/webhook_load.py`); every acknowledged delivery must be in the capture. The
+`capture` family is a webhook capture of 1,000,000 deliveries read by the tap (`webhook_events`,
+`message_statuses`, both) and a rerun from its STATE with nothing new.
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import re
@@ -52,6 +58,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import webhook_load  # noqa: E402 - benchmarks/webhook_load.py, beside this script
+
 from harness import pipeline_stack  # noqa: E402
 from harness.pipeline_stack import ACCOUNT_CHANGES, select_streams  # noqa: E402
 
@@ -65,6 +73,8 @@ FAMILIES = {
     "account": pipeline_stack.TABLES,
     "backfill": pipeline_stack.TABLES,
     "models": pipeline_stack.TABLES,
+    "webhooks": (),
+    "capture": ("webhook_events", "message_statuses"),
 }
 
 
@@ -452,14 +462,163 @@ def models_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, st
     return rows
 
 
+# The capture family (issue 32): 1,000,000 signed deliveries as the receiver writes them, from two
+# receiver processes, in 64 MiB segments; each a `message.status` with one status (sent, delivered
+# or read of 333,334 messages), 2% of them retried by Vobiz (the same event_id) and 1% repeated by
+# WhatsApp (a new event_id).
+CAPTURE_DELIVERIES = 1_000_000
+CAPTURE_SEGMENT_BYTES = 64 << 20
+CAPTURE_BODY = (
+    '{{"event_id":"{event_id}","event_type":"message.status","account_id":"MA_BENCH001",'
+    '"occurred_at":"2026-11-0{day}T10:00:00Z","payload":{{"object":"whatsapp_business_account",'
+    '"entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{'
+    '"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111",'
+    '"phone_number_id":"106540352242922"}},"statuses":[{{"id":"wamid.HBgM{message:012d}",'
+    '"status":"{status}","timestamp":"{timestamp}","recipient_id":"9198{message:08d}",'
+    '"conversation":{{"id":"c{message:08d}","origin":{{"type":"utility"}}}},'
+    '"pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}}}}]}}}}]}}]}}}}'
+)
+
+
+def write_capture(root: Path, deliveries: int) -> int:
+    """A capture of `deliveries` lines (the format of docs/webhooks.md); returns how many distinct statuses
+    (message, status) it holds."""
+    statuses = ("sent", "delivered", "read")
+    writers = [f"bench-{n}-0000abcd" for n in (1, 2)]
+    files = {}
+    sizes = dict.fromkeys(writers, 0)
+    seqs = dict.fromkeys(writers, 1)
+    for writer in writers:
+        (root / "segments" / writer).mkdir(parents=True, exist_ok=True)
+        files[writer] = (root / "segments" / writer / "000000000001.jsonl").open("wb")
+    distinct, last_body, seen = 0, "", set()
+    for number in range(deliveries):
+        if number % 50 == 49:
+            body = last_body  # a retry: the same delivery again
+        else:
+            message, step = divmod(distinct, 3)
+            seen.add((message, step))
+            event_id = f"{number:08x}-0000-4000-8000-{message:012x}"
+            if number % 100 != 98:  # else WhatsApp repeats the last status under a new event_id
+                distinct += 1
+            body = CAPTURE_BODY.format(
+                event_id=event_id,
+                day=1 + step,
+                message=message,
+                status=statuses[step],
+                timestamp=1_790_000_000 + message + step * 60,
+            )
+        last_body = body
+        headers = '{"content-type":"application/json","x-webhook-event":"message.status"}'
+        line = (
+            '{"v":1,"received_at":"2026-11-01T10:00:00.000000Z","headers":'
+            + headers
+            + ',"body":'
+            + json.dumps(body)
+            + "}\n"
+        ).encode()
+        writer = writers[number % 2]
+        if sizes[writer] + len(line) > CAPTURE_SEGMENT_BYTES:
+            files[writer].close()
+            seqs[writer] += 1
+            sizes[writer] = 0
+            files[writer] = (root / "segments" / writer / f"{seqs[writer]:012d}.jsonl").open("wb")
+        files[writer].write(line)
+        sizes[writer] += len(line)
+    for file in files.values():
+        file.close()
+    return len(seen)
+
+
+def capture_tap(workdir: Path, capture: Path, streams: tuple[str, ...], state: dict | None = None) -> Measure:
+    """A run of the tap reading the capture for `streams` (no API stream selected)."""
+    config = workdir / "capture-config.json"
+    config.write_text(json.dumps({**AUTH, "webhook_capture": str(capture)}))
+    discovered = subprocess.run(
+        [str(BIN / "tap-vobiz"), "--config", str(config), "--discover"], capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    catalog = workdir / "capture-catalog.json"
+    catalog.write_text(json.dumps(select_streams(json.loads(discovered), streams)))
+    command = [str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(workdir / "state.json")]
+
+    def records(log: str) -> int:
+        found = SUMMARY.search(log)
+        if not found:
+            raise SystemExit(f"no final count in the tap's log:\n{log[-2000:]}")
+        return sum(int(n) for n in COUNTS.findall(found.group(0)))
+
+    return measure(command, records, workdir / "output.jsonl")
+
+
+def capture_read(capture: Path) -> float:
+    """Seconds the tap's capture reader takes to read and decode every delivery (no Singer output)."""
+    from tap_vobiz.capture_reader import CaptureReader
+    from tap_vobiz.capture_streams import read_delivery
+
+    started = time.perf_counter()
+    lines = 0
+    for batch in CaptureReader(str(capture), {}, logging.getLogger("capture-bench")).batches():
+        for line in batch.lines:
+            if isinstance(read_delivery(line), str):
+                raise SystemExit(f"not a delivery: {line[:200]!r}")
+            lines += 1
+    if lines != CAPTURE_DELIVERIES:
+        raise SystemExit(f"the reader read {lines:,} deliveries of {CAPTURE_DELIVERIES:,}")
+    return time.perf_counter() - started
+
+
+def capture_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+    """The tap reading a capture of 1,000,000 deliveries: each webhook stream alone, both, and a rerun."""
+    capture = workdir / "capture"
+    started = time.perf_counter()
+    distinct = write_capture(capture, CAPTURE_DELIVERIES)
+    print(
+        f"capture: wrote {CAPTURE_DELIVERIES:,} deliveries in {time.perf_counter() - started:.0f}s",
+        flush=True,
+    )
+    rows = []
+    name = f"capture of {CAPTURE_DELIVERIES:,} deliveries, 2 writers"
+    reads = [capture_read(capture) for _ in range(repeat)]
+    seconds = statistics.median(reads)
+    rows.append((name, "the reader alone (segments, lines, each line and body decoded), in process",
+                 f"{seconds:.1f} s", f"{CAPTURE_DELIVERIES / seconds:,.0f} deliveries/s"))  # fmt: skip
+    name = ""
+    print(
+        f"capture, reader alone: {seconds:.1f}s, {CAPTURE_DELIVERIES / seconds:,.0f} deliveries/s", flush=True
+    )
+    for streams in (("webhook_events",), ("message_statuses",), ("webhook_events", "message_statuses")):
+        runs = [capture_tap(workdir, capture, streams) for _ in range(repeat)]
+        run = medians(runs)
+        read = CAPTURE_DELIVERIES * len(streams)
+        label = f"tap, {' + '.join(streams)}: {run.records:,} records, {run.max_rss_mb:.0f} MB"
+        rows.append((name, label, f"{run.seconds:.1f} s", f"{read / run.seconds:,.0f} deliveries/s"))
+        name = ""
+        print(f"capture, {'+'.join(streams)}: {run.seconds:.1f}s, {read / run.seconds:,.0f} deliveries/s, "
+              f"{run.records:,} records (distinct statuses {distinct:,})", flush=True)  # fmt: skip
+    rerun = capture_tap(workdir, capture, ("webhook_events", "message_statuses"), state=last_state(workdir))
+    rows.append(
+        ("", f"rerun from its STATE, nothing new: {rerun.records:,} records", f"{rerun.seconds:.1f} s", "")
+    )
+    print(f"capture, rerun: {rerun.seconds:.1f}s, {rerun.records} records", flush=True)
+    return rows
+
+
 def scenarios(family: str, repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
     """The three scenarios of one family of streams, as table rows."""
+    if family == "capture":
+        return capture_scenarios(repeat, workdir)
     if family == "account":
         return account_scenarios(repeat, workdir)
     if family == "backfill":
         return backfill_scenarios(repeat, workdir)
     if family == "models":
         return models_scenarios(repeat, workdir)
+    if family == "webhooks":
+        return webhook_load.scenarios(repeat)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:

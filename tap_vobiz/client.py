@@ -22,6 +22,7 @@ from typing_extensions import override
 from tap_vobiz import run_report
 from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.connection import (
+    api_authenticator,
     api_session,
     credentials_sent,
     describe_transient_error,
@@ -254,14 +255,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     @cached_property
     @override
     def authenticator(self) -> SimpleAuthenticator | BearerTokenAuthenticator:
-        if self.config.get("bearer_token"):
-            return BearerTokenAuthenticator(token=self.config["bearer_token"])
-        return SimpleAuthenticator(
-            auth_headers={
-                "X-Auth-ID": self.config["auth_id"],
-                "X-Auth-Token": self.config["auth_token"],
-            }
-        )
+        return api_authenticator(self.config)
 
     @property
     @override

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from singer_sdk.authenticators import BearerTokenAuthenticator, SimpleAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
 from typing_extensions import override
 
@@ -50,6 +51,16 @@ class RedirectLoopError(StreamError):
     """The API kept redirecting a request (`requests`' TooManyRedirects)."""
 
     advice = "check api_url (the API redirects in a loop); if it is right, rerun later"
+
+
+def api_authenticator(config: t.Mapping[str, t.Any]) -> SimpleAuthenticator | BearerTokenAuthenticator:
+    """The credentials' headers: `Authorization: Bearer` when `bearer_token` is set, else `X-Auth-ID`
+    and `X-Auth-Token` (used by the streams and by `vobiz-webhooks`' subscription commands)."""
+    if config.get("bearer_token"):
+        return BearerTokenAuthenticator(token=config["bearer_token"])
+    return SimpleAuthenticator(
+        auth_headers={"X-Auth-ID": config["auth_id"], "X-Auth-Token": config["auth_token"]}
+    )
 
 
 def api_session(url: str, workers: int) -> ApiOriginSession:

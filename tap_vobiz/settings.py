@@ -175,6 +175,16 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description="User-Agent header sent with every request.",
     ),
     th.Property(
+        "webhook_capture",
+        th.StringType,
+        title="Webhook Capture",
+        description="Where the `vobiz-webhooks` receiver writes the webhooks it captured: a local "
+        "directory, or an fsspec URL (`s3://bucket/prefix`). Set, the tap also offers the streams "
+        "`webhook_events` (one row per delivery), `message_statuses` (one row per WhatsApp status "
+        "of a message, with WhatsApp's own time) and `call_events`, each read on from its bookmark "
+        "(a position per receiver process). Unset: those streams are not offered.",
+    ),
+    th.Property(
         "emit_activate_version_messages",
         th.BooleanType,
         default=True,

@@ -18,6 +18,7 @@ from typing_extensions import override
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
 from tap_vobiz.call_streams import CallLogsStream
 from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
+from tap_vobiz.capture_streams import CAPTURE_STREAM_TYPES, CaptureStream
 from tap_vobiz.client import VobizStream
 from tap_vobiz.concurrency import RequestPacer
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
@@ -103,7 +104,7 @@ class TapVobiz(Tap):
         config = config or _ConfigInput()
         with cls._one_line_input_errors():
             state_dict = read_state_file(state) if state is not None else None
-            stream_names = {stream_type.name for stream_type in STREAM_TYPES}  # type: ignore[misc]
+            stream_names = {stream_type.name for stream_type in (*STREAM_TYPES, *CAPTURE_STREAM_TYPES)}  # type: ignore[misc]
             catalog_dict = read_catalog_file(catalog, stream_names) if catalog is not None else None
         tap = cls(
             config=config.config,
@@ -151,8 +152,12 @@ class TapVobiz(Tap):
         return errors
 
     @override
-    def discover_streams(self) -> list[VobizStream]:
-        return [stream_type(self) for stream_type in STREAM_TYPES]
+    def discover_streams(self) -> list[VobizStream | CaptureStream]:
+        """The API's streams, and with `webhook_capture` set the streams read from the capture."""
+        streams: list[VobizStream | CaptureStream] = [stream_type(self) for stream_type in STREAM_TYPES]
+        if self.config.get("webhook_capture"):
+            streams += [stream_type(self) for stream_type in CAPTURE_STREAM_TYPES]
+        return streams
 
     @property
     def api_clock(self) -> ApiClock:
@@ -200,7 +205,9 @@ class TapVobiz(Tap):
     # alone ends; a second one ends the run (the network, or the API's host, is down).
     unanswered_stream: str | None = None
 
-    def stream_failed(self, stream: VobizStream, error: StreamError, *, under: str | None = None) -> None:
+    def stream_failed(
+        self, stream: VobizStream | CaptureStream, error: StreamError, *, under: str | None = None
+    ) -> None:
         """End one stream for a failing endpoint, with one ERROR line; the run goes on with the others.
 
         A 404 before the API ever answered may be a wrong `api_url` rather than a missing
@@ -208,7 +215,7 @@ class TapVobiz(Tap):
         """
         if isinstance(error, EndpointNotFoundError) and not self.api_answered:
             self._check_api_url(
-                stream if under is None else t.cast("VobizStream", self.streams[under]), error
+                t.cast("VobizStream", stream if under is None else self.streams[under]), error
             )
         self.failed_streams[stream.name] = error
         if under is None:

@@ -178,6 +178,7 @@ def run_tap_until(
     on_stop: Callable[[subprocess.Popen], None] = lambda process: process.send_signal(signal.SIGKILL),
     timeout: float = 600,
     streams: tuple[str, ...] | None = CONVERSATION_STREAMS,
+    args: tuple[str, ...] = (),
 ) -> TapRun:
     """Run the tap, reading its output as it comes; once `stop_when(messages so far)`, call `on_stop`.
 
@@ -188,7 +189,7 @@ def run_tap_until(
     with (
         stderr_path.open("w") as stderr,
         subprocess.Popen(
-            tap_command(config, workdir, state, streams=streams),
+            tap_command(config, workdir, state, args, streams),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

@@ -44,6 +44,7 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
     }
     assert names == modules | {"tap_vobiz/py.typed", "tap_vobiz-0.1.0.dist-info/licenses/LICENSE"} | dist_info
     assert "tap-vobiz = tap_vobiz.tap:TapVobiz.cli" in entry_points
+    assert "vobiz-webhooks = tap_vobiz.webhooks_cli:main" in entry_points
 
     assert metadata["Name"] == "tap-vobiz"
     assert metadata["Summary"].startswith("Singer tap for a Vobiz WhatsApp account")
@@ -59,12 +60,18 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
         f"Programming Language :: Python :: 3.{minor}" for minor in (10, 11, 12, 13)
     ]
     assert "Development Status :: 4 - Beta" in classifiers
-    # What the tap needs to run, and nothing of the pipeline or the tests.
+    # What the tap needs to run, and nothing of the pipeline or the tests; the receiver's server
+    # only with the `webhooks` extra.
     assert sorted(metadata.get_all("Requires-Dist")) == [
+        "fsspec>=2024.2",
+        "httptools>=0.6; extra == 'webhooks'",
         "requests>=2.32",
         "singer-sdk[msgspec]<0.55,>=0.54.2",
         "typing-extensions>=4.5",
+        "uvicorn>=0.30; extra == 'webhooks'",
+        "uvloop>=0.19; (sys_platform != 'win32') and extra == 'webhooks'",
     ]
+    assert metadata.get_all("Provides-Extra") == ["webhooks"]
 
 
 def test_the_wheel_installed_with_pip_into_a_clean_venv_runs_the_tap(wheel, tmp_path, start_emulator):
@@ -90,6 +97,19 @@ def test_the_wheel_installed_with_pip_into_a_clean_venv_runs_the_tap(wheel, tmp_
     assert len(streams) == 9
     assert sum(record["stream"] == "messages" for record in records) == 100
     assert sum(record["stream"] == "contacts" for record in records) == 40
+    # Without the `webhooks` extra, the receiver says how to get it.
+    serve = subprocess.run(
+        [str(venv / "bin" / "vobiz-webhooks"), "serve", "--capture", str(tmp_path / "capture")],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "VOBIZ_WEBHOOK_SECRET": "a-secret"},
+        timeout=60,
+    )
+    assert serve.returncode == 2
+    assert (
+        serve.stderr
+        == "vobiz-webhooks: the receiver needs the webhooks extra: pip install 'tap-vobiz[webhooks]'\n"
+    )
 
 
 def test_the_plugin_definition_is_what_tap_vobiz_about_says():

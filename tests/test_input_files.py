@@ -116,8 +116,9 @@ def test_a_config_file_that_is_not_a_json_object(start_emulator, tmp_path, text,
         (
             "catalog",
             '{"streams": [{"tap_stream_id": "whatsapp_messages", "schema": {}, "metadata": []}]}',
-            'names a stream tap-vobiz does not have: "whatsapp_messages" (call_logs, campaign_recipients, '
-            "campaigns, canned_responses, channels, contacts, conversations, messages, templates)",
+            'names a stream tap-vobiz does not have: "whatsapp_messages" (call_events, call_logs, '
+            "campaign_recipients, campaigns, canned_responses, channels, contacts, conversations, "
+            "message_statuses, messages, templates, webhook_events)",
         ),
         (
             "catalog",

@@ -380,6 +380,24 @@ class Dataset:
             changed.append(message["id"])
         return changed
 
+    def set_status(self, message_ids: list[str], status: str) -> list[dict]:
+        """Outbound messages moved to `status` now, whatever their age: a receipt that comes days
+        after the message was sent, past any rerun's lookback. Returns the messages changed."""
+        if status not in {"sent", "delivered", "read", "failed"}:
+            raise ValueError("status must be sent, delivered, read or failed")
+        wanted = set(message_ids)
+        found = [
+            message
+            for conversation in self.conversations
+            for message in conversation.messages
+            if message["id"] in wanted
+        ]
+        if len(found) != len(wanted) or any(m["direction"] != "outbound" for m in found):
+            raise ValueError("ids must name outbound messages")
+        for message in found:
+            message["status"] = status
+        return found
+
     # Views
 
     def message_count(self) -> int:

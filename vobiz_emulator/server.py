@@ -28,6 +28,18 @@ activity between runs and inject faults:
                                "ignore_page": ["templates"]}`: the envelope shapes and clocks the docs
                                leave open (`ListShape`), served from now on
 - `POST /_emulator/reset`     forget the stats and the faults
+- `POST /_emulator/statuses`  `{"ids": [<outbound message ids>], "status": "read"}`: those messages
+                               move to that status now, whatever their age (a receipt days late,
+                               past a rerun's lookback), with their `message.status` webhooks
+- `POST /_emulator/webhooks`  `{"duplicate_rate", "repeat_rate", "reorder", "timeout_seconds",
+                               "max_attempts", "retry_seconds", "workers", "seed"}`: how webhooks
+                               are delivered from now on (`vobiz_emulator.webhooks.DeliveryOptions`)
+- `GET  /_emulator/webhooks`  subscriptions, every event built (its body) and every delivery attempt
+- `POST /_emulator/webhooks/wait` `{"timeout"}`: until every delivery was made or given up
+
+The subscription API (`POST`/`GET /webhooks`, `DELETE /webhooks/{id}`) takes the API's
+credentials; with a subscription, `/_emulator/activity` also sends its events as signed
+webhooks (`vobiz_emulator/webhooks.py`).
 
 A script is consumed one entry per API request, before the random faults apply:
 `500`/`502`/`503`/`504`, `429` (Retry-After 1 s), `429-date` (as an HTTP date),
@@ -74,6 +86,7 @@ from typing_extensions import override
 from vobiz_emulator.account_data import check_collection
 from vobiz_emulator.dataset import Dataset, message_key
 from vobiz_emulator.page_lists import BadPageRequest, LiveList, Paging
+from vobiz_emulator.webhooks import WebhookSender, subscription_error
 
 API_PREFIX = "/api/v1/messaging"
 DEFAULT_AUTH_ID = "MA_EMULATOR"
@@ -87,6 +100,8 @@ TEMPLATES_PATH = re.compile(rf"^{API_PREFIX}/channels/([^/]+)/templates$")
 CONTACT_PATH = re.compile(rf"^{API_PREFIX}/contacts/([^/]+)$")
 CAMPAIGN_PATH = re.compile(rf"^{API_PREFIX}/campaigns/([^/]+)$")
 RECIPIENTS_PATH = re.compile(rf"^{API_PREFIX}/campaigns/([^/]+)/recipients$")
+WEBHOOKS_PATH = f"{API_PREFIX}/webhooks"
+WEBHOOK_PATH = re.compile(rf"^{API_PREFIX}/webhooks/([^/]+)$")
 # The kind of each API request, for stats and for changes timed by requests.
 KINDS = (
     (re.compile(rf"^{API_PREFIX}/conversations$"), "conversations"),
@@ -320,6 +335,7 @@ class EmulatorState:
         self.in_flight = 0
         self.applied_changes: list[dict] = []
         self.announcements: dict[str, dict[str, str]] = {}  # request kind -> headers
+        self.webhooks = WebhookSender()
         self._listing: list[dict] = []
         self._listing_size = -1
 
@@ -454,6 +470,12 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 self._json(200, list(state.requests))
             return
+        if url.path == "/_emulator/webhooks":
+            self._json(200, state.webhooks.report())
+            return
+        if url.path == WEBHOOKS_PATH:
+            self._serve_subscriptions("GET", url.path, {})
+            return
         self._serve_api(url.path, parse_qs(url.query, keep_blank_values=True))
 
     def do_POST(self) -> None:
@@ -464,14 +486,43 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, BadRequest) as error:
             self._json(400, {"error": str(error)})
             return
+        if path == WEBHOOKS_PATH:
+            self._serve_subscriptions("POST", path, payload)
+            return
+        if path == "/_emulator/webhooks/wait":
+            done = state.webhooks.wait(float(payload.get("timeout", 30)))
+            self._json(200, {"done": done, **state.webhooks.report()})
+            return
         with state.lock:
             if path == "/_emulator/activity":
                 counts = ("new_conversations", "new_messages", "status_changes", "new_campaigns", "receipts")
+                before = state.dataset.now
                 result = state.dataset.add_activity(
                     hours=float(payload.get("hours", 6)),
                     **{name: int(payload.get(name, 0)) for name in (*counts, "new_calls")},
                 )
+                if state.webhooks.subscriptions:
+                    result["webhook_events"] = state.webhooks.activity(state.dataset, result, before)
                 self._json(200, result)
+            elif path == "/_emulator/statuses":
+                try:
+                    state.dataset.now += dt.timedelta(seconds=1)
+                    changed = state.dataset.set_status(
+                        list(payload.get("ids", [])), str(payload.get("status"))
+                    )
+                except ValueError as error:
+                    self._json(400, {"error": str(error)})
+                else:
+                    sent = state.webhooks.statuses(state.dataset, changed, state.dataset.now)
+                    state.dataset.now += dt.timedelta(seconds=1)
+                    self._json(200, {"changed": [m["id"] for m in changed], "webhook_events": sent})
+            elif path == "/_emulator/webhooks":
+                try:
+                    state.webhooks.configure(payload)
+                except TypeError as error:
+                    self._json(400, {"error": str(error)})
+                else:
+                    self._json(200, {"ok": True})
             elif path == "/_emulator/changes":
                 collection = str(payload.get("collection", ""))
                 try:
@@ -508,6 +559,36 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"ok": True})
             else:
                 self._json(404, {"error": "not found"})
+
+    def do_DELETE(self) -> None:
+        path = urlsplit(self.path).path
+        if WEBHOOK_PATH.match(path):
+            self._serve_subscriptions("DELETE", path, {})
+        else:
+            self._json(404, {"error": "not found"})
+
+    def _serve_subscriptions(self, method: str, path: str, payload: dict) -> None:
+        """`POST /webhooks` (201), `GET /webhooks` (200), `DELETE /webhooks/{id}` (204): the
+        secret is never returned."""
+        state = self.server.state
+        if not state.authorized(self.headers):
+            self._json(401, {"error": "missing or invalid credentials"})
+            return
+        if method == "GET":
+            self._json(200, state.webhooks.listing())
+        elif method == "POST":
+            if error := subscription_error(payload):
+                self._json(400, {"error": error})
+                return
+            with state.lock:
+                now = state.dataset.now
+            self._json(201, state.webhooks.subscribe(payload["url"], payload["secret"], now))
+        elif (match := WEBHOOK_PATH.match(path)) and state.webhooks.unsubscribe(match.group(1)):
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self._json(404, {"error": "webhook not found"})
 
     def _serve_api(self, path: str, query: dict[str, list[str]]) -> None:
         state = self.server.state

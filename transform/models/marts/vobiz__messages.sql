@@ -30,6 +30,14 @@ conversations as (
     select * from {{ ref('stg_vobiz__conversations') }}
 ),
 
+{%- set using_statuses = var('vobiz_using_message_statuses', false) %}  {#- issue 32 #}
+{% if using_statuses %}
+-- Issue 32 (pull and push merged): each message's current status, by WhatsApp's time when it pushed one.
+current_statuses as (
+    select * from {{ ref('int_vobiz__message_current_status') }}
+),
+{% endif %}
+
 {% if is_incremental() %}
 watermark as (
     select max({{ 'loaded_at' if 'loaded_at' in built_columns else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }})
@@ -51,6 +59,17 @@ changed_conversations as (
     {{ vobiz_changed_keys(this, 'conversation_id', 'conversations', {'conversation_category': 'category'}) }}
 ),
 
+{% if using_statuses %}
+-- Issue 32: messages whose pushed status is not their row's, however old (a read 10 days on), or
+-- that have no row yet (a message loaded after its window, its status pushed before).
+changed_statuses as (
+    select current_statuses.message_id
+    from current_statuses
+    left join {{ this }} as built on built.message_id = current_statuses.message_id
+    where current_statuses.status_source = 'webhook' and built.status is distinct from current_statuses.status
+),
+{% endif %}
+
 {% endif %}
 messages as (
     select staged.*
@@ -63,6 +82,9 @@ messages as (
         or staged.channel_id in (select channel_id from changed_channels)
         or staged.contact_id in (select contact_id from changed_contacts)
         or staged.conversation_id in (select conversation_id from changed_conversations)
+        {%- if using_statuses %}
+        or staged.message_id in (select message_id from changed_statuses)  -- issue 32
+        {%- endif %}
     {%- endif %}
 )
 
@@ -79,7 +101,13 @@ select
     conversations.category as conversation_category,
     messages.direction,
     messages.message_type,
+    {%- if using_statuses %}
+    coalesce(current_statuses.status, messages.status) as status,  -- issue 32
+    current_statuses.status_at,  -- issue 32
+    {%- else %}
     messages.status,
+    cast(null as {{ dbt.type_timestamp() }}) as status_at,  -- issue 32
+    {%- endif %}
     messages.created_at,
     messages.body,
     messages.media_caption,
@@ -94,3 +122,6 @@ from messages
 left join channels on messages.channel_id = channels.channel_id
 left join contacts on messages.contact_id = contacts.contact_id
 left join conversations on messages.conversation_id = conversations.conversation_id
+{%- if using_statuses %}
+left join current_statuses on current_statuses.message_id = messages.message_id  -- issue 32
+{%- endif %}

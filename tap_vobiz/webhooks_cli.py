@@ -1,0 +1,158 @@
+"""`vobiz-webhooks`: run the webhook receiver, and manage the account's webhook subscriptions.
+
+    vobiz-webhooks serve --host 0.0.0.0 --port 8080 --capture LOCATION
+    vobiz-webhooks subscribe --url https://hooks.example.com/vobiz [--secret-file F]
+    vobiz-webhooks list
+    vobiz-webhooks unsubscribe ID
+
+The receiver's secret comes from `VOBIZ_WEBHOOK_SECRET` or `--secret-file` (one secret a line:
+several are accepted while a secret is replaced), never from the command line, where other
+users of the machine could read it. The subscription commands use the tap's settings (a
+`--config` file and `TAP_VOBIZ_*` variables). Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tap_vobiz.webhook_receiver import DEFAULT_MAX_BODY_BYTES
+
+SECRET_VARIABLE = "VOBIZ_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
+EXTRA = "pip install 'tap-vobiz[webhooks]'"
+
+
+class UsageError(Exception):
+    """A problem with what the command was given: one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="vobiz-webhooks: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args))
+    except UsageError as error:
+        print(f"vobiz-webhooks: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vobiz-webhooks", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="receive webhooks and capture them durably")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one")
+    serve.add_argument(
+        "--capture",
+        required=True,
+        metavar="LOCATION",
+        help="where deliveries are written: a local directory, or an fsspec URL such as s3://bucket/prefix",
+    )
+    serve.add_argument("--secret-file", type=Path, help=f"file holding the secret (else ${SECRET_VARIABLE})")
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"larger deliveries are refused with 413 (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    serve.set_defaults(run=_serve)
+
+    config_help = "the tap's config file (JSON); TAP_VOBIZ_* variables apply too"
+    subscribe = commands.add_parser("subscribe", help="subscribe a receiver's URL to the account's webhooks")
+    subscribe.add_argument("--url", required=True, help="the receiver's https URL")
+    subscribe.add_argument(
+        "--secret-file", type=Path, help="file holding the secret to use (default: a new one, shown once)"
+    )
+    subscribe.add_argument("--config", type=Path, help=config_help)
+    subscribe.set_defaults(run=_subscribe)
+
+    listing = commands.add_parser("list", help="list the account's webhook subscriptions")
+    listing.add_argument("--config", type=Path, help=config_help)
+    listing.set_defaults(run=_list)
+
+    unsubscribe = commands.add_parser("unsubscribe", help="delete a webhook subscription")
+    unsubscribe.add_argument("id", help="the subscription's id (from `list`)")
+    unsubscribe.add_argument("--config", type=Path, help=config_help)
+    unsubscribe.set_defaults(run=_unsubscribe)
+    return parser
+
+
+def receiver_secrets(secret_file: Path | None) -> tuple[str, ...]:
+    """The receiver's secrets: the file's non-empty lines, else `VOBIZ_WEBHOOK_SECRET`."""
+    if secret_file is not None:
+        try:
+            text = secret_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read --secret-file {secret_file}: {type(error).__name__}") from None
+        where = f"--secret-file {secret_file}"
+    else:
+        text = os.environ.get(SECRET_VARIABLE, "")
+        where = SECRET_VARIABLE
+    secrets = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not secrets:
+        raise UsageError(
+            f"no webhook secret: set {SECRET_VARIABLE} or pass --secret-file (got an empty {where})"
+        )
+    return secrets
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn  # noqa: F401 - the `webhooks` extra
+    except ImportError:
+        raise UsageError(f"the receiver needs the webhooks extra: {EXTRA}") from None
+    secrets = receiver_secrets(args.secret_file)
+    if args.max_body_bytes < 1:
+        raise UsageError("--max-body-bytes must be a positive number of bytes")
+    from tap_vobiz.webhook_capture import CaptureWriter
+    from tap_vobiz.webhook_receiver import WebhookReceiver, listening_socket, serve
+
+    try:
+        capture = CaptureWriter(args.capture)
+    except ImportError as error:  # fsspec's: "Install s3fs to access S3"
+        raise UsageError(f"--capture {args.capture}: {error}") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot open --capture {args.capture}: {error}") from None
+    try:
+        sock = listening_socket(args.host, args.port)
+    except OSError as error:
+        capture.close()
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    app = WebhookReceiver(capture, secrets, max_body_bytes=args.max_body_bytes)
+    # The first line on stdout says where it listens (`--port 0`), for whoever started it.
+    print(f"listening on http://{shown}:{port}, capturing to {args.capture}", flush=True)
+    serve(app, sock)
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from tap_vobiz.webhook_subscriptions import subscribe
+
+    return subscribe(args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from tap_vobiz.webhook_subscriptions import list_subscriptions
+
+    return list_subscriptions(args)
+
+
+def _unsubscribe(args: argparse.Namespace) -> int:
+    from tap_vobiz.webhook_subscriptions import unsubscribe
+
+    return unsubscribe(args)
+
+
+if __name__ == "__main__":
+    # `python -m tap_vobiz.webhooks_cli`: run the module under its own name, so that its UsageError
+    # is the class the subscription commands raise.
+    from tap_vobiz.webhooks_cli import main as named_main
+
+    sys.exit(named_main())
