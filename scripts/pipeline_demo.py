@@ -217,35 +217,58 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def print_marts(pg: stack.Postgres) -> None:
-    """A few rows of the campaign, channel-day and first-response marts."""
+    """A few rows of the campaign, channel-day, template, response-time and spend marts."""
     schema = marts.MARTS_SCHEMA
-    print("campaign performance (top 5 by recipients):")
-    for name, status, recipients, sent, rate, read_rate, error in pg.query(
-        f"SELECT campaign_name, status, recipients, sent, delivery_rate, read_rate, top_error_code "  # noqa: S608
+    print("campaign performance (top 5 by recipients; rates over the attempted sends):")
+    for name, status, recipients, attempted, rate, read_rate, error in pg.query(
+        f"SELECT campaign_name, status, recipients, attempted, delivery_rate, read_rate, top_error_code "  # noqa: S608
         f"FROM {schema}.vobiz__campaign_performance ORDER BY recipients DESC, campaign_id LIMIT 5"
     ):
         print(
-            f"  {name} ({status}): {recipients:,} recipients, {sent:,} sent, delivered {_rate(rate)}, "
-            f"read {_rate(read_rate)}, top error {error or '-'}"
+            f"  {name} ({status}): {recipients:,} recipients, {attempted:,} attempted, delivered "
+            f"{_rate(rate)}, read {_rate(read_rate)}, top error {error or '-'}"
         )
     print("channel daily (latest 5 channel-days):")
     for phone, day, inbound, outbound, failed, started, billable, calls in pg.query(
-        f"SELECT phone_number, day, messages_inbound, messages_outbound, messages_failed, "  # noqa: S608
+        f"SELECT phone_number, date_day, inbound_messages, outbound_messages, failed_outbound_messages, "  # noqa: S608
         f"conversations_started, billable_conversations, calls FROM {schema}.vobiz__channel_daily "
-        "ORDER BY day DESC, channel_id LIMIT 5"
+        "ORDER BY date_day DESC, channel_id LIMIT 5"
     ):
         number = phone or "(a channel no longer listed)"
         print(
             f"  {number} {day:%Y-%m-%d}: {inbound} in, {outbound} out ({failed} failed), {started} "
             f"conversations ({billable} billable), {calls} calls"
         )
-    [(answered, median, p90)] = pg.query(
-        "SELECT count(first_response_seconds), percentile_cont(0.5) WITHIN GROUP (ORDER BY "  # noqa: S608
-        "first_response_seconds), percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds) "
-        f"FROM {schema}.vobiz__conversation_metrics"
+    print("template performance (top 3 templates by sends):")
+    for name, language, sends, rate, failure_rate in pg.query(
+        "SELECT template_name, template_language, sum(sends), "  # noqa: S608
+        "sum(delivered) * 1.0 / nullif(sum(attempted), 0), sum(failed) * 1.0 / nullif(sum(attempted), 0) "
+        f"FROM {schema}.vobiz__template_performance "
+        "GROUP BY template_name, template_language ORDER BY 3 DESC, 1, 2 LIMIT 3"
+    ):
+        print(
+            f"  {name} ({language}): {sends:,} sends, delivered {_rate(rate)}, failed {_rate(failure_rate)}"
+        )
+    [(answered, median, business, window)] = pg.query(
+        "SELECT count(first_response_seconds), "  # noqa: S608
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_business_seconds), "
+        "avg(CASE WHEN first_response_within_window THEN 1.0 ELSE 0 END) "
+        f"FILTER (WHERE first_response_seconds IS NOT NULL) FROM {schema}.vobiz__response_times"
     )
-    median, p90 = median or 0, p90 or 0
-    print(f"first response: {answered:,} conversations answered, median {median:,.0f}s, p90 {p90:,.0f}s")
+    print(
+        f"first response: {answered:,} conversations answered, median {median or 0:,.0f}s "
+        f"({business or 0:,.0f}s of business hours), {_rate(window)} within the 24-hour window"
+    )
+    [(conversations, spend, currency)] = pg.query(
+        f"SELECT sum(billable_conversations), sum(estimated_spend), max(currency) "  # noqa: S608
+        f"FROM {schema}.vobiz__channel_daily_spend"
+    )
+    [(campaign_spend,)] = pg.query(f"SELECT sum(estimated_spend) FROM {schema}.vobiz__campaign_spend")  # noqa: S608
+    print(
+        f"estimated spend (the example rate card): {conversations or 0:,} billable conversations "
+        f"{spend or 0:,.2f} {currency or ''}, campaign deliveries {campaign_spend or 0:,.2f} {currency or ''}"
+    )
 
 
 def _rate(value: float | None) -> str:

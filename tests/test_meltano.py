@@ -218,7 +218,7 @@ def test_the_docs_example_queries_run_on_the_marts(pipeline, warehouse):
     with meltano_lock():
         stack.meltano("--environment", "demo", "run", "dbt-postgres:build", env=pipeline.env)
     queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "docs" / "models.md").read_text(), re.S)
-    assert len(queries) == 3
+    assert len(queries) == 5
     for query in queries:
         assert warehouse.query(query), query.splitlines()[0]
 

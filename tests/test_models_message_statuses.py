@@ -189,7 +189,7 @@ def test_a_status_pushed_after_the_lookback_ended_reaches_the_marts_exact(dbt_ve
     for message_id in seconds:
         m = by_id[message_id]
         template = json.loads(m["content"]).get("name") if m["type"] == "template" else None
-        day = m["created_at"][:10]
+        day = dt.date.fromisoformat(m["created_at"][:10])  # the mart's day, read back as a date
         groups.setdefault((m["channel_id"], template, day), []).append(message_id)
     daily = {
         (r["channel_id"], r["template_name"], r["day"]): r

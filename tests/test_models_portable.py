@@ -5,59 +5,58 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness import marts
-from harness import pipeline_stack as stack
 from scripts import loaders_check
+from tests import dbt_warehouse
 from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import RunningEmulator
 
-TRANSFORM = stack.ROOT / "transform"
-# dbt-core below 1.12 (1.12 cannot be installed from PyPI alone: see meltano.yml); duckdb below 1.3
-# as target-duckdb 0.8.0 needs it, so both read the same file.
-DBT = loaders_check.Loader(
-    ("dbt-core>=1.10,<1.12", "dbt-duckdb>=1.9,<1.11", "duckdb<1.3", "dbt-snowflake>=1.9,<1.12"),
-    "dbt",
-    lambda out: {},
-    lambda venv, out: {},
-)
 READ_MARTS = """
-import json, sys, duckdb
+import decimal, json, sys, duckdb
 connection = duckdb.connect(sys.argv[1], read_only=True)
 marts = {}
 for name in sys.argv[2:]:
     cursor = connection.execute(f"SELECT * FROM vobiz_analytics.{name}")
     columns = [d[0] for d in cursor.description]
     marts[name] = [dict(zip(columns, row)) for row in cursor.fetchall()]
-print(json.dumps(marts, default=str))
+print(json.dumps(marts, default=lambda v: float(v) if isinstance(v, decimal.Decimal) else str(v)))
+"""
+
+
+READ_COLUMNS = """
+import json, sys, duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+rows = connection.execute(
+    "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+    "WHERE table_schema IN ('vobiz', 'vobiz_analytics')"
+).fetchall()
+print(json.dumps(rows))
 """
 
 
 def _dbt(venv: Path, profile: str, *args: str, env: dict[str, str] | None = None) -> str:
-    completed = subprocess.run(
-        [str(venv / "bin" / "dbt"), *args, "--project-dir", str(TRANSFORM),
-         "--profiles-dir", str(TRANSFORM / "profiles" / profile), "--target-path", str(venv / "target")],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600, check=False,
-    )  # fmt: skip
+    completed = dbt_warehouse.run_dbt(venv, profile, *args, env=env)
     assert completed.returncode == 0, completed.stdout[-4000:]
     return completed.stdout
 
 
 def _value(text: object) -> object:
-    """A value as the DuckDB reader printed it: timestamps back to datetimes."""
+    """A value as the DuckDB reader printed it: timestamps back to datetimes, days to dates."""
     if isinstance(text, str) and len(text) == 19 and text[4] == "-" and text[10] == " ":
         return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    if isinstance(text, str) and len(text) == 10 and text[4] == "-" and text[7] == "-":
+        return dt.date.fromisoformat(text)
     return text
 
 
 @pytest.fixture(scope="module")
 def dbt_venv() -> Path:
-    return loaders_check.install("dbt-duckdb", DBT)
+    return dbt_warehouse.install()
 
 
 def test_the_models_built_on_duckdb_give_the_figures_of_the_emulators_data(dbt_venv, tmp_path):
@@ -81,6 +80,31 @@ def test_the_models_built_on_duckdb_give_the_figures_of_the_emulators_data(dbt_v
         records = [{column: marts.loaded_value(_value(v)) for column, v in row.items()} for row in rows]
         tables[mart] = {tuple(r[k] for k in marts.KEYS[mart]): r for r in records}
     assert marts.mart_differences(tables, served) == []
+    assert _undescribed_columns(dbt_venv, warehouse) == []
+
+
+def _undescribed_columns(venv: Path, warehouse: Path) -> list[str]:
+    """Columns built or loaded that the project's YAML does not describe (models, intermediate, sources)."""
+    manifest = json.loads((venv / "target" / "manifest.json").read_text())
+    described = {
+        (node["name"] if node["resource_type"] != "source" else f"vobiz.{node['name']}"): {
+            name for name, column in node["columns"].items() if column.get("description")
+        }
+        for node in [*manifest["nodes"].values(), *manifest["sources"].values()]
+        if node["resource_type"] in {"model", "seed", "source"}
+    }
+    printed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", READ_COLUMNS, str(warehouse)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    problems = []
+    for schema, table, column in json.loads(printed):
+        name = f"vobiz.{table}" if schema == "vobiz" else table
+        if not column.startswith("_sdc_") and column not in described.get(name, set()):
+            problems.append(f"{name}.{column}")
+    return problems
 
 
 def test_the_snowflake_adapter_parses_the_project(dbt_venv):

@@ -1,3 +1,14 @@
+{#- The columns of a loaded stream's table, lower case (none while dbt only parses). -#}
+{% macro vobiz_source_columns(table) -%}
+    {%- set columns = [] -%}
+    {%- if execute -%}
+        {%- for column in adapter.get_columns_in_relation(source('vobiz', table)) -%}
+            {%- do columns.append(column.name | lower) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(columns) }}
+{%- endmacro %}
+
 {#-
   The live rows of a loaded stream, one per `id`, whatever the loader did.
 
@@ -5,16 +16,10 @@
   `add_record_metadata` it adds `_sdc_extracted_at`, `_sdc_sequence` and `_sdc_deleted_at`
   (a row ACTIVATE_VERSION retired). The latest extraction of each id wins, and rows the
   latest one retired are left out; a loader that adds no metadata columns leaves every
-  row live, one per id.
+  row live, one per id. Each row gets `vobiz_loaded_at` (`vobiz_loaded_at_column`).
 -#}
 {% macro vobiz_live_rows(table) -%}
-    {%- set relation = source('vobiz', table) -%}
-    {%- set columns = [] -%}
-    {%- if execute -%}
-        {%- for column in adapter.get_columns_in_relation(relation) -%}
-            {%- do columns.append(column.name | lower) -%}
-        {%- endfor -%}
-    {%- endif -%}
+    {%- set columns = vobiz_source_columns(table) -%}
     {%- set order = [] -%}
     {%- for name in ['_sdc_extracted_at', '_sdc_sequence', '_sdc_batched_at'] if name in columns -%}
         {%- do order.append(name ~ ' desc nulls last') -%}
@@ -23,13 +28,31 @@
     from (
         select
             source_rows.*,
+            {{ vobiz_loaded_at_column(columns) }} as vobiz_loaded_at,
             row_number() over (
                 partition by id order by {{ order | join(', ') if order else 'id' }}
             ) as vobiz_row_number
-        from {{ relation }} as source_rows
+        from {{ source('vobiz', table) }} as source_rows
     ) as ranked
     where vobiz_row_number = 1
     {%- if '_sdc_deleted_at' in columns %}
         and _sdc_deleted_at is null
     {%- endif %}
+{%- endmacro %}
+
+{#-
+  When the loader wrote a row: `_sdc_batched_at` (target-postgres, target-snowflake), else
+  `_sdc_extracted_at` (when the tap read it: loaders that stamp no batch). The incremental
+  marts take again every row loaded since their last build by it, so a status the tap re-read
+  months after the message reaches them. Null when the loader writes neither: those marts then
+  take every row on each run.
+-#}
+{% macro vobiz_loaded_at_column(columns) -%}
+    {%- if '_sdc_batched_at' in columns -%}
+        cast(_sdc_batched_at as {{ dbt.type_timestamp() }})
+    {%- elif '_sdc_extracted_at' in columns -%}
+        cast(_sdc_extracted_at as {{ dbt.type_timestamp() }})
+    {%- else -%}
+        cast(null as {{ dbt.type_timestamp() }})
+    {%- endif -%}
 {%- endmacro %}

@@ -1,10 +1,14 @@
+{{ config(enabled=var('vobiz_using_campaigns')) }}
+
 with campaigns as (
     select * from {{ ref('stg_vobiz__campaigns') }}
 ),
 
+{% if var('vobiz_using_templates') %}
 templates as (
     select * from {{ ref('stg_vobiz__templates') }}
 ),
+{% endif %}
 
 recipients as (
     select * from {{ ref('stg_vobiz__campaign_recipients') }}
@@ -17,11 +21,14 @@ outcomes as (
         campaign_id,
         count(*) as recipients,
         sum(case when status = 'queued' then 1 else 0 end) as queued,
-        sum(case when status in ('sent', 'delivered', 'read') then 1 else 0 end) as sent,
-        sum(case when status in ('delivered', 'read') then 1 else 0 end) as delivered,
-        sum(case when status = 'read' then 1 else 0 end) as read_recipients,
-        sum(case when status = 'failed' then 1 else 0 end) as failed,
+        {{ vobiz_send_funnel('status') }},
         sum(case when status = 'skipped' then 1 else 0 end) as skipped,
+        sum(
+            case
+                when status is null or status not in ('queued', 'sent', 'delivered', 'read', 'failed', 'skipped')
+                then 1 else 0
+            end
+        ) as other_status,
         percentile_cont(0.5) within group (
             order by case
                 when status = 'read' then {{ dbt.datediff('sent_at', 'read_at', 'second') }}
@@ -58,19 +65,24 @@ top_errors as (
 select
     campaigns.campaign_id,
     campaigns.campaign_name,
+    campaigns.template_language,
     campaigns.status,
     campaigns.channel_id,
     campaigns.template_id,
-    coalesce(templates.template_name, campaigns.template_name) as template_name,
+    {{ 'coalesce(templates.template_name, campaigns.template_name)' if var('vobiz_using_templates')
+        else 'campaigns.template_name' }} as template_name,
     coalesce(outcomes.recipients, 0) as recipients,
     coalesce(outcomes.queued, 0) as queued,
     coalesce(outcomes.sent, 0) as sent,
     coalesce(outcomes.delivered, 0) as delivered,
-    coalesce(outcomes.read_recipients, 0) as read,
+    coalesce(outcomes.read_sends, 0) as read,
     coalesce(outcomes.failed, 0) as failed,
     coalesce(outcomes.skipped, 0) as skipped,
-    cast(outcomes.delivered as {{ vobiz_type_double() }}) / nullif(outcomes.sent, 0) as delivery_rate,
-    cast(outcomes.read_recipients as {{ vobiz_type_double() }}) / nullif(outcomes.delivered, 0) as read_rate,
+    coalesce(outcomes.other_status, 0) as other_status,
+    coalesce(outcomes.sent + outcomes.failed, 0) as attempted,
+    -- Each rate over the attempted sends (sent, delivered, read or failed): a campaign whose
+    -- sends mostly failed does not read as delivered.
+    {{ vobiz_send_rates('outcomes') }},
     top_errors.error_code as top_error_code,
     top_errors.error_desc as top_error_desc,
     cast(outcomes.median_seconds_to_read as {{ vobiz_type_double() }}) as median_seconds_to_read,
@@ -85,6 +97,8 @@ select
     campaigns.completed_at,
     campaigns.created_at
 from campaigns
+{%- if var('vobiz_using_templates') %}
 left join templates on campaigns.template_id = templates.template_id
+{%- endif %}
 left join outcomes on campaigns.campaign_id = outcomes.campaign_id
 left join top_errors on campaigns.campaign_id = top_errors.campaign_id

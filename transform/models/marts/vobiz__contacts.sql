@@ -3,22 +3,10 @@ with contacts as (
 ),
 
 messages as (
-    select
-        contact_id,
-        min(created_at) as first_message_at,
-        max(case when direction = 'inbound' then created_at end) as last_inbound_at,
-        max(case when direction = 'outbound' then created_at end) as last_outbound_at,
-        count(*) as messages
-    from {{ ref('stg_vobiz__messages') }}
-    group by contact_id
+    select * from {{ ref('int_vobiz__contact_messages') }}
 ),
 
-conversations as (
-    select contact_id, count(*) as conversations
-    from {{ ref('stg_vobiz__conversations') }}
-    group by contact_id
-),
-
+{% if var('vobiz_using_campaigns') %}
 campaigns as (
     select
         contact_id,
@@ -28,7 +16,9 @@ campaigns as (
     from {{ ref('stg_vobiz__campaign_recipients') }}
     group by contact_id
 ),
+{% endif %}
 
+{% if var('vobiz_using_call_logs') %}
 -- Calls by the contact's side of the call: the caller of an inbound one, the callee of an
 -- outbound one. Grouped first and joined on equality (an OR join is a nested loop: minutes for
 -- 50,000 contacts and 20,000 calls).
@@ -39,10 +29,18 @@ calls as (
     from {{ ref('stg_vobiz__call_logs') }}
     where direction in ('inbound', 'outbound')
     group by case when direction = 'inbound' then from_number else to_number end
+),
+{% endif %}
+
+conversations as (
+    select contact_id, count(*) as conversations
+    from {{ ref('stg_vobiz__conversations') }}
+    group by contact_id
 )
 
 select
     contacts.contact_id,
+    contacts.account_id,
     contacts.phone_number,
     contacts.contact_name,
     contacts.tags,
@@ -54,11 +52,24 @@ select
     messages.last_outbound_at,
     coalesce(messages.messages, 0) as messages,
     coalesce(conversations.conversations, 0) as conversations,
+    {%- if var('vobiz_using_campaigns') %}
     coalesce(campaigns.campaigns_received, 0) as campaigns_received,
     coalesce(campaigns.campaigns_read, 0) as campaigns_read,
+    {%- else %}
+    cast(null as {{ dbt.type_int() }}) as campaigns_received,
+    cast(null as {{ dbt.type_int() }}) as campaigns_read,
+    {%- endif %}
+    {%- if var('vobiz_using_call_logs') %}
     coalesce(calls.calls, 0) as calls
+    {%- else %}
+    cast(null as {{ dbt.type_int() }}) as calls
+    {%- endif %}
 from contacts
 left join messages on contacts.contact_id = messages.contact_id
 left join conversations on contacts.contact_id = conversations.contact_id
+{%- if var('vobiz_using_campaigns') %}
 left join campaigns on contacts.contact_id = campaigns.contact_id
+{%- endif %}
+{%- if var('vobiz_using_call_logs') %}
 left join calls on contacts.phone_number = calls.phone_number
+{%- endif %}

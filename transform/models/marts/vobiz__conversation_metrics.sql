@@ -2,38 +2,25 @@ with conversations as (
     select * from {{ ref('stg_vobiz__conversations') }}
 ),
 
-messages as (
-    select * from {{ ref('stg_vobiz__messages') }}
-),
-
-first_inbound as (
-    select conversation_id, min(created_at) as first_inbound_at
-    from messages
-    where direction = 'inbound'
-    group by conversation_id
-),
-
-first_response as (
-    select messages.conversation_id, min(messages.created_at) as first_response_at
-    from messages
-    inner join first_inbound on messages.conversation_id = first_inbound.conversation_id
-    where messages.direction = 'outbound' and messages.created_at > first_inbound.first_inbound_at
-    group by messages.conversation_id
-),
-
 counts as (
-    select
-        conversation_id,
-        sum(case when direction = 'inbound' then 1 else 0 end) as inbound_messages,
-        sum(case when direction = 'outbound' then 1 else 0 end) as outbound_messages,
-        sum(case when direction = 'outbound' and status = 'failed' then 1 else 0 end) as outbound_failed,
-        sum(case when direction = 'outbound' and status = 'read' then 1 else 0 end) as outbound_read
-    from messages
-    group by conversation_id
+    select * from {{ ref('int_vobiz__conversation_messages') }}
+),
+
+-- The reply to the contact's first turn: the first outbound message, not failed, after their
+-- first message.
+first_replies as (
+    select replies.conversation_id, replies.reply_at, replies.reply_seconds
+    from {{ ref('int_vobiz__conversation_replies') }} as replies
+    inner join (
+        select conversation_id, min(turn) as turn
+        from {{ ref('int_vobiz__conversation_replies') }}
+        group by conversation_id
+    ) as first_turns on replies.conversation_id = first_turns.conversation_id and replies.turn = first_turns.turn
 )
 
 select
     conversations.conversation_id,
+    conversations.account_id,
     conversations.channel_id,
     conversations.contact_id,
     conversations.category,
@@ -41,15 +28,14 @@ select
     conversations.status,
     conversations.started_at,
     conversations.expires_at,
+    coalesce(counts.messages, 0) as messages,
     coalesce(counts.inbound_messages, 0) as inbound_messages,
     coalesce(counts.outbound_messages, 0) as outbound_messages,
-    first_inbound.first_inbound_at,
-    first_response.first_response_at,
-    {{ dbt.datediff('first_inbound.first_inbound_at', 'first_response.first_response_at', 'second') }}
-        as first_response_seconds,
-    coalesce(counts.outbound_failed, 0) as outbound_failed,
-    coalesce(counts.outbound_read, 0) as outbound_read
+    coalesce(counts.failed_outbound_messages, 0) as failed_outbound_messages,
+    coalesce(counts.read_outbound_messages, 0) as read_outbound_messages,
+    counts.first_inbound_at,
+    first_replies.reply_at as first_response_at,
+    first_replies.reply_seconds as first_response_seconds
 from conversations
 left join counts on conversations.conversation_id = counts.conversation_id
-left join first_inbound on conversations.conversation_id = first_inbound.conversation_id
-left join first_response on conversations.conversation_id = first_response.conversation_id
+left join first_replies on conversations.conversation_id = first_replies.conversation_id

@@ -6,10 +6,18 @@
     )
 }}
 
-{#- An incremental run takes again the messages of the last `vobiz_lookback_days` days (their
-    status may have moved) and the older ones whose channel, contact or conversation now says
-    something else than their row (a contact renamed, a channel deleted): it builds the rows a
-    full refresh builds, without reading months of messages again (`vobiz_changed_keys`). -#}
+{#- An incremental run takes again the messages loaded since the rows already built were (by the
+    loader's load time, `loaded_at`: whatever the tap re-read, however old the message) and the
+    older ones whose channel, contact or conversation now says something else than their row (a
+    contact renamed, a channel deleted): it builds the rows a full refresh builds, without reading
+    months of messages again (`vobiz_changed_keys`). Without a load time (a loader that writes
+    none, or rows built before there was one) every message is taken. -#}
+{%- set built_columns = [] -%}
+{%- if execute and is_incremental() -%}
+    {%- for column in adapter.get_columns_in_relation(this) -%}
+        {%- do built_columns.append(column.name | lower) -%}
+    {%- endfor -%}
+{%- endif %}
 with channels as (
     select * from {{ ref('stg_vobiz__channels') }}
 ),
@@ -31,8 +39,9 @@ current_statuses as (
 {% endif %}
 
 {% if is_incremental() %}
-cutoff as (
-    select {{ dbt.dateadd('day', -var('vobiz_lookback_days'), 'max(created_at)') }} as created_at
+watermark as (
+    select max({{ 'loaded_at' if 'loaded_at' in built_columns else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }})
+        as loaded_at
     from {{ this }}
 ),
 
@@ -66,10 +75,10 @@ messages as (
     select staged.*
     from {{ ref('stg_vobiz__messages') }} as staged
     {%- if is_incremental() %}
-    cross join cutoff
-    where staged.created_at >= cutoff.created_at
-        or staged.created_at is null
-        or cutoff.created_at is null
+    cross join watermark
+    where staged.loaded_at >= watermark.loaded_at
+        or staged.loaded_at is null
+        or watermark.loaded_at is null
         or staged.channel_id in (select channel_id from changed_channels)
         or staged.contact_id in (select contact_id from changed_contacts)
         or staged.conversation_id in (select conversation_id from changed_conversations)
@@ -81,6 +90,7 @@ messages as (
 
 select
     messages.message_id,
+    messages.account_id,
     messages.conversation_id,
     messages.channel_id,
     channels.phone_number as channel_phone_number,
@@ -106,7 +116,8 @@ select
     messages.template_name,
     messages.template_language,
     messages.content,
-    messages.meta_message_id
+    messages.meta_message_id,
+    messages.loaded_at
 from messages
 left join channels on messages.channel_id = channels.channel_id
 left join contacts on messages.contact_id = contacts.contact_id

@@ -1,3 +1,5 @@
+{{ config(enabled=var('vobiz_using_campaigns')) }}
+
 with live as (
     {{ vobiz_live_rows('campaign_recipients') }}
 )
@@ -15,5 +17,6 @@ select
     cast(delivered_at as {{ dbt.type_timestamp() }}) as delivered_at,
     cast(read_at as {{ dbt.type_timestamp() }}) as read_at,
     cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
-    cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+    cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+    vobiz_loaded_at as loaded_at
 from live

@@ -1,3 +1,5 @@
+{{ config(enabled=var('vobiz_using_campaigns')) }}
+
 with live as (
     {{ vobiz_live_rows('campaigns') }}
 )
@@ -20,5 +22,6 @@ select
     cast(started_at as {{ dbt.type_timestamp() }}) as started_at,
     cast(completed_at as {{ dbt.type_timestamp() }}) as completed_at,
     cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
-    cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+    cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+    vobiz_loaded_at as loaded_at
 from live

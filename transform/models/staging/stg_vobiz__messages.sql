@@ -4,6 +4,7 @@ with live as (
 
 select
     id as message_id,
+    account_id,
     conversation_id,
     channel_id,
     contact_id,
@@ -33,5 +34,13 @@ select
         {{ vobiz_json_text('content_json', 'sticker.mime_type') }}
     ) as media_mime_type,
     case when type = 'template' then {{ vobiz_json_text('content_json', 'name') }} end as template_name,
-    case when type = 'template' then {{ vobiz_json_text('content_json', 'language') }} end as template_language
+    -- Meta's object form ({"code": "en_US", "policy": "deterministic"}) or a plain code.
+    case
+        when type = 'template'
+        then coalesce(
+            {{ vobiz_json_scalar('content_json', 'language.code') }},
+            {{ vobiz_json_scalar('content_json', 'language') }}
+        )
+    end as template_language,
+    vobiz_loaded_at as loaded_at
 from live

@@ -1,0 +1,10 @@
+{#- One row per contact with messages: how many, and the first and latest in each direction. -#}
+select
+    contact_id,
+    count(*) as messages,
+    min(created_at) as first_message_at,
+    max(case when direction = 'inbound' then created_at end) as last_inbound_at,
+    -- A failed send never reached the contact.
+    max(case when direction = 'outbound' and status <> 'failed' then created_at end) as last_outbound_at
+from {{ ref('stg_vobiz__messages') }}
+group by contact_id
