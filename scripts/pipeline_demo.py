@@ -11,13 +11,19 @@ table, messages by status and the stored state after each run, checks the tables
 the emulator's data. After each load dbt builds and tests the warehouse models (transform/;
 the second build is incremental); the demo prints a few rows of the marts and checks their
 figures against the same figures computed from the emulator's data, then stops both servers.
+A webhook receiver (`vobiz-webhooks serve`) subscribed to the emulator captures its pushed
+events; the tap loads them (`webhook_capture`) and the models merge them (`vobiz_using_message_statuses`):
+between the runs the emulator also sends a read receipt for a month-old message, which the
+second run's pull cannot see (past its lookback) and the marts show all the same.
 Meltano's output is kept in `output/`.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import shutil
 import signal
 import sys
 import time
@@ -28,10 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import marts
 from harness import pipeline_stack as stack
 from harness.pipeline_stack import ACCOUNT_CHANGES
+from harness.webhook_receiver import running_receiver, subscribe
 
 OUTPUT = stack.ROOT / "output"
 # The demo environment of meltano.yml points tap-vobiz at this port (`--serve`).
 DEMO_PORT = 8765
+# The demo's own webhook receiver and subscription: not a secret.
+WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105
+CAPTURE = OUTPUT / "webhook-capture"
+# The models merge the statuses WhatsApp pushed (docs/webhooks.md).
+WITH_STATUSES = json.dumps({"vobiz_using_message_statuses": True})
 
 
 def run_pipeline(name: str, log_name: str, api: stack.Emulator, env: dict[str, str], *extra: str) -> None:
@@ -150,6 +162,7 @@ def main() -> int:
             call_logs=args.call_logs,
         ) as api,
         stack.postgres(stack.ROOT / ".meltano" / "demo" / "postgres") as pg,
+        running_receiver(_fresh(CAPTURE), secret=WEBHOOK_SECRET) as receiver,
     ):
         [(version,)] = pg.query("SHOW server_version")
         print(
@@ -158,7 +171,14 @@ def main() -> int:
             f"{args.call_logs:,} call logs at {api.api_url}"
         )
         print(f"embedded PostgreSQL {version}: socket in {pg.socket_dir}")
-        env = stack.meltano_env(api.api_url, pg)
+        subscribe(api.api_url, receiver)
+        print(
+            f"webhook receiver (vobiz-webhooks serve) at {receiver.url}, subscribed to the emulator's "
+            f"webhooks, capturing to {CAPTURE.relative_to(stack.ROOT)} (the tap's webhook_capture)"
+        )
+        env = stack.meltano_env(
+            api.api_url, pg, TAP_VOBIZ_WEBHOOK_CAPTURE=str(CAPTURE), DBT_POSTGRES_VARS=WITH_STATUSES
+        )
         # A fresh database: start the demo pipeline's state over too.
         stack.meltano(
             "--environment", stack.ENVIRONMENT, "state", "clear", "--force", stack.STATE_ID, env=env
@@ -170,22 +190,84 @@ def main() -> int:
         activity = api.post("/_emulator/activity", ACTIVITY)
         print(f"emulator: +6 hours: {describe_activity(activity)}")
         print("  " + change_account(api))
+        # What a rerun's pull can see; then a receipt past its lookback, which only a webhook brings.
+        served = api.get("/_emulator/export")
+        late = late_receipt(api, served)
         run_pipeline("run 2 (incremental, from the stored state)", "run2", api, env)
         print_tables(pg, env)
 
-        served = api.get("/_emulator/export")
         problems = stack.warehouse_differences(pg, served)
         verdict = "yes" if not problems else "NO: " + "; ".join(problems)
         print(
             "PostgreSQL tables = the emulator's data (ids, no duplicates, current statuses, "
             f"deletions applied): {verdict}"
         )
+        problems += check_late_receipt(pg, late)
         print_marts(pg)
-        mart_problems = marts.mart_differences(marts.loaded_marts(pg), served)
+        mart_problems = marts.mart_differences(marts.loaded_marts(pg), served, {late["id"]: "read"})
         verdict = "yes" if not mart_problems else "NO: " + "; ".join(mart_problems)
         print(f"marts (schema {marts.MARTS_SCHEMA}) = the figures of the emulator's data: {verdict}")
-    print("stopped the emulator and PostgreSQL")
+    print("stopped the emulator, PostgreSQL and the webhook receiver")
     return 1 if problems or mart_problems else 0
+
+
+def _fresh(directory: Path) -> Path:
+    shutil.rmtree(directory, ignore_errors=True)
+    return directory
+
+
+def late_receipt(api: stack.Emulator, served: dict) -> dict:
+    """WhatsApp's read receipt, now, for the oldest outbound message not yet read: days after the
+    tap's lookback (72 hours) stopped reading it again. The emulator pushes it as a webhook."""
+    late = min(
+        (
+            m
+            for items in served["messages"].values()
+            for m in items
+            if m.get("direction") == "outbound" and m.get("status") in {"sent", "delivered"}
+            and m.get("meta_message_id")
+        ),
+        key=lambda m: m["created_at"],
+    )  # fmt: skip
+    api.post("/_emulator/statuses", {"ids": [late["id"]], "status": "read"})
+    api.post("/_emulator/webhooks/wait", {"timeout": 60})
+    deliveries = api.get("/_emulator/webhooks")
+    age = _time(api.get("/_emulator/export")["now"]) - _time(late["created_at"])
+    print(
+        f"emulator: a read receipt for message {late['id']}, sent {age.days} days ago ({late['status']}), "
+        f"beyond the tap's 72-hour lookback: only its webhook tells it "
+        f"({len(deliveries.get('events', [])):,} webhook events sent since run 1)"
+    )
+    return late
+
+
+def check_late_receipt(pg: stack.Postgres, late: dict) -> list[str]:
+    """The late receipt: the pulled table still says what the API said when last read; vobiz__messages,
+    which merges the statuses WhatsApp pushed, says read."""
+    [(pulled,)] = pg.query(f"SELECT status FROM {stack.SCHEMA}.messages WHERE id = %s", late["id"])  # noqa: S608
+    [(merged, status_at)] = pg.query(
+        f"SELECT status, status_at FROM {marts.MARTS_SCHEMA}.vobiz__messages WHERE message_id = %s",  # noqa: S608
+        late["id"],
+    )
+    exact = merged == "read" and pulled == late["status"]
+    loaded = pg.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", stack.SCHEMA
+    )
+    counts = [
+        f"{stack.SCHEMA}.{table}: {pg.query(f'SELECT count(*) FROM {stack.SCHEMA}.{table}')[0][0]:,} rows"  # noqa: S608
+        for table in ("webhook_events", "message_statuses", "call_events")
+        if (table,) in loaded
+    ]
+    print(f"  loaded from the webhook capture: {', '.join(counts)}")
+    print(
+        f"the late read receipt: {stack.SCHEMA}.messages (pulled) says {pulled}, vobiz__messages (pulled "
+        f"and pushed) says {merged} at {status_at:%Y-%m-%d %H:%M:%S}: {'yes' if exact else 'NO'}"
+    )
+    return [] if exact else [f"message {late['id']}: {merged} in vobiz__messages, read pushed"]
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def serve(args: argparse.Namespace) -> int:
