@@ -86,6 +86,8 @@ def fetch_in_order(
 
     def work() -> None:
         while (slot := todo.get()) is not None:
+            if cancelled.is_set():
+                return  # the consumer stopped: a task still queued is not fetched
             try:
                 for result in fetch(slot.task):
                     if not put(slot, result):

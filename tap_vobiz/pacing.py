@@ -202,6 +202,13 @@ class Pacer:
         return self.in_flight.bound
 
     @property
+    def workers_now(self) -> int:
+        """Threads for a short fetch whose every request may prove useless (the pages a list's
+        `total` promises): the requests in flight allowed now, not the most there may ever be."""
+        with self._lock:
+            return self.in_flight.limit
+
+    @property
     def rate(self) -> float | None:
         """Requests a second allowed now (None: no limit)."""
         with self._lock:

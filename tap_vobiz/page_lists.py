@@ -539,7 +539,7 @@ class PageListStream(VobizStream):
             planned = max(1, -(-total // first.limit)) if total is not None else 1
             self._pages_to_read = (self._pages_to_read or 0) + planned
             if planned > 1:
-                workers = min(self.pacer.workers, planned - 1)
+                workers = min(self.pacer.workers_now, planned - 1)
                 concurrent = workers > 1
                 # Pages are single requests: two per worker queued keep every worker busy.
                 rest = fetch_in_order(
