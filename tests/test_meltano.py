@@ -548,8 +548,9 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     emulator.state.stats.clear()
     # The documented command (bash, then pkill reading /proc) reaches the tap up to a few hundred
     # milliseconds later than os.kill: at 90 % the messages could be done by then (twice in 6 runs
-    # under load), leaving no position to resume from. It stops the tap at 60 %.
-    share = 0.6 if stop == "tap-terminated" else 0.9
+    # under load), leaving no position to resume from; at 60 % too once requests in flight adapt
+    # (issue 29: once in a fresh-clone CI run, the position cleared). It stops the tap at 30 %.
+    share = 0.3 if stop == "tap-terminated" else 0.9
     kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", share)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
@@ -598,7 +599,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     print(f"{stop}: the second meltano run made {second} of the {full_requests} message requests")
     if stop in {"tap-killed", "tap-terminated"}:
         assert "Resuming the messages of an interrupted run" in (tmp_path / "second.log").read_text()
-        assert second <= (0.15 if share == 0.9 else 0.5) * full_requests
+        assert second <= (0.15 if share == 0.9 else 0.8) * full_requests
     assert_warehouse_equals(warehouse, dataset)
     assert not any(_stored_state(env)["singer_state"]["bookmarks"]["messages"]["resume"].values())
 
