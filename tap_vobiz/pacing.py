@@ -87,7 +87,7 @@ class LearnedRate:
             if self.w_max is not None and w_max < self.w_max:
                 # CUBIC's fast convergence: the limit came down (another client took some), so
                 # leave room for it sooner.
-                w_max *= (1 + self.BETA) / 2
+                w_max = max(self.MIN_RATE, w_max * (1 + self.BETA) / 2)
             self.w_max, self.start = w_max, max(self.MIN_RATE, self.BETA * w_max)
         if self.cap is not None:
             self.w_max, self.start = min(self.w_max, self.cap), min(self.start, self.cap)
@@ -96,7 +96,8 @@ class LearnedRate:
         # the more there are, the more slowly the limit is probed.
         in_flight = self.w_max * latency
         self.pace = min(1.0, max(0.25, self.w_max / self.SLOW_BELOW)) / min(4.0, max(1.0, in_flight / 4))
-        self.k = ((1 - self.start / self.w_max) / self.C) ** (1 / 3)
+        # start <= w_max, so the root is of a number >= 0 (a negative one's is complex).
+        self.k = (max(0.0, 1 - self.start / self.w_max) / self.C) ** (1 / 3)
 
 
 class InFlightLimit:

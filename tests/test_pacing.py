@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tap_vobiz.pacing import ADAPTIVE_BOUND, InFlightLimit, Pacer
+from tap_vobiz.pacing import ADAPTIVE_BOUND, InFlightLimit, LearnedRate, Pacer
 from tests.tap_runner import emulator_config, run_tap
 from vobiz_emulator.rate_limit import TokenBucket
 from vobiz_emulator.server import Faults
@@ -159,3 +159,15 @@ def test_a_limit_the_429_states_is_met_with_few_429s(start_emulator, tmp_path):
     first = report["refused"][0]
     later = [moment for moment in report["refused"] if moment > first + 1.5]
     assert len(later) <= 3, report["refused"]
+
+
+def test_429s_at_a_rate_near_the_floor_keep_the_rate_a_number():
+    # A fault run's 429s drove the learned rate down to its floor; the limit coming down once more
+    # (CUBIC's fast convergence) put it under the floor, and the cube root of a negative number made
+    # the rate complex: TypeError in the next request (a fresh-clone CI run of test_faults).
+    learned = LearnedRate(cap=None)
+    for sending in (4.0, 1.0, 0.5, 0.4, 0.3):
+        learned.throttled(sending, resume_at=0.0, stated_limit=None)
+        for now in (0.0, 1.0, 30.0):
+            rate = learned.rate(now, sending)
+            assert isinstance(rate, float) and rate >= LearnedRate.MIN_RATE
