@@ -30,12 +30,31 @@ _DECODER = msgspec.json.Decoder()
 
 
 def decode_json(data: bytes | str) -> t.Any:
-    """Decode JSON (msgspec: several times faster than `json`); ValueError when it is not JSON."""
+    """Decode JSON (msgspec: several times faster than `json`); ValueError when it is not JSON.
+
+    A lone UTF-16 surrogate escape (`"\\ud800"`: legal JSON, e.g. a text cut between the two
+    halves of an emoji) becomes U+FFFD, the replacement character: no UTF-8 output can hold it,
+    and the Singer writer would fail on it with a traceback.
+    """
     try:
         return _DECODER.decode(data)
     except msgspec.DecodeError:
-        # msgspec refuses numbers beyond 64 bits or a double's range, which `json` takes.
-        return json.loads(data)
+        # msgspec refuses numbers beyond 64 bits or a double's range, which `json` takes, and
+        # lone surrogates, which `json` takes as they are.
+        return _without_lone_surrogates(json.loads(data))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # `json` has joined every valid pair already
+
+
+def _without_lone_surrogates(value: t.Any) -> t.Any:
+    if type(value) is str:
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if type(value) is dict:
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_without_lone_surrogates(item) for item in value]
+    return value
 
 
 def parse_timestamp(value: object) -> dt.datetime | None:

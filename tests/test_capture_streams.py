@@ -205,6 +205,28 @@ def test_lines_that_are_not_deliveries_are_counted_and_skipped_never_a_crash(tmp
     assert "Traceback" not in run.stderr
 
 
+def test_a_lone_surrogate_in_a_delivery_becomes_a_replacement_character_and_the_run_reads_on(tmp_path):
+    # Legal JSON (a text cut between an emoji's halves): the receiver captures it as it came.
+    capture = tmp_path / "capture"
+    cut = envelope(
+        "message.status", status_value(status("wamid.S", "read", T0, biz_opaque_callback_data="@"))
+    )
+    raw = json.dumps(cut).replace('"@"', '"\\ud83d cut"')
+    after = envelope("message.status", status_value(status("wamid.T", "sent", T0)), event_id="e3")
+    append(capture, "w1", 1, line(raw), line(after))
+
+    run = _run_capture(tmp_path, capture)
+
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    statuses = run.records["message_statuses"]
+    assert [(r["wamid"], r["biz_opaque_callback_data"]) for r in statuses] == [
+        ("wamid.S", "\ufffd cut"),
+        ("wamid.T", None),
+    ]
+    assert len(run.records["webhook_events"]) == 2
+
+
 @pytest.mark.parametrize(
     ("timestamp", "expected"),
     [
