@@ -92,6 +92,8 @@ def read_delivery(line: bytes) -> Delivery | str:
         envelope = decode_json(captured.body)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
         return f"not a capture line of format v1 ({str(error)[:120]})"
+    except RecursionError:  # a receiver on another Python may have decoded deeper than this one
+        return "its body is nested too deeply to decode"
     event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
     if type(event_id) is not str or not event_id:
         return "its body is not an envelope with an event_id"

@@ -4,9 +4,9 @@ Every `POST` (to any path but `/healthz`) is one delivery. It is answered `200` 
 raw body and headers are on stable storage (`webhook_capture`): Vobiz has no redelivery API,
 so an event acknowledged and then lost would be lost for good. A delivery is refused, counted
 and never written when its signature is missing or wrong (`401`), its body is over the limit
-(`413`), or its body is not a UTF-8 JSON object (`400`); a capture that cannot be written
-answers `503`, which Vobiz may retry. The counts are logged when the receiver stops, and
-served by `GET /healthz`.
+(`413`), or its body is not a UTF-8 JSON object, or one nested too deeply to decode (`400`); a
+capture that cannot be written answers `503`, which Vobiz may retry. The counts are logged when
+the receiver stops, and served by `GET /healthz`.
 
 It is served by uvicorn (`serve`), which on SIGTERM or SIGINT stops accepting, lets the
 requests in flight finish, and only then runs the application's shutdown: the capture writer
@@ -38,6 +38,7 @@ REJECTIONS = {
     "too_large": (413, "a body over the limit"),
     "not_json": (400, "a body not UTF-8 JSON"),
     "not_object": (400, "a JSON body not an object"),
+    "too_deep": (400, "a JSON body nested too deeply to decode"),
     "not_post": (405, "a method other than POST"),
     "capture_failed": (503, "the capture could not be written"),
 }
@@ -145,6 +146,8 @@ class WebhookReceiver:
             payload = json.loads(body.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError is one
             return "not_json", body
+        except RecursionError:  # legal JSON, but a decoder's stack ends near 1,000 levels
+            return "too_deep", body
         return (None if isinstance(payload, dict) else "not_object"), body
 
     async def _body(self, receive: Receive) -> bytes:

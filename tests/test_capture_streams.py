@@ -187,7 +187,10 @@ def test_lines_that_are_not_deliveries_are_counted_and_skipped_never_a_crash(tmp
     bad_time = envelope(
         "message.status", status_value(status("wamid.B", "sent", T0) | {"timestamp": "soon"}), event_id="e3"
     )
-    append(capture, "w1", 1, b"{not json}\n", line("[1, 2]"), line(no_id), line(good), line(bad_time))
+    deep = json.dumps(good)[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    append(
+        capture, "w1", 1, b"{not json}\n", line("[1, 2]"), line(no_id), line(deep), line(good), line(bad_time)
+    )
     append(capture, "w1", 1, b'{"v": 1, "received_at": "2026-12-01T10:00:00Z", "headers": {}}\n')
 
     run = _run_capture(tmp_path, capture, streams=("message_statuses",))
@@ -200,7 +203,7 @@ def test_lines_that_are_not_deliveries_are_counted_and_skipped_never_a_crash(tmp
     assert run.records["message_statuses"][1]["malformed_fields"] == {"status_at": "soon"}
     summary = "\n".join(tap_log(run.stderr, "INFO")[-3:])
     assert "Records: 2 message_statuses" in summary
-    assert "4 message_statuses: capture lines skipped (not a delivery): not a delivery" in summary
+    assert "5 message_statuses: capture lines skipped (not a delivery): not a delivery" in summary
     assert "1 malformed fields set aside: kept as received" in summary
     assert "Traceback" not in run.stderr
 

@@ -108,16 +108,18 @@ def test_a_verified_delivery_is_captured_with_its_raw_body_and_headers(tmp_path:
 
 def test_refused_deliveries_are_answered_counted_and_never_captured(tmp_path: Path) -> None:
     good = envelope("good")
+    deep = b'{"event_id": "deep", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     refusals = [
         (b"{}", {}, 401),
         (good, {"X-Webhook-Signature": sign("another-secret", good)}, 401),
         (good + b" ", {"X-Webhook-Signature": sign(SECRET, good)}, 401),
-        (b"x" * 2000, {"X-Webhook-Signature": sign(SECRET, b"x" * 2000)}, 413),
+        (b"x" * 12001, {"X-Webhook-Signature": sign(SECRET, b"x" * 12001)}, 413),
+        (deep, {"X-Webhook-Signature": sign(SECRET, deep)}, 400),
         (b"not json", {"X-Webhook-Signature": sign(SECRET, b"not json")}, 400),
         (b'{"a": "\xff"}', {"X-Webhook-Signature": sign(SECRET, b'{"a": "\xff"}')}, 400),
         (b"[1, 2]", {"X-Webhook-Signature": sign(SECRET, b"[1, 2]")}, 400),
     ]
-    with running_receiver(tmp_path, secret=SECRET, options=["--max-body-bytes", "1000"]) as receiver:
+    with running_receiver(tmp_path, secret=SECRET, options=["--max-body-bytes", "12000"]) as receiver:
         for body, headers, status in refusals:
             assert post(receiver.url, body, headers) == status
         assert post(receiver.url, good) == 200
@@ -126,7 +128,7 @@ def test_refused_deliveries_are_answered_counted_and_never_captured(tmp_path: Pa
     assert (
         "stopped: 1 deliveries captured in 1 flushes" in log
         and "refused: 2 a body not UTF-8 JSON, 1 a JSON body not an object, 2 a wrong signature, "
-        "1 no X-Webhook-Signature, 1 a body over the limit"
+        "1 no X-Webhook-Signature, 1 a JSON body nested too deeply to decode, 1 a body over the limit"
         in log
     ), log
     assert SECRET not in log
