@@ -247,17 +247,21 @@ class CaptureWriter:
         self.store.close()
 
     def _flush(self, batch: list[tuple[bytes, Future[None]]]) -> None:
+        # A future cancelled while queued (its request was, at the shutdown's deadline) takes no
+        # result, and setting one would end this thread; its line is written all the same. Once
+        # running, a future can no longer be cancelled.
+        futures = [future for _, future in batch if future.set_running_or_notify_cancel()]
         started = time.monotonic()
         try:
             self.store.write(b"".join(line for line, _ in batch))
         except Exception as error:
-            for _, future in batch:
+            for future in futures:
                 future.set_exception(error)
             return
         self.flushes += 1
         self.lines += len(batch)
         self.slowest_flush = max(self.slowest_flush, time.monotonic() - started)
-        for _, future in batch:
+        for future in futures:
             future.set_result(None)
 
 

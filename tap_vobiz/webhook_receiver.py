@@ -9,8 +9,9 @@ capture that cannot be written answers `503`, which Vobiz may retry. The counts 
 the receiver stops, and served by `GET /healthz`.
 
 It is served by uvicorn (`serve`), which on SIGTERM or SIGINT stops accepting, lets the
-requests in flight finish, and only then runs the application's shutdown: the capture writer
-writes what is queued, closes its segment, and the counts are logged.
+requests in flight finish (for at most `SHUTDOWN_SECONDS`: a client that never sends the rest
+of its body must not keep the receiver up), and only then runs the application's shutdown: the
+capture writer writes what is queued, closes its segment, and the counts are logged.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from tap_vobiz.webhook_capture import CaptureWriter, delivery_line
 from tap_vobiz.webhook_signature import verify
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Vobiz gives a delivery "a short per-delivery timeout": one still unanswered after this has been
+# given up by its sender, which delivers it again. Its line, if queued, is written all the same.
+SHUTDOWN_SECONDS = 5
 logger = logging.getLogger("vobiz_webhooks")
 
 # Why a delivery was refused: its answer, and the words of the shutdown line.
@@ -208,6 +212,7 @@ def serve(app: WebhookReceiver, sock: socket.socket) -> None:
         date_header=False,
         http="httptools",
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
     )
     # uvicorn re-raises the signal it stopped on once it is done: a SIGTERM then ends the
     # process with status 0, after the graceful shutdown, rather than as killed by it.

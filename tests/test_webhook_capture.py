@@ -178,3 +178,39 @@ def test_a_failed_put_reuses_its_number_only_when_the_object_is_not_there(arrive
     names = {path.rsplit("/", 1)[1]: data for path, data in store.fs.objects.items()}
     expected = {segment_name(1): line(1), segment_name(2): line(2)} if arrived else {segment_name(1): line(2)}
     assert names == expected
+
+
+class HeldWrites:
+    """A store whose writes wait until `release` is set: lines queue up behind the first flush."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.started.set()
+        self.release.wait(10)
+        self.written.append(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_line_whose_request_was_cancelled_is_written_and_the_writer_goes_on() -> None:
+    # uvicorn cancels the requests still running at its shutdown deadline: the future of a queued line
+    # is cancelled with them.
+    writer = CaptureWriter("memory://capture-cancel-test", writer_id="w1")
+    store = HeldWrites()
+    writer.store = store
+    first = writer.submit(line(1))
+    assert store.started.wait(10)
+    cancelled = writer.submit(line(2))
+    after = writer.submit(line(3))
+    assert cancelled.cancel()
+    store.release.set()
+    first.result(timeout=10)
+    after.result(timeout=10)
+    writer.submit(line(4)).result(timeout=10)
+    writer.close()
+    assert b"".join(store.written) == line(1) + line(2) + line(3) + line(4)

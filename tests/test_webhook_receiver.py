@@ -167,6 +167,25 @@ def test_sigterm_answers_the_requests_in_flight_and_loses_none(tmp_path: Path) -
     assert f"stopped: {len(ids)} deliveries captured" in log, log
 
 
+def test_a_client_that_never_sends_the_rest_of_its_body_keeps_a_sigterm_waiting_5_s_at_most(
+    tmp_path: Path,
+) -> None:
+    with running_receiver(tmp_path, secret=SECRET) as receiver:
+        parts = urlsplit(receiver.url)
+        stalled = socket.create_connection((parts.hostname, parts.port))
+        stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        assert post(receiver.url, envelope("before")) == 200
+        time.sleep(0.2)  # the stalled request has reached the application
+        started = time.monotonic()
+        log = receiver.stop(timeout=20)
+        waited = time.monotonic() - started
+        stalled.close()
+    assert receiver.process.returncode == 0
+    assert 4.5 < waited < 10, waited
+    assert "stopped: 1 deliveries captured in 1 flushes" in log, log
+    assert captured_ids(tmp_path) == ["before"]
+
+
 def test_two_receivers_share_one_location_in_segments_of_their_own(tmp_path: Path) -> None:
     with (
         running_receiver(tmp_path, secret=SECRET) as first,
