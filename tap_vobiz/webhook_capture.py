@@ -174,8 +174,9 @@ def is_local(location: str) -> bool:
 
 
 def local_path(location: str) -> Path:
-    parts = urlsplit(location)
-    return Path(parts.path if parts.scheme == "file" else location)
+    """The directory of a local LOCATION, as the tap's reader (fsspec) resolves the same string:
+    `file://cap` is `./cap`, `file://localhost/x` is `./localhost/x`, `file:cap` is `./file:cap`."""
+    return Path(fsspec.core.url_to_fs(location)[1] if "://" in location else location)
 
 
 _CLOSE = object()

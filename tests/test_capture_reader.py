@@ -8,6 +8,7 @@ import fsspec
 import pytest
 
 from tap_vobiz.capture_reader import CaptureReader, Position, read_bookmark
+from tap_vobiz.webhook_capture import CaptureWriter
 from tests.webhook_capture_files import append
 
 LOGGER = logging.getLogger("tap-vobiz.test")
@@ -116,3 +117,20 @@ def test_a_bookmark_keeps_its_valid_positions_and_names_the_others(value, positi
     found, wrong = read_bookmark(value)
     assert found == positions
     assert len(wrong) == problems
+
+
+@pytest.mark.parametrize(
+    "form", ["{tmp}/capture", "file://{tmp}/capture", "file://capture", "file://localhost{tmp}/c"]
+)
+def test_the_tap_reads_what_the_receiver_wrote_whatever_the_form_of_a_local_location(
+    tmp_path, monkeypatch, form
+):
+    monkeypatch.chdir(tmp_path)  # relative forms resolve here
+    location = form.format(tmp=tmp_path)
+    writer = CaptureWriter(location, writer_id="w1")
+    writer.submit(b'{"n":1}\n').result(timeout=10)
+    writer.close()
+
+    lines, _ = _read(location)
+
+    assert lines == [b'{"n":1}']
