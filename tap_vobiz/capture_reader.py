@@ -24,9 +24,12 @@ import dataclasses
 import re
 import typing as t
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.core import url_to_fs
+
+from tap_vobiz.connection import redact
 
 if t.TYPE_CHECKING:
     import logging
@@ -41,7 +44,13 @@ CHUNK_BYTES = 4 << 20
 
 
 class CaptureUnreadableError(OSError):
-    """The capture's location cannot be listed or a segment cannot be read (permissions, network)."""
+    """The capture's location cannot be listed or a segment cannot be read (permissions, network).
+
+    Raised for whatever the file system raised: fsspec's stores have errors of their own, not
+    only OSError (botocore's EndpointConnectionError, NoCredentialsError), and one store's
+    trouble must end the capture's streams, not the run. Its text never holds the password of a
+    URL (`sftp://user:password@host/capture`).
+    """
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -109,7 +118,11 @@ class CaptureReader:
         self.torn_lines = 0
         self.logger = logger
         self._chunk_bytes = chunk_bytes
-        self.file_system, self._root = _file_system(location)
+        self._hidden = _hidden(location)
+        try:
+            self.file_system, self._root = _file_system(location)
+        except Exception as error:  # a store's own errors too (see CaptureUnreadableError)
+            raise self._unreadable(f"cannot open {location}", error) from None
 
     def segments(self) -> dict[str, list[int]]:
         """Each writer's segment numbers, ascending; names that do not follow the format are ignored."""
@@ -130,9 +143,15 @@ class CaptureReader:
                 )
                 if numbers:
                     found[name] = numbers
-        except OSError as error:
-            raise CaptureUnreadableError(f"cannot list {base}: {_reason(error)}") from None
+        except Exception as error:  # a store's own errors too (see CaptureUnreadableError)
+            raise self._unreadable(f"cannot list {base}", error) from None
         return found
+
+    def _unreadable(self, what: str, error: Exception) -> CaptureUnreadableError:
+        reason = str(error) or type(error).__name__
+        if not isinstance(error, OSError):
+            reason = f"{type(error).__name__}: {reason}"
+        return CaptureUnreadableError(redact(f"{what}: {reason}", self._hidden))
 
     def batches(self) -> t.Iterator[Batch]:
         """The complete lines after each writer's position, a chunk at a time."""
@@ -173,8 +192,8 @@ class CaptureReader:
                     lines = data[:end].split(b"\n")
                     self.positions[writer] = Position(seq, offset)
                     yield Batch(writer, Position(seq, offset), lines)
-        except OSError as error:
-            raise CaptureUnreadableError(f"cannot read {path}: {_reason(error)}") from None
+        except Exception as error:  # a store's own errors too (see CaptureUnreadableError)
+            raise self._unreadable(f"cannot read {path}", error) from None
         if finished and carry:
             self.torn_lines += 1
             self.logger.warning(
@@ -191,22 +210,23 @@ class CaptureReader:
 
 
 def _file_system(location: str) -> tuple[AbstractFileSystem, str]:
-    """The file system and root path of a local directory or an fsspec URL."""
+    """The file system and root path of a local directory or an fsspec URL (which may raise
+    ImportError, "Install s3fs to access S3"; ValueError, an unknown protocol; or fail to connect)."""
     if "://" not in location:
         if Path(location).exists() and not Path(location).is_dir():
-            raise CaptureUnreadableError(f"{location} is a file, not the capture's directory")
+            raise CaptureUnreadableError("it is a file, not the capture's directory")
         return fsspec.filesystem("file"), location
+    return url_to_fs(location)
+
+
+def _hidden(location: str) -> tuple[str, ...]:
+    """What of a location no message may show: the password of a URL's user."""
     try:
-        fs, root = url_to_fs(location)
-    except (ImportError, ValueError) as error:
-        # An unknown protocol, or one whose package is not installed ("Install s3fs to access S3").
-        raise CaptureUnreadableError(f"cannot open {location}: {error}") from None
-    return fs, root
+        password = urlsplit(location).password
+    except ValueError:
+        return ()
+    return (password,) if password else ()
 
 
 def _base_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _reason(error: OSError) -> str:
-    return str(error) or type(error).__name__

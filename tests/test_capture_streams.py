@@ -261,9 +261,23 @@ def test_a_payload_is_meta_s_whole_envelope_or_a_bare_value(payload, values):
     assert list(changes(payload, "messages")) == values
 
 
-@pytest.mark.parametrize("location", ["nosuch://bucket/prefix", "a-file"])
+# Nothing listens on port 1: a store that cannot be reached (s3fs raises botocore's own error, not an
+# OSError; ftp connects as its file system is made, and names the URL, password and all).
+UNREACHABLE_S3 = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_MAX_ATTEMPTS": "1"}
+UNREACHABLE_S3 |= {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@pytest.mark.parametrize(
+    ("location", "named"),
+    [
+        ("nosuch://bucket/prefix", "nosuch://bucket/prefix"),
+        ("a-file", "capture.jsonl"),
+        ("s3://bucket/prefix", "bucket/prefix"),
+        ("ftp://reader:ftp-password-1@127.0.0.1:1/capture", "ftp://reader:[redacted]@127.0.0.1:1/capture"),
+    ],
+)
 def test_a_capture_that_cannot_be_read_ends_its_streams_with_one_line_and_the_others_complete(
-    start_emulator, tmp_path, location
+    start_emulator, tmp_path, location, named
 ):
     emulator = start_emulator(3, 30)
     if location == "a-file":
@@ -275,14 +289,15 @@ def test_a_capture_that_cannot_be_read_ends_its_streams_with_one_line_and_the_ot
         json.dumps(select_streams(_discover(config, tmp_path), ("channels", *CAPTURE_STREAMS)))
     )
 
-    run = run_tap(config, tmp_path, args=("--catalog", str(catalog)))
+    run = run_tap(config, tmp_path, args=("--catalog", str(catalog)), env=UNREACHABLE_S3)
 
     assert run.returncode == 1
     assert len(run.records["channels"]) == len(emulator.state.dataset.export()["channels"])
     errors = tap_log(run.stderr, "ERROR")
     assert len(errors) == len(CAPTURE_STREAMS), run.stderr
-    assert all(location in error and "check webhook_capture" in error for error in errors)
+    assert all(named in error and "check webhook_capture" in error for error in errors)
     assert "Traceback" not in run.stderr
+    assert "ftp-password-1" not in run.stderr
     assert all(run.last_state["bookmarks"][s].get("writers", {}) == {} for s in CAPTURE_STREAMS)
 
 
