@@ -24,12 +24,12 @@ import dataclasses
 import re
 import typing as t
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.core import url_to_fs
 
 from tap_vobiz.connection import redact
+from tap_vobiz.webhook_capture import location_secrets
 
 if t.TYPE_CHECKING:
     import logging
@@ -118,7 +118,7 @@ class CaptureReader:
         self.torn_lines = 0
         self.logger = logger
         self._chunk_bytes = chunk_bytes
-        self._hidden = _hidden(location)
+        self._hidden = location_secrets(location)
         try:
             self.file_system, self._root = _file_system(location)
         except Exception as error:  # a store's own errors too (see CaptureUnreadableError)
@@ -217,15 +217,6 @@ def _file_system(location: str) -> tuple[AbstractFileSystem, str]:
             raise CaptureUnreadableError("it is a file, not the capture's directory")
         return fsspec.filesystem("file"), location
     return url_to_fs(location)
-
-
-def _hidden(location: str) -> tuple[str, ...]:
-    """What of a location no message may show: the password of a URL's user."""
-    try:
-        password = urlsplit(location).password
-    except ValueError:
-        return ()
-    return (password,) if password else ()
 
 
 def _base_name(path: str) -> str:

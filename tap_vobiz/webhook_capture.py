@@ -173,6 +173,15 @@ def is_local(location: str) -> bool:
     return urlsplit(location).scheme in {"", "file"} or bool(re.match(r"^[A-Za-z]:[\\/]", location))
 
 
+def location_secrets(location: str) -> tuple[str, ...]:
+    """What of a LOCATION no message may show: the password of a URL's user (`sftp://u:pw@host/x`)."""
+    try:
+        password = urlsplit(location).password
+    except ValueError:
+        return ()
+    return (password,) if password else ()
+
+
 def local_path(location: str) -> Path:
     """The directory of a local LOCATION, as the tap's reader (fsspec) resolves the same string:
     `file://cap` is `./cap`, `file://localhost/x` is `./localhost/x`, `file:cap` is `./file:cap`."""

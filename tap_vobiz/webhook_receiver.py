@@ -26,7 +26,8 @@ import sys
 import typing as t
 from collections import Counter
 
-from tap_vobiz.webhook_capture import CaptureWriter, delivery_line
+from tap_vobiz.connection import redact
+from tap_vobiz.webhook_capture import CaptureWriter, delivery_line, location_secrets
 from tap_vobiz.webhook_signature import verify
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -167,7 +168,7 @@ class WebhookReceiver:
                 return b"".join(chunks)
 
     def _capture_failed(self, error: Exception) -> None:
-        text = f"{type(error).__name__}: {error}"
+        text = redact(f"{type(error).__name__}: {error}", location_secrets(self.capture.location))
         if text != self._last_capture_error:
             self._last_capture_error = text
             logger.error("cannot write the capture (answering 503 until it can): %s", text)

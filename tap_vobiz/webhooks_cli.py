@@ -109,25 +109,28 @@ def _serve(args: argparse.Namespace) -> int:
     secrets = receiver_secrets(args.secret_file)
     if args.max_body_bytes < 1:
         raise UsageError("--max-body-bytes must be a positive number of bytes")
-    from tap_vobiz.webhook_capture import CaptureWriter
+    from tap_vobiz.connection import redact
+    from tap_vobiz.webhook_capture import CaptureWriter, location_secrets
     from tap_vobiz.webhook_receiver import WebhookReceiver, listening_socket, serve
 
+    hidden = location_secrets(args.capture)
+    shown = redact(args.capture, hidden)
     try:
         capture = CaptureWriter(args.capture)
     except ImportError as error:  # fsspec's: "Install s3fs to access S3"
-        raise UsageError(f"--capture {args.capture}: {error}") from None
+        raise UsageError(f"--capture {shown}: {error}") from None
     except (OSError, ValueError) as error:
-        raise UsageError(f"cannot open --capture {args.capture}: {error}") from None
+        raise UsageError(redact(f"cannot open --capture {shown}: {error}", hidden)) from None
     try:
         sock = listening_socket(args.host, args.port)
     except OSError as error:
         capture.close()
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
+    address = f"[{host}]" if ":" in host else host
     app = WebhookReceiver(capture, secrets, max_body_bytes=args.max_body_bytes)
     # The first line on stdout says where it listens (`--port 0`), for whoever started it.
-    print(f"listening on http://{shown}:{port}, capturing to {args.capture}", flush=True)
+    print(f"listening on http://{address}:{port}, capturing to {shown}", flush=True)
     serve(app, sock)
     return 0
 

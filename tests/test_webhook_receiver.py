@@ -384,6 +384,12 @@ def test_a_capture_that_cannot_be_written_answers_503_and_captures_nothing(tmp_p
         pytest.param(
             "nosuch://x", "cannot open --capture nosuch://x: Protocol not known: nosuch", id="no protocol"
         ),
+        pytest.param(
+            "ftp://writer:ftp-password-1@127.0.0.1:1/capture",  # nothing listens on port 1
+            "cannot open --capture ftp://writer:[redacted]@127.0.0.1:1/capture: "
+            "[Errno 111] Connection refused",
+            id="a password in the URL",
+        ),
     ],
 )
 def test_a_capture_location_that_cannot_be_opened_is_one_line(capture: str, expected: str) -> None:
