@@ -16,8 +16,9 @@ streams (which read it). Under a LOCATION, a local directory or an fsspec URL
   limit (64 MiB), or after a write that failed part-way; a segment is never appended to once
   its successor exists. An object store cannot append: each flush is one new, immutable object
   `seq + 1` holding that batch's lines, written completely before any of them is acknowledged.
-  Numbers have no gaps, but in a store that, after a failed PUT, cannot say whether the object
-  arrived: that number is then skipped, never reused.
+  After a failed PUT that number is skipped, never reused: a PUT that timed out may still land
+  later, and would replace the next batch's object, acknowledged by then. So an object store's
+  numbers may have gaps (a reader takes the numbers it finds, in order).
 - Each line is one delivery, a JSON object terminated by `\\n`:
   `{"v": 1, "received_at": "2026-12-03T06:14:35.123456Z", "headers": {<lower-cased name>: <value>},
   "body": "<the raw request body decoded as UTF-8>"}`, every header as received (repeated ones
@@ -149,20 +150,8 @@ class ObjectSegments:
         self.seq = 0
 
     def write(self, data: bytes) -> None:
-        path = f"{self.directory}/{segment_name(self.seq + 1)}"
-        try:
-            self.fs.pipe_file(path, data)
-        except Exception:
-            # An object that arrived all the same is never overwritten: its number is used up
-            # (also when the store cannot say).
-            try:
-                arrived = self.fs.exists(path)
-            except Exception:
-                arrived = True
-            if arrived:
-                self.seq += 1
-            raise
-        self.seq += 1
+        self.seq += 1  # used up whatever the PUT's outcome (the class docstring says why)
+        self.fs.pipe_file(f"{self.directory}/{segment_name(self.seq)}", data)
 
     def close(self) -> None:
         """Nothing held open: every object was complete when written."""
