@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,8 +112,10 @@ def test_a_capture_in_an_object_store_is_read_on_from_the_bookmark_across_runs(
             "FSSPEC_S3_ENDPOINT_URL": endpoint,
         }.items():
             monkeypatch.setenv(name, value)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="captures")
-        location = "s3://captures/vobiz"
+        # A bucket of its own: moto's servers in one process share their buckets.
+        bucket = f"captures-{uuid.uuid4().hex[:8]}"
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        location = f"s3://{bucket}/vobiz"
         with (
             running_receiver(location, secret=RECEIVER_SECRET) as first,
             running_receiver(location, secret=RECEIVER_SECRET) as second,

@@ -313,8 +313,10 @@ def test_receivers_capture_to_an_object_store_one_object_per_flush(
             "FSSPEC_S3_ENDPOINT_URL": endpoint,  # fsspec's configuration of s3fs, from the environment
         }.items():
             monkeypatch.setenv(name, value)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="captures")
-        location = "s3://captures/vobiz"
+        # A bucket of its own: moto's servers in one process share their buckets.
+        bucket = f"captures-{uuid.uuid4().hex[:8]}"
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        location = f"s3://{bucket}/vobiz"
         with (
             running_receiver(location, secret=SECRET) as first,
             running_receiver(location, secret=SECRET) as second,
@@ -323,7 +325,7 @@ def test_receivers_capture_to_an_object_store_one_object_per_flush(
                 assert post((first, second)[number % 2].url, envelope(f"e{number}")) == 200
             # Durable when acknowledged: every object is there before the receivers stop.
             fs = fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True)
-            objects = sorted(fs.find("captures/vobiz/segments"))
+            objects = sorted(fs.find(f"{bucket}/vobiz/segments"))
         writers = {path.split("/")[-2] for path in objects}
         assert len(writers) == 2 and len(objects) == 10  # sequential posts: one flush, one object each
         assert {path.rsplit("/", 1)[1] for path in objects} == {f"{seq:012d}.jsonl" for seq in range(1, 6)}
