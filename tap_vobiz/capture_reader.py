@@ -129,6 +129,13 @@ class CaptureReader:
         base = f"{self._root.rstrip('/')}/{SEGMENTS}"
         try:
             if not self.file_system.exists(base):
+                # Said, not failed: a new deployment has nothing yet, but a location mistyped (or
+                # not the receiver's) would read nothing for ever without a word.
+                self.logger.warning(
+                    "The webhook capture %s holds no segments yet: no receiver has written there "
+                    "(check webhook_capture if one should have)",
+                    redact(self.location, self._hidden),
+                )
                 return {}
             writers = self.file_system.ls(base, detail=True)
             found: dict[str, list[int]] = {}

@@ -82,10 +82,14 @@ def test_segments_before_the_bookmarks_are_not_opened_and_stray_names_are_ignore
     assert reader.segments() == {"w1": [1, 2]}
 
 
-def test_a_capture_not_written_yet_has_no_lines(tmp_path):
+def test_a_capture_not_written_yet_has_no_lines_and_says_so(tmp_path, caplog):
     lines, reader = _read(tmp_path / "not-yet")
     assert lines == []
     assert reader.positions == {}
+    assert [record.getMessage() for record in caplog.records] == [
+        f"The webhook capture {tmp_path / 'not-yet'} holds no segments yet: no receiver has written "
+        "there (check webhook_capture if one should have)"
+    ]
 
 
 def test_an_fsspec_url_is_read_as_a_directory_is():
