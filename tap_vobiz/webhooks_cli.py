@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from typing_extensions import override
+
 from tap_vobiz.webhook_receiver import DEFAULT_MAX_BODY_BYTES
 
 SECRET_VARIABLE = "VOBIZ_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
@@ -31,9 +33,9 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="vobiz-webhooks: %(message)s", stream=sys.stderr)
     try:
+        args = parser.parse_args(argv)
         return int(args.run(args))
     except UsageError as error:
         print(f"vobiz-webhooks: {error}", file=sys.stderr)
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where deliveries are written: a local directory, or an fsspec URL such as s3://bucket/prefix",
     )
     serve.add_argument("--secret-file", type=Path, help=f"file holding the secret (else ${SECRET_VARIABLE})")
+    _refuse_secret_argument(serve)
     serve.add_argument(
         "--max-body-bytes",
         type=int,
@@ -68,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     subscribe.add_argument(
         "--secret-file", type=Path, help="file holding the secret to use (default: a new one, shown once)"
     )
+    _refuse_secret_argument(subscribe)
     subscribe.add_argument("--config", type=Path, help=config_help)
     subscribe.set_defaults(run=_subscribe)
 
@@ -80,6 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     unsubscribe.add_argument("--config", type=Path, help=config_help)
     unsubscribe.set_defaults(run=_unsubscribe)
     return parser
+
+
+def _refuse_secret_argument(parser: argparse.ArgumentParser) -> None:
+    """`--secret S`, declared to be refused without a word of S: argparse would otherwise take it
+    for `--secret-file S` and print S as the name of a file it cannot read."""
+    parser.add_argument("--secret", action=_SecretArgument, help=argparse.SUPPRESS)
+
+
+class _SecretArgument(argparse.Action):
+    @override
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        raise UsageError(
+            "a secret is never a command-line argument (other users of the machine can read those): "
+            f"set {SECRET_VARIABLE} or pass --secret-file"
+        )
 
 
 def receiver_secrets(secret_file: Path | None) -> tuple[str, ...]:

@@ -222,6 +222,9 @@ def test_healthz_answers_with_the_counts(tmp_path: Path) -> None:
     [
         pytest.param([], {}, "no webhook secret: set VOBIZ_WEBHOOK_SECRET", id="no secret"),
         pytest.param(["--secret-file", "/nonexistent/secret"], {}, "cannot read --secret-file", id="no file"),
+        # argparse took `--secret` for `--secret-file` and printed the secret as a missing file's name.
+        pytest.param(["--secret", "sekrit-in-argv"], {}, "never a command-line argument", id="--secret"),
+        pytest.param(["--secret=sekrit-in-argv"], {}, "never a command-line argument", id="--secret="),
     ],
 )
 def test_a_receiver_without_a_secret_is_one_line(
@@ -247,6 +250,8 @@ def test_a_receiver_without_a_secret_is_one_line(
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+    assert "sekrit" not in result.stderr + result.stdout
+    assert not list(tmp_path.iterdir())  # refused before the capture is opened
 
 
 def test_without_the_webhooks_extra_serve_says_how_to_install_it(tmp_path: Path) -> None:
