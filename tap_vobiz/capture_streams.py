@@ -30,7 +30,7 @@ from typing_extensions import override
 from tap_vobiz import run_report
 from tap_vobiz.capture_reader import CaptureReader, CaptureUnreadableError, read_bookmark
 from tap_vobiz.client import LOGGED_BAD_RECORDS
-from tap_vobiz.decoding import decode_json
+from tap_vobiz.decoding import decode_json, without_lone_surrogates
 from tap_vobiz.errors import StreamError
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.record_messages import LeanRecordMessages
@@ -47,6 +47,7 @@ WRITERS_KEY = "writers"
 TORN_LINES = "{stream}: " + run_report.TORN_LINES
 UNREADABLE_LINES = "{stream}: " + run_report.UNREADABLE_LINES
 ENTRIES_WITHOUT_ID = "{stream}: " + run_report.ENTRIES_WITHOUT_ID
+REPAIRED_TEXTS = "{stream}: " + run_report.REPAIRED_TEXTS
 
 MESSAGE_STATUS = "message.status"
 CALL_PREFIX = "call."
@@ -74,6 +75,7 @@ class Delivery(t.NamedTuple):
     payload: dict[str, t.Any]
     received_at: str
     headers: dict[str, str]
+    repaired_texts: int  # lone surrogates in the body, now U+FFFD
 
     def stamps(self) -> dict[str, t.Any]:
         """The delivery's fields every row made of it carries (`DELIVERY_PROPERTIES`)."""
@@ -89,7 +91,7 @@ def read_delivery(line: bytes) -> Delivery | str:
     """The delivery a capture line holds, or why it holds none."""
     try:
         captured = _LINE.decode(line)
-        envelope = decode_json(captured.body)
+        envelope, repaired = without_lone_surrogates(captured.body, decode_json(captured.body))
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
         return f"not a capture line of format v1 ({str(error)[:120]})"
     except RecursionError:  # a receiver on another Python may have decoded deeper than this one
@@ -106,6 +108,7 @@ def read_delivery(line: bytes) -> Delivery | str:
         payload if isinstance(payload, dict) else {},
         captured.received_at,
         captured.headers,
+        repaired,
     )
 
 
@@ -200,6 +203,8 @@ class CaptureStream(LeanRecordMessages, Stream):
         if isinstance(delivery, str):
             self._skip_line(delivery)
             return None
+        if delivery.repaired_texts and self.wants(delivery):
+            self.report.add(REPAIRED_TEXTS.format(stream=self.name), delivery.repaired_texts)
         return delivery
 
     def _skip_line(self, why: str) -> None:

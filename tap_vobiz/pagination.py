@@ -21,11 +21,10 @@ import re
 import typing as t
 from http import HTTPStatus
 
-import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
-from tap_vobiz.decoding import decode_json, parse_timestamp
+from tap_vobiz.decoding import decode_json, parse_timestamp, without_lone_surrogates
 from tap_vobiz.errors import CursorLoopError
 
 if t.TYPE_CHECKING:
@@ -87,9 +86,8 @@ def _envelope(response: requests.Response) -> dict[str, t.Any]:
                 raise MalformedPageError(f"response body is not JSON ({error})") from error
         else:
             raise MalformedPageError(f"response body is not JSON ({error})") from error
-    if _SURROGATE_ESCAPE.search(content) and _has_lone_surrogate(body):
-        body, fixed = _without_lone_surrogates(body)
-        repaired += fixed
+    body, fixed = without_lone_surrogates(content, body)
+    repaired += fixed
     if repaired:
         setattr(response, _REPAIRED_ATTRIBUTE, repaired)
     if not isinstance(body, dict):
@@ -121,48 +119,6 @@ def _envelope(response: requests.Response) -> dict[str, t.Any]:
     elif not isinstance(items, list):
         raise MalformedPageError("response body's 'items' is not a list")
     return page
-
-
-# `\ud800`-`\udfff` escaped in the body: a surrogate, paired (an emoji written as escapes) or lone.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _has_lone_surrogate(body: t.Any) -> bool:
-    """Whether a decoded body holds a lone surrogate: paired ones decode to their character, and
-    most pages hold some (emoji written as escapes, as any ASCII-only JSON writer does). Encoding
-    the body again, in C, finds one; walking every text of the page in Python cost a third of the
-    tap's CPU."""
-    try:
-        msgspec.json.encode(body)
-    except (UnicodeEncodeError, TypeError, OverflowError, ValueError):
-        return True  # (or a number past 64 bits, from `json`: then walk it to be sure)
-    return False
-
-
-def _without_lone_surrogates(value: t.Any) -> tuple[t.Any, int]:
-    """`value` with every lone surrogate in its texts replaced by U+FFFD (it cannot be written as
-    UTF-8, so no record holding one could be sent on), and how many texts changed."""
-    if isinstance(value, str):
-        try:
-            value.encode()  # fails on a surrogate, and only on one
-        except UnicodeEncodeError:
-            pass
-        else:
-            return value, 0
-        # Paired surrogates become the character they encode; lone ones U+FFFD.
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), 1
-    if isinstance(value, list):
-        pairs = [_without_lone_surrogates(item) for item in value]
-        return [item for item, _ in pairs], sum(fixed for _, fixed in pairs)
-    if isinstance(value, dict):
-        fixed = 0
-        repaired = {}
-        for key, item in value.items():
-            new_key, key_fixed = _without_lone_surrogates(key)
-            repaired[new_key], item_fixed = _without_lone_surrogates(item)
-            fixed += key_fixed + item_fixed
-        return repaired, fixed
-    return value, 0
 
 
 def _count(value: object) -> int | None:

@@ -228,6 +228,7 @@ def test_a_lone_surrogate_in_a_delivery_becomes_a_replacement_character_and_the_
         ("wamid.T", None),
     ]
     assert len(run.records["webhook_events"]) == 2
+    assert "1 message_statuses: texts repaired" in run.stderr
 
 
 @pytest.mark.parametrize(
