@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import signal
 import sys
 import typing as t
@@ -21,13 +22,12 @@ from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
 from tap_vobiz.capture_streams import CAPTURE_STREAM_TYPES, CaptureStream
 from tap_vobiz.client import VobizStream
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
-from tap_vobiz.deprecations import DeprecationNotices
 from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamError, VobizError
-from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.pacing import Pacer
 from tap_vobiz.resume import ResumableFanOut
+from tap_vobiz.run import Run
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
@@ -214,88 +214,23 @@ class TapVobiz(Tap):
             streams += [stream_type(self) for stream_type in CAPTURE_STREAM_TYPES]
         return streams
 
-    @property
-    def api_clock(self) -> ApiClock:
-        """The API's time, read from its responses; caps the bookmarks (see `tap_vobiz.incremental`)."""
-        if not hasattr(self, "_api_clock"):
-            self._api_clock = ApiClock()
-        return self._api_clock
-
-    @property
-    def pacer(self) -> Pacer:
-        """The gate all requests pass: the learned rate and requests in flight (`tap_vobiz.pacing`)."""
-        if not hasattr(self, "_pacer"):
-            rate, workers = self.config.get("max_requests_per_second"), self.config.get("max_workers")
-            self._pacer = Pacer(
+    @functools.cached_property
+    def run(self) -> Run:
+        """What the run's streams share (`tap_vobiz.run`): made with the first stream, handed to each."""
+        rate, workers = self.config.get("max_requests_per_second"), self.config.get("max_workers")
+        return Run(
+            report=RunReport(progress_interval=float(self.config["progress_interval_seconds"])),
+            pacer=Pacer(
                 float(rate) if rate is not None else None,
                 max_in_flight=int(workers) if workers is not None else None,
-            )
-        return self._pacer
-
-    @property
-    def deprecation_notices(self) -> DeprecationNotices:
-        """The endpoints whose `Deprecation`/`Sunset` headers were warned about in this run."""
-        if not hasattr(self, "_deprecation_notices"):
-            self._deprecation_notices = DeprecationNotices()
-        return self._deprecation_notices
-
-    @property
-    def failed_streams(self) -> dict[str, StreamError]:
-        """The streams an endpoint's failure ended in this run, and why (`stream_failed`)."""
-        if not hasattr(self, "_failed_streams"):
-            self._failed_streams: dict[str, StreamError] = {}
-        return self._failed_streams
-
-    @property
-    def failed_lists(self) -> dict[str, StreamError]:
-        """The streams whose own list failed in this run (read for them, or for a stream under them):
-        asked for again, it would fail the same way (and wait out the same retries)."""
-        if not hasattr(self, "_failed_lists"):
-            self._failed_lists: dict[str, StreamError] = {}
-        return self._failed_lists
-
-    # Set by the first response below 400: the API at `api_url` answers.
-    api_answered = False
-    # The stream that got no answer at all past max_retry_seconds, once the API had answered: it
-    # alone ends; a second one ends the run (the network, or the API's host, is down).
-    unanswered_stream: str | None = None
-
-    def stream_failed(
-        self, stream: VobizStream | CaptureStream, error: StreamError, *, under: str | None = None
-    ) -> None:
-        """End one stream for a failing endpoint, with one ERROR line; the run goes on with the others.
-
-        A 404 before the API ever answered may be a wrong `api_url` rather than a missing
-        endpoint: one more list is asked for, and if it too is not found the run ends.
-        """
-        if isinstance(error, EndpointNotFoundError) and not self.api_answered:
-            self._check_api_url(
-                t.cast("VobizStream", stream if under is None else self.streams[under]), error
-            )
-        self.failed_streams[stream.name] = error
-        if under is None:
-            self.failed_lists.setdefault(stream.name, error)
-        else:
-            stream.logger.error(
-                "%s not read: it is read under each of the %s, whose list failed: %s. Its bookmark and "
-                "table version stay where they were and the other streams are read; %s",
-                stream.name,
-                under,
-                error,
-                error.advice.format(stream=stream.name),
-            )
-            return
-        stream.logger.error(
-            "%s not read whole: %s. Its bookmark and table version stay where they were and the other "
-            "streams are read; %s",
-            stream.name,
-            error,
-            error.advice.format(stream=stream.name),
+            ),
+            check_api_url=self._check_api_url,
         )
 
-    def _check_api_url(self, stream: VobizStream, error: EndpointNotFoundError) -> None:
+    def _check_api_url(self, name: str, error: EndpointNotFoundError) -> None:
         """Raise ApiNotFoundError when another list (channels, or conversations) is not found either."""
-        other = "conversations" if stream.name == "channels" else "channels"
+        stream = t.cast("VobizStream", self.streams[name])
+        other = "conversations" if name == "channels" else "channels"
         probe = t.cast("PageListStream", self.streams[other])
         try:
             probe.fetch_page(None, 1)
@@ -308,13 +243,6 @@ class TapVobiz(Tap):
         except StreamError:
             pass  # it answers, if with an error: the endpoint, not the URL
 
-    @property
-    def report(self) -> RunReport:
-        """The run's counters, shared by the streams and logged when the run ends."""
-        if not hasattr(self, "_report"):
-            self._report = RunReport(progress_interval=float(self.config["progress_interval_seconds"]))
-        return self._report
-
     @override  # type: ignore[misc]  # final in the SDK (docs/development.md: "The SDK's private names")
     def sync_all(self) -> None:
         """Sync, then log the run's counts; known failures end it with one line and exit 1.
@@ -322,7 +250,7 @@ class TapVobiz(Tap):
         The SDK marks `sync_all` final; this extends it (the SDK's sync runs unchanged
         inside) because it is the one place that sees the whole run end, well or not.
         """
-        self.report.streams = [name for name, stream in self.streams.items() if stream.selected]
+        self.run.report.streams = [name for name, stream in self.streams.items() if stream.selected]
         self.metrics_logger.setLevel(str(self.config["metrics_log_level"]))
         if problems := [
             p for s in self.streams.values() if s.selected and (p := getattr(s, "catalog_problem", None))
@@ -339,26 +267,26 @@ class TapVobiz(Tap):
                 if isinstance(stream, ResumableFanOut):
                     stream.keep_position()
             self._state_writer.write_state(self.state)
-            self.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
+            self.run.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
             _ignore_stop_signals()
             raise SystemExit(128 + stop.signum) from None
         except VobizError as error:
             self.logger.error("%s", error)
-            self.report.log(self.logger, completed=False)
+            self.run.report.log(self.logger, completed=False)
             raise SystemExit(1) from None
         except MapExpressionError as error:
             # A user's stream_maps expression, not a fault of the tap: one line, no traceback.
             cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
             self.logger.error("Invalid stream_maps: %s%s", error, cause)
-            self.report.log(self.logger, completed=False)
+            self.run.report.log(self.logger, completed=False)
             raise SystemExit(1) from None
         except Exception:
-            self.report.log(self.logger, completed=False)
+            self.run.report.log(self.logger, completed=False)
             raise
-        if failed := list(self.failed_streams):
-            self.report.log(self.logger, completed=False, failed=failed)
+        if failed := list(self.run.failed_streams):
+            self.run.report.log(self.logger, completed=False, failed=failed)
             raise SystemExit(1)
-        self.report.log(self.logger, completed=True)
+        self.run.report.log(self.logger, completed=True)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "schema_types",
         "settings",
         "webhook_capture",
+        "webhook_command_input",
         "webhook_receiver",
         "webhook_signature",
         "webhook_subscriptions",
