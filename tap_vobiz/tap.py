@@ -11,7 +11,8 @@ import typing as t
 
 import click
 from singer_sdk import Tap
-from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
+from singer_sdk.exceptions import ConfigValidationError, MapExpressionError, MappingError
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import _ConfigInput
 from typing_extensions import override
@@ -172,6 +173,56 @@ class TapVobiz(Tap):
         except InputFileError as error:
             cls.logger.error("%s", error)
             raise SystemExit(1) from None
+
+    @classmethod
+    @override
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's settings (`stream_maps`, flattening), the `"null"` of a nullable `anyOf` made a schema.
+
+        The SDK writes `stream_maps.__else__` (and a stream map's `__else__`) as `{"anyOf":
+        [{"const": "__NULL__"}, {"type": "null"}, "null"]}`: a bare string where a schema belongs,
+        on which validating any other value (`"__else__": "everything"`) crashed, a traceback. As
+        `{"type": "null"}` such a value is refused in one line, as any setting's.
+        """
+        super().append_builtin_config(config_jsonschema)
+        _null_schemas_in_any_of(config_jsonschema)
+
+    @override
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps, each stream registered with the schema it is read with: the
+        selected properties of a selected stream, the whole schema of one not selected.
+
+        The SDK (0.54; meltano/sdk#1942) registers a stream that is not selected with the schema
+        of its selected properties, none, and its key properties: a map naming it (`{"call_logs":
+        {"__filter__": ...}}`, a property) then failed on `Invalid key properties`, with a traceback.
+        Such a map is not applied (the stream is not read), which one INFO line says. A map that is
+        invalid (an expression that does not parse, a key property the stream lacks) is one ERROR
+        line and exit 1, before any request.
+        """
+        super(Tap, self).setup_mapper()  # the mapper alone; `Tap.setup_mapper` registers the streams
+        not_selected = []
+        try:
+            for entry in self.catalog.streams:
+                name = entry.stream or entry.tap_stream_id
+                selection = entry.metadata.resolve_selection()
+                schema = entry.schema.to_dict()
+                if selection[()]:
+                    schema = get_selected_schema(name, schema, selection)
+                self.mapper.register_raw_stream_schema(name, schema, entry.key_properties)
+                # A map names the stream: its first map is not the default, or there are more (aliases).
+                maps = self.mapper.stream_maps[name]
+                if not selection[()] and (
+                    len(maps) > 1 or type(maps[0]) is not self.mapper.default_mapper_type
+                ):
+                    not_selected.append(name)
+        except MappingError as error:
+            cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
+            self.logger.error("Invalid stream_maps: %s%s", error, cause)
+            raise SystemExit(1) from None
+        if not_selected:
+            self.logger.info(
+                "stream_maps: the maps for %s are not applied: not selected", ", ".join(sorted(not_selected))
+            )
 
     @classproperty
     @override
@@ -335,6 +386,18 @@ class TerminatedBySignal(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def _null_schemas_in_any_of(schema: object) -> None:
+    """Each bare `"null"` in an `anyOf` of `schema` (in place, at any depth) made `{"type": "null"}`."""
+    if isinstance(schema, dict):
+        if isinstance(any_of := schema.get("anyOf"), list):
+            schema["anyOf"] = [{"type": "null"} if option == "null" else option for option in any_of]
+        for value in schema.values():
+            _null_schemas_in_any_of(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _null_schemas_in_any_of(value)
 
 
 if __name__ == "__main__":
