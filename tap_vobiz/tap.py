@@ -216,8 +216,7 @@ class TapVobiz(Tap):
                 ):
                     not_selected.append(name)
         except MappingError as error:
-            cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
-            self.logger.error("Invalid stream_maps: %s%s", error, cause)
+            self.logger.error("%s", invalid_stream_maps(error))
             raise SystemExit(1) from None
         if not_selected:
             self.logger.info(
@@ -327,8 +326,7 @@ class TapVobiz(Tap):
             raise SystemExit(1) from None
         except MapExpressionError as error:
             # A user's stream_maps expression, not a fault of the tap: one line, no traceback.
-            cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
-            self.logger.error("Invalid stream_maps: %s%s", error, cause)
+            self.logger.error("%s", invalid_stream_maps(error))
             self.run.report.log(self.logger, completed=False)
             raise SystemExit(1) from None
         except Exception:
@@ -386,6 +384,12 @@ class TerminatedBySignal(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def invalid_stream_maps(error: MappingError) -> str:
+    """The one line of a `stream_maps` that cannot work: the SDK's words, and what raised them."""
+    cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
+    return f"Invalid stream_maps: {error}{cause}"
 
 
 def _null_schemas_in_any_of(schema: object) -> None:
