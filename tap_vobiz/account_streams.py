@@ -11,7 +11,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_vobiz.client import Parent
+from tap_vobiz.fan_out import Parent
 from tap_vobiz.page_lists import IncrementalPageListStream, PageListStream
 from tap_vobiz.schema_types import (
     ACCOUNT_ID,

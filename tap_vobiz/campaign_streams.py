@@ -34,10 +34,10 @@ import typing as t
 from singer_sdk import typing as th
 from typing_extensions import override
 
-from tap_vobiz.client import Parent, ParentList
 from tap_vobiz.decoding import format_timestamp, minus, parse_timestamp
+from tap_vobiz.fan_out import ListOutcome, Parent, ParentList
 from tap_vobiz.incremental import SyncWindow
-from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome
+from tap_vobiz.page_lists import IncrementalPageListStream
 from tap_vobiz.resume import OrderKey, ResumableFanOut, Resume, order_key
 from tap_vobiz.schema_types import (
     MALFORMED_FIELDS_PROPERTY,

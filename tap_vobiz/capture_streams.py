@@ -34,13 +34,12 @@ from tap_vobiz.decoding import decode_json, without_lone_surrogates
 from tap_vobiz.errors import StreamError
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.record_messages import LeanRecordMessages
+from tap_vobiz.run import run_of
 from tap_vobiz.schema_types import MALFORMED_FIELDS_PROPERTY, FreeFormObjectType, enum, id_property, timestamp
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context, Record
-
-    from tap_vobiz.tap import TapVobiz
 
 WRITERS_KEY = "writers"
 # Counters of the run's final line.
@@ -127,8 +126,9 @@ class CaptureStream(LeanRecordMessages, Stream):
 
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
-        self.tap = t.cast("TapVobiz", tap)
-        self.report = self.tap.report
+        # What the run's streams share, handed down by the tap (`tap_vobiz.run`).
+        self.run = run_of(tap)
+        self.report = self.run.report
         self._emitted = run_report.emitted(self.name)
         checks = field_checks(self.schema)
         # Arrays of objects (`errors`) are kept as received; the checks know lists of strings only.
@@ -192,7 +192,7 @@ class CaptureStream(LeanRecordMessages, Stream):
                         yield row
                 writers[batch.writer] = batch.position.to_state()
         except CaptureUnreadableError as error:
-            self.tap.stream_failed(self, CaptureUnreadable(f"the webhook capture cannot be read: {error}"))
+            self.run.stream_failed(self, CaptureUnreadable(f"the webhook capture cannot be read: {error}"))
         finally:
             if reader is not None and reader.torn_lines:
                 self.report.add(TORN_LINES.format(stream=self.name), reader.torn_lines)

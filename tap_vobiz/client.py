@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import time
 import typing as t
 from functools import cached_property
 from http import HTTPStatus
-from urllib.parse import urlsplit
 
 import backoff
 import requests
 from singer_sdk.authenticators import BearerTokenAuthenticator, SimpleAuthenticator
-from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from tap_vobiz import run_report
-from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.connection import (
     api_authenticator,
     api_session,
-    credentials_sent,
+    describe_request,
     describe_transient_error,
     redact,
     secret_values,
@@ -39,7 +35,6 @@ from tap_vobiz.errors import (
     CredentialsRejectedError,
     EndpointNotFoundError,
     InvalidRequestError,
-    ListGoneError,
     NetworkFailedError,
     ParentListError,
     RetriesExhaustedError,
@@ -49,17 +44,16 @@ from tap_vobiz.errors import (
 from tap_vobiz.malformed_fields import field_checks, set_aside_malformed_fields
 from tap_vobiz.pagination import CursorPaginator, MalformedPageError, read_page, repaired_texts
 from tap_vobiz.record_messages import LeanRecordMessages
+from tap_vobiz.run import run_of
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context, Record
 
-    from tap_vobiz.deprecations import DeprecationNotices
     from tap_vobiz.pacing import Pacer
-    from tap_vobiz.page_lists import ListOutcome, PageListStream
+    from tap_vobiz.run import Run
     from tap_vobiz.run_report import RunReport
-    from tap_vobiz.tap import TapVobiz
 
 # What a retry can fix: rate limits, server errors, broken connections and bodies.
 TRANSIENT_ERRORS = (
@@ -118,41 +112,6 @@ def _error_details(response: requests.Response) -> dict[str, t.Any]:
     return details if isinstance(details, dict) else {}
 
 
-@dataclasses.dataclass(frozen=True)
-class Parent:
-    """The stream a list is read under, one list per row of its own list (a conversation's
-    messages, a channel's templates, a campaign's recipients), and the field naming that row.
-
-    Why not the SDK's `parent_stream_type`: the SDK syncs a child's lists one parent record
-    at a time inside the parent's sync, with a state per parent (partitions). Here a child
-    reads its parent's list itself, whether the parent stream is selected or not, fetches
-    `max_workers` lists at once (`read_lists`), and keeps one bookmark whatever the number
-    of parents.
-    """
-
-    stream: str  # the parent stream's name, e.g. "channels"
-    key: str  # the context key and the child's field holding the parent's id, e.g. "channel_id"
-
-    @property
-    def noun(self) -> str:
-        """What one parent is called in log lines and counters ("channel")."""
-        return self.stream.removesuffix("s")
-
-    def context(self, row: t.Mapping[str, t.Any]) -> Context:
-        """The context of the list read under a parent row."""
-        return {self.key: row["id"]}
-
-
-@dataclasses.dataclass(frozen=True)
-class ParentList:
-    """One list of a fan-out: its parent's context, the time it is read from (None: the
-    stream's own horizon) and the parent's place in the fan-out's order (`tap_vobiz.resume`)."""
-
-    context: Context
-    since: dt.datetime | None
-    order: tuple[str, str]
-
-
 def error_text(body: object, secrets: t.Iterable[str] = ()) -> str:
     """The API's own words for an error: `{"error": "..."}`, or the platform's `{"error": {"code",
     "message"}}` body; empty when the body has neither. `secrets` are redacted (before the text is
@@ -178,10 +137,6 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     primary_keys = ("id",)
     # The records' own order is not the replication order (pages are newest first).
     is_sorted = False
-    # For a list read under each row of another stream (`Parent`). A 404 on such a list means
-    # the parent was deleted after its list was read: the list is skipped, with a warning and
-    # a count, and the run goes on.
-    parent: t.ClassVar[Parent | None] = None
     # `post_process` already checks every field's type (values that do not match go to
     # `malformed_fields`) and drops fields the schema does not know, so the SDK's own
     # per-record type conformance would only repeat the work.
@@ -193,10 +148,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
-        # The tap that owns the stream, typed.
-        self.tap = t.cast("TapVobiz", tap)
-        self.report: RunReport = self.tap.report
-        self._deprecation_notices: DeprecationNotices = self.tap.deprecation_notices
+        self.tap = tap
+        # What the run's streams share, handed down by the tap (`tap_vobiz.run`).
+        self.run: Run = run_of(tap)
+        self.report: RunReport = self.run.report
         self.logger.addFilter(ONE_LINE_FAILURES)
         # The SDK's session, replaced before any request: see `tap_vobiz.connection`.
         self._requests_session = api_session(self.url_base, self.pacer.workers)
@@ -260,7 +215,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     @property
     def pacer(self) -> Pacer:
         """The gate all requests of the run pass (`tap_vobiz.pacing`)."""
-        return self.tap.pacer
+        return self.run.pacer
 
     @property
     @override
@@ -292,12 +247,12 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
     def validate_response(self, response: requests.Response) -> None:
         """Retry what can pass, fail fast with a fix for what cannot, and check the body."""
         self.report.add(run_report.REQUESTS)
-        self._deprecation_notices.observe(response, f"GET {self.path}", self.logger)
+        self.run.deprecation_notices.observe(response, f"GET {self.path}", self.logger)
         status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self.response_error_message(response), response)
         if status < HTTPStatus.BAD_REQUEST:
-            self.tap.api_answered = True
+            self.run.api_answered = True
         if status == HTTPStatus.UNAUTHORIZED:
             raise CredentialsRejectedError(
                 f"Vobiz refused the credentials ({self.response_error_message(response)}): check auth_id "
@@ -305,18 +260,21 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
             )
         if status == HTTPStatus.FORBIDDEN:
             raise AccessDeniedError(f"Vobiz denied access ({self.response_error_message(response)})")
-        if status == HTTPStatus.NOT_FOUND and self.parent:
-            raise ListGoneError(self.response_error_message(response))
         if status == HTTPStatus.NOT_FOUND:
-            raise EndpointNotFoundError(f"Vobiz has no such list ({self.response_error_message(response)})")
+            raise self.not_found(response)
         if status >= HTTPStatus.BAD_REQUEST:
             raise InvalidRequestError(f"Vobiz rejected the request ({self.response_error_message(response)})")
         try:
             read_page(response)
         except MalformedPageError as error:
-            raise RetriableAPIError(f"{error} ({self.describe_request(response)})", response) from error
+            raise RetriableAPIError(f"{error} ({describe_request(response)})", response) from error
         if repaired := repaired_texts(response):
             self.report.add(run_report.REPAIRED_TEXTS, repaired)
+
+    def not_found(self, response: requests.Response) -> FatalAPIError:
+        """What a 404 on this stream's request means: the API has no such list (a list read under a
+        parent's row says otherwise: `tap_vobiz.fan_out`)."""
+        return EndpointNotFoundError(f"Vobiz has no such list ({self.response_error_message(response)})")
 
     @override
     def response_error_message(self, response: requests.Response) -> str:
@@ -330,16 +288,7 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
         except ValueError:
             pass
         reason = redact(str(response.reason), secrets)
-        return f"{response.status_code} {reason} for {self.describe_request(response)}{detail}"
-
-    @staticmethod
-    def describe_request(response: requests.Response) -> str:
-        """`METHOD /path?query` of the request behind a response (never its headers; after a
-        redirect, the API chose the URL: the credentials sent are redacted from it)."""
-        request = response.request
-        url = urlsplit(str(request.url if request else response.url or ""))
-        query = f"?{url.query}" if url.query else ""
-        return redact(f"{request.method if request else 'GET'} {url.path}{query}", credentials_sent(request))
+        return f"{response.status_code} {reason} for {describe_request(response)}{detail}"
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -347,18 +296,18 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
 
         What was emitted stays emitted; the bookmark and table version stay where they were
         (they move only when `read_records` completes) and no ACTIVATE_VERSION is sent. The
-        tap logs one line for the stream and goes on with the others (`TapVobiz.stream_failed`).
+        run logs one line for the stream and goes on with the others (`Run.stream_failed`).
         """
-        if (failed := self.tap.failed_lists.get(self.name)) is not None:
+        if (failed := self.run.failed_lists.get(self.name)) is not None:
             # Its list failed earlier in this run, read for a stream under it: it would fail again.
-            self.tap.stream_failed(self, failed)
+            self.run.stream_failed(self, failed)
             return
         try:
             yield from self.read_records(context)
         except ParentListError as error:
-            self.tap.stream_failed(self, error.cause, under=error.parent)
+            self.run.stream_failed(self, error.cause, under=error.parent)
         except StreamError as error:
-            self.tap.stream_failed(self, error)
+            self.run.stream_failed(self, error)
 
     def read_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The records of the stream's run (the SDK's `get_records`; streams here override this)."""
@@ -425,10 +374,10 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                         f"{gave_up}{describe_transient_error(error)}. The API is failing; rerun later, "
                         "or raise max_retry_seconds"
                     ) from None
-                if self.tap.api_answered and self.tap.unanswered_stream in {None, self.name}:
+                if self.run.api_answered and self.run.unanswered_stream in {None, self.name}:
                     # The API answered this run: one endpoint too slow (a huge list), not the network.
                     # A second stream that gets no answer either stops the run below.
-                    self.tap.unanswered_stream = self.name
+                    self.run.unanswered_stream = self.name
                     raise RetriesExhaustedError(
                         f"{gave_up}{describe_transient_error(error)}. This endpoint does not answer; "
                         "rerun later, or raise request_timeout or max_retry_seconds"
@@ -472,80 +421,6 @@ class VobizStream(LeanRecordMessages, RESTStream[str | None]):
                 secret_values(self.config, self.tap.config_jsonschema),
             ),
         )
-
-    # Many lists at once
-
-    def read_lists(
-        self,
-        lists: t.Iterable[ParentList | None],
-        read: t.Callable[[ParentList | None], t.Iterable[list[dict[str, t.Any]]]],
-        *,
-        done: t.Callable[[ParentList], None] = lambda parent: None,
-        pages_to_read: t.Callable[[], int | None] = lambda: None,
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """The records of each list (one per parent, or the stream's own: None), `read` on
-        `max_workers` threads, emitted in the order of `lists`.
-
-        `read(list)` yields a list's records a page at a time (on a worker thread); the
-        records come out exactly as a sequential run emits them (`fetch_in_order`). Under a
-        `parent`, a record without the parent's id gets it from its context, a list whose
-        parent was deleted meanwhile (404) is skipped, warned about and counted, and `done`
-        is told of each list once every record of it was written (a safe point for STATE).
-        The progress line counts the lists read of all (under a parent: the parent's list is read
-        whole first), else pages of `pages_to_read()`.
-        """
-        parent = self.parent
-        stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
-        lists = list(lists)
-        read_so_far = gone_lists = 0
-        for item, pages in fetch_in_order(lists, read, workers=self.pacer.workers):
-            try:
-                for page in pages:
-                    if parent and item:
-                        for row in page:
-                            if not row.get(parent.key):
-                                row[parent.key] = item.context[parent.key]
-                    yield from page
-                    if not parent:
-                        read_so_far += 1
-                        self.report.progress(self.logger, stage, read_so_far, pages_to_read())
-            except ListGoneError as gone:
-                assert parent is not None and item is not None
-                self.report.add(run_report.skipped(parent.noun))
-                self.logger.warning("Skipping %s %s: %s", parent.noun, item.context[parent.key], gone)
-                gone_lists += 1
-            else:
-                if parent and item:
-                    # The SDK wrote every record yielded so far before asking for the next one.
-                    done(item)
-            if parent and item:
-                read_so_far += 1
-                self.report.progress(self.logger, stage, read_so_far, len(lists))
-        if parent and len(lists) > 1 and gone_lists == len(lists):
-            # Every parent just listed, deleted since? No: this account or plan lacks the endpoint.
-            raise EndpointNotFoundError(
-                f"Vobiz has no such list: all {len(lists)} {parent.noun}s' {self.name} lists answered 404"
-            )
-
-    def parent_lists(self, outcome: ListOutcome) -> t.Iterator[ParentList]:
-        """A list under each of the parent's rows, whole, in the parent list's order (the parent's
-        list's outcome into `outcome`)."""
-        assert self.parent is not None
-        parent = self.parent
-        return (ParentList(parent.context(row), None, ("", row["id"])) for row in self.parent_rows(outcome))
-
-    def parent_rows(self, outcome: ListOutcome) -> t.Iterator[dict[str, t.Any]]:
-        """Every row with an id of the parent's list, the parent stream selected or not."""
-        assert self.parent is not None
-        name = self.parent.stream
-        if (failed := self.tap.failed_lists.get(name)) is not None:
-            raise ParentListError(name, failed)
-        parent_stream: PageListStream = self.tap.streams[name]  # type: ignore[assignment]
-        try:
-            yield from parent_stream.all_rows(outcome)
-        except StreamError as error:
-            self.tap.failed_lists[name] = error
-            raise ParentListError(name, error) from None
 
     # Records
 

@@ -135,6 +135,15 @@ def _request_line(request: requests.PreparedRequest | None) -> str:
     return redact(line, credentials_sent(request))
 
 
+def describe_request(response: requests.Response) -> str:
+    """`METHOD /path?query` of the request behind a response (never its headers; after a
+    redirect, the API chose the URL: the credentials sent are redacted from it)."""
+    request = response.request
+    url = urlsplit(str(request.url if request else response.url or ""))
+    query = f"?{url.query}" if url.query else ""
+    return redact(f"{request.method if request else 'GET'} {url.path}{query}", credentials_sent(request))
+
+
 def credentials_sent(request: object) -> tuple[str, ...]:
     """The credentials a request carried: `X-Auth-Token`'s value and `Authorization`'s token."""
     headers = getattr(request, "headers", None) or {}

@@ -10,10 +10,10 @@ from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_vobiz import run_report
-from tap_vobiz.client import Parent, ParentList
 from tap_vobiz.decoding import decode_json, parse_timestamp
+from tap_vobiz.fan_out import ListOutcome, Parent, ParentList, warn_unsettled
 from tap_vobiz.incremental import window_end
-from tap_vobiz.page_lists import IncrementalPageListStream, ListOutcome, warn_unsettled
+from tap_vobiz.page_lists import IncrementalPageListStream
 from tap_vobiz.pagination import CursorPaginator
 from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.schema_types import (

@@ -32,8 +32,8 @@ stream's bookmark moves) is in `tap_vobiz.page_lists`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-import threading
 import typing as t
 from dataclasses import dataclass
 
@@ -41,7 +41,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INC
 from typing_extensions import override
 
 from tap_vobiz.client import VobizStream
-from tap_vobiz.decoding import format_timestamp, minus, parse_setting_timestamp, parse_timestamp, served_at
+from tap_vobiz.decoding import format_timestamp, minus, parse_setting_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     import requests
@@ -99,54 +99,6 @@ class SyncWindow:
         return candidate
 
 
-class ApiClock:
-    """The API's own time, from the `Date` header of the first response a window waits for.
-
-    Without a `Date` header that parses, this machine's clock stands in (one warning per
-    run): a bookmark is still never moved past a clock. A bookmark later than the clock
-    (typed by hand, or copied from another environment) would skip every change: the
-    window reads from the clock - `lookback_hours` instead, with a warning.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: list[tuple[SyncWindow, WindowedStream]] = []
-        self._lock = threading.Lock()
-        self._warned_no_date = False
-
-    def wait_for_reading(self, window: SyncWindow, stream: WindowedStream) -> None:
-        with self._lock:
-            self._waiting.append((window, stream))
-
-    def observe(self, response: requests.Response) -> None:
-        if not self._waiting:
-            return
-        moment = served_at(response)
-        with self._lock:
-            if moment is None:
-                moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-                if not self._warned_no_date and self._waiting:
-                    self._warned_no_date = True
-                    self._waiting[0][1].logger.warning(
-                        "The Vobiz API sent no Date header (%s): bookmarks are capped by this machine's "
-                        "clock instead, %s",
-                        VobizStream.describe_request(response),
-                        format_timestamp(moment),
-                    )
-            waiting, self._waiting = self._waiting, []
-        for window, stream in waiting:
-            window.api_time_at_start = moment
-            if window.bookmark is not None and window.bookmark > moment:
-                stream.logger.warning(
-                    "The %s bookmark %s is later than the API's clock (%s): reading from the clock minus "
-                    "lookback_hours instead; check the state (`meltano state get`)",
-                    stream.name,
-                    format_timestamp(window.bookmark),
-                    format_timestamp(moment),
-                )
-                clamped = SyncWindow.start(moment, lookback=stream.lookback, start_date=stream.start_date)
-                window.bookmark, window.horizon = moment, clamped.horizon
-
-
 class WithoutTheSdksStartingLine(logging.Filter):
     """Drops the SDK's `Starting incremental sync of 'x' with bookmark value: ...`.
 
@@ -183,10 +135,6 @@ class WindowedStream(VobizStream):
         self.logger.addFilter(_WITHOUT_THE_SDKS_STARTING_LINE)
 
     @property
-    def api_clock(self) -> ApiClock:
-        return self.tap.api_clock
-
-    @property
     @override
     def partitions(self) -> list[dict] | None:
         """Never partitioned: one bookmark for the stream, whatever the number of conversations."""
@@ -219,7 +167,7 @@ class WindowedStream(VobizStream):
     def open_window(self) -> SyncWindow:
         """Start this run's window (`planned_window`); the bookmark moves at `close_window`."""
         window = self.planned_window()
-        self.api_clock.wait_for_reading(window, self)
+        self.run.api_clock.wait_for_reading(self.logger, functools.partial(self._read_from_clock, window))
         self._window = window
         if self.full_table:
             self.logger.info("Reading all %s: the catalog's replication method is FULL_TABLE", self.name)
@@ -236,6 +184,22 @@ class WindowedStream(VobizStream):
                 self.config.get("start_date") or "none",
             )
         return window
+
+    def _read_from_clock(self, window: SyncWindow, moment: dt.datetime) -> None:
+        """The API's time when this stream began reading: it caps the bookmark. A bookmark later than
+        the clock (typed by hand, or copied from another environment) would skip every change: the
+        window reads from the clock - `lookback_hours` instead, with a warning."""
+        window.api_time_at_start = moment
+        if window.bookmark is not None and window.bookmark > moment:
+            self.logger.warning(
+                "The %s bookmark %s is later than the API's clock (%s): reading from the clock minus "
+                "lookback_hours instead; check the state (`meltano state get`)",
+                self.name,
+                format_timestamp(window.bookmark),
+                format_timestamp(moment),
+            )
+            clamped = SyncWindow.start(moment, lookback=self.lookback, start_date=self.start_date)
+            window.bookmark, window.horizon = moment, clamped.horizon
 
     def close_window(self) -> None:
         """The stream's records are all emitted: move its bookmark."""
@@ -257,7 +221,7 @@ class WindowedStream(VobizStream):
     @override
     def validate_response(self, response: requests.Response) -> None:
         super().validate_response(response)
-        self.api_clock.observe(response)
+        self.run.api_clock.observe(response)
 
     def _read_bookmark(self) -> dt.datetime | None:
         """The stream's bookmark; state from per-conversation versions becomes its oldest bookmark."""

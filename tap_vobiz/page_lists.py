@@ -43,17 +43,15 @@ import array
 import contextlib
 import datetime as dt
 import functools
-import logging
-import threading
 import typing as t
 from dataclasses import dataclass, field
 
 from typing_extensions import override
 
 from tap_vobiz import run_report
-from tap_vobiz.client import ParentList, VobizStream
 from tap_vobiz.concurrency import fetch_in_order
 from tap_vobiz.decoding import parse_timestamp, served_at
+from tap_vobiz.fan_out import FanOutStream, ListOutcome, ParentList, warn_unsettled
 from tap_vobiz.incremental import WindowedStream
 from tap_vobiz.pagination import (
     UNREADABLE,
@@ -307,37 +305,7 @@ def _id_hash(row: dict[str, t.Any]) -> int:
     return hash(row_id if type(row_id) is str else repr(row_id))
 
 
-class ListOutcome:
-    """Whether the lists one stream's run read (its own, and any parent list) were all known complete."""
-
-    def __init__(self) -> None:
-        self.unsettled: list[tuple[str, str]] = []  # (list, why it may not be whole)
-        self._lock = threading.Lock()
-
-    def unsettle(self, listing: str, reason: str) -> None:
-        with self._lock:
-            self.unsettled.append((listing, reason))
-
-    @property
-    def settled(self) -> bool:
-        return not self.unsettled
-
-
-def warn_unsettled(logger: logging.Logger, stream: str, outcome: ListOutcome) -> None:
-    """The one WARNING of a stream's run whose lists could not be known complete."""
-    listing, reason = outcome.unsettled[0]
-    more = f" (and {len(outcome.unsettled) - 1} more lists)" if len(outcome.unsettled) > 1 else ""
-    logger.warning(
-        "%s%s could not be read whole: %s. Rows may be missing, so the %s bookmark and table version "
-        "stay where they were and no ACTIVATE_VERSION is sent; the next run reads it again",
-        listing,
-        more,
-        reason,
-        stream,
-    )
-
-
-class PageListStream(VobizStream):
+class PageListStream(FanOutStream):
     """A stream read from whole lists every run; ACTIVATE_VERSION when it emitted every row of lists
     known complete."""
 

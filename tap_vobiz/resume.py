@@ -58,14 +58,12 @@ import typing as t
 
 from typing_extensions import override
 
-from tap_vobiz.client import ParentList
 from tap_vobiz.decoding import format_timestamp, minus, parse_timestamp
+from tap_vobiz.fan_out import FanOutStream, ListOutcome, ParentList
 from tap_vobiz.incremental import SyncWindow, WindowedStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-
-    from tap_vobiz.page_lists import ListOutcome
 
 RESUME_KEY = "resume"
 SETTINGS_KEY = "settings"
@@ -251,7 +249,7 @@ class ResumePlan:
         return self.previous.extra if self.previous is not None else {}
 
 
-class ResumableFanOut(WindowedStream):
+class ResumableFanOut(FanOutStream, WindowedStream):
     """A stream read under each row of its `parent` that resumes where an interrupted run stopped.
 
     The stream makes its lists with `plan_lists` (the parent list read whole, in order, each

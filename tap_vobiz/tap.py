@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import signal
 import sys
 import typing as t
 
 import click
 from singer_sdk import Tap
-from singer_sdk.exceptions import ConfigValidationError, MapExpressionError
+from singer_sdk.exceptions import ConfigValidationError, MapExpressionError, MappingError
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import _ConfigInput
 from typing_extensions import override
@@ -21,13 +23,12 @@ from tap_vobiz.campaign_streams import CampaignRecipientsStream, CampaignsStream
 from tap_vobiz.capture_streams import CAPTURE_STREAM_TYPES, CaptureStream
 from tap_vobiz.client import VobizStream
 from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
-from tap_vobiz.deprecations import DeprecationNotices
 from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamError, VobizError
-from tap_vobiz.incremental import ApiClock
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
 from tap_vobiz.pacing import Pacer
 from tap_vobiz.resume import ResumableFanOut
+from tap_vobiz.run import Run
 from tap_vobiz.run_report import RunReport
 from tap_vobiz.settings import (
     CONFIG_SCHEMA,
@@ -173,6 +174,55 @@ class TapVobiz(Tap):
             cls.logger.error("%s", error)
             raise SystemExit(1) from None
 
+    @classmethod
+    @override
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's settings (`stream_maps`, flattening), the `"null"` of a nullable `anyOf` made a schema.
+
+        The SDK writes `stream_maps.__else__` (and a stream map's `__else__`) as `{"anyOf":
+        [{"const": "__NULL__"}, {"type": "null"}, "null"]}`: a bare string where a schema belongs,
+        on which validating any other value (`"__else__": "everything"`) crashed, a traceback. As
+        `{"type": "null"}` such a value is refused in one line, as any setting's.
+        """
+        super().append_builtin_config(config_jsonschema)
+        _null_schemas_in_any_of(config_jsonschema)
+
+    @override
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps, each stream registered with the schema it is read with: the
+        selected properties of a selected stream, the whole schema of one not selected.
+
+        The SDK (0.54; meltano/sdk#1942) registers a stream that is not selected with the schema
+        of its selected properties, none, and its key properties: a map naming it (`{"call_logs":
+        {"__filter__": ...}}`, a property) then failed on `Invalid key properties`, with a traceback.
+        Such a map is not applied (the stream is not read), which one INFO line says. A map that is
+        invalid (an expression that does not parse, a key property the stream lacks) is one ERROR
+        line and exit 1, before any request.
+        """
+        super(Tap, self).setup_mapper()  # the mapper alone; `Tap.setup_mapper` registers the streams
+        not_selected = []
+        try:
+            for entry in self.catalog.streams:
+                name = entry.stream or entry.tap_stream_id
+                selection = entry.metadata.resolve_selection()
+                schema = entry.schema.to_dict()
+                if selection[()]:
+                    schema = get_selected_schema(name, schema, selection)
+                self.mapper.register_raw_stream_schema(name, schema, entry.key_properties)
+                # A map names the stream: its first map is not the default, or there are more (aliases).
+                maps = self.mapper.stream_maps[name]
+                if not selection[()] and (
+                    len(maps) > 1 or type(maps[0]) is not self.mapper.default_mapper_type
+                ):
+                    not_selected.append(name)
+        except MappingError as error:
+            self.logger.error("%s", invalid_stream_maps(error))
+            raise SystemExit(1) from None
+        if not_selected:
+            self.logger.info(
+                "stream_maps: the maps for %s are not applied: not selected", ", ".join(sorted(not_selected))
+            )
+
     @classproperty
     @override
     def _env_var_config(cls) -> dict[str, t.Any]:
@@ -214,88 +264,23 @@ class TapVobiz(Tap):
             streams += [stream_type(self) for stream_type in CAPTURE_STREAM_TYPES]
         return streams
 
-    @property
-    def api_clock(self) -> ApiClock:
-        """The API's time, read from its responses; caps the bookmarks (see `tap_vobiz.incremental`)."""
-        if not hasattr(self, "_api_clock"):
-            self._api_clock = ApiClock()
-        return self._api_clock
-
-    @property
-    def pacer(self) -> Pacer:
-        """The gate all requests pass: the learned rate and requests in flight (`tap_vobiz.pacing`)."""
-        if not hasattr(self, "_pacer"):
-            rate, workers = self.config.get("max_requests_per_second"), self.config.get("max_workers")
-            self._pacer = Pacer(
+    @functools.cached_property
+    def run(self) -> Run:
+        """What the run's streams share (`tap_vobiz.run`): made with the first stream, handed to each."""
+        rate, workers = self.config.get("max_requests_per_second"), self.config.get("max_workers")
+        return Run(
+            report=RunReport(progress_interval=float(self.config["progress_interval_seconds"])),
+            pacer=Pacer(
                 float(rate) if rate is not None else None,
                 max_in_flight=int(workers) if workers is not None else None,
-            )
-        return self._pacer
-
-    @property
-    def deprecation_notices(self) -> DeprecationNotices:
-        """The endpoints whose `Deprecation`/`Sunset` headers were warned about in this run."""
-        if not hasattr(self, "_deprecation_notices"):
-            self._deprecation_notices = DeprecationNotices()
-        return self._deprecation_notices
-
-    @property
-    def failed_streams(self) -> dict[str, StreamError]:
-        """The streams an endpoint's failure ended in this run, and why (`stream_failed`)."""
-        if not hasattr(self, "_failed_streams"):
-            self._failed_streams: dict[str, StreamError] = {}
-        return self._failed_streams
-
-    @property
-    def failed_lists(self) -> dict[str, StreamError]:
-        """The streams whose own list failed in this run (read for them, or for a stream under them):
-        asked for again, it would fail the same way (and wait out the same retries)."""
-        if not hasattr(self, "_failed_lists"):
-            self._failed_lists: dict[str, StreamError] = {}
-        return self._failed_lists
-
-    # Set by the first response below 400: the API at `api_url` answers.
-    api_answered = False
-    # The stream that got no answer at all past max_retry_seconds, once the API had answered: it
-    # alone ends; a second one ends the run (the network, or the API's host, is down).
-    unanswered_stream: str | None = None
-
-    def stream_failed(
-        self, stream: VobizStream | CaptureStream, error: StreamError, *, under: str | None = None
-    ) -> None:
-        """End one stream for a failing endpoint, with one ERROR line; the run goes on with the others.
-
-        A 404 before the API ever answered may be a wrong `api_url` rather than a missing
-        endpoint: one more list is asked for, and if it too is not found the run ends.
-        """
-        if isinstance(error, EndpointNotFoundError) and not self.api_answered:
-            self._check_api_url(
-                t.cast("VobizStream", stream if under is None else self.streams[under]), error
-            )
-        self.failed_streams[stream.name] = error
-        if under is None:
-            self.failed_lists.setdefault(stream.name, error)
-        else:
-            stream.logger.error(
-                "%s not read: it is read under each of the %s, whose list failed: %s. Its bookmark and "
-                "table version stay where they were and the other streams are read; %s",
-                stream.name,
-                under,
-                error,
-                error.advice.format(stream=stream.name),
-            )
-            return
-        stream.logger.error(
-            "%s not read whole: %s. Its bookmark and table version stay where they were and the other "
-            "streams are read; %s",
-            stream.name,
-            error,
-            error.advice.format(stream=stream.name),
+            ),
+            check_api_url=self._check_api_url,
         )
 
-    def _check_api_url(self, stream: VobizStream, error: EndpointNotFoundError) -> None:
+    def _check_api_url(self, name: str, error: EndpointNotFoundError) -> None:
         """Raise ApiNotFoundError when another list (channels, or conversations) is not found either."""
-        other = "conversations" if stream.name == "channels" else "channels"
+        stream = t.cast("VobizStream", self.streams[name])
+        other = "conversations" if name == "channels" else "channels"
         probe = t.cast("PageListStream", self.streams[other])
         try:
             probe.fetch_page(None, 1)
@@ -308,13 +293,6 @@ class TapVobiz(Tap):
         except StreamError:
             pass  # it answers, if with an error: the endpoint, not the URL
 
-    @property
-    def report(self) -> RunReport:
-        """The run's counters, shared by the streams and logged when the run ends."""
-        if not hasattr(self, "_report"):
-            self._report = RunReport(progress_interval=float(self.config["progress_interval_seconds"]))
-        return self._report
-
     @override  # type: ignore[misc]  # final in the SDK (docs/development.md: "The SDK's private names")
     def sync_all(self) -> None:
         """Sync, then log the run's counts; known failures end it with one line and exit 1.
@@ -322,7 +300,7 @@ class TapVobiz(Tap):
         The SDK marks `sync_all` final; this extends it (the SDK's sync runs unchanged
         inside) because it is the one place that sees the whole run end, well or not.
         """
-        self.report.streams = [name for name, stream in self.streams.items() if stream.selected]
+        self.run.report.streams = [name for name, stream in self.streams.items() if stream.selected]
         self.metrics_logger.setLevel(str(self.config["metrics_log_level"]))
         if problems := [
             p for s in self.streams.values() if s.selected and (p := getattr(s, "catalog_problem", None))
@@ -339,26 +317,25 @@ class TapVobiz(Tap):
                 if isinstance(stream, ResumableFanOut):
                     stream.keep_position()
             self._state_writer.write_state(self.state)
-            self.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
+            self.run.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
             _ignore_stop_signals()
             raise SystemExit(128 + stop.signum) from None
         except VobizError as error:
             self.logger.error("%s", error)
-            self.report.log(self.logger, completed=False)
+            self.run.report.log(self.logger, completed=False)
             raise SystemExit(1) from None
         except MapExpressionError as error:
             # A user's stream_maps expression, not a fault of the tap: one line, no traceback.
-            cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
-            self.logger.error("Invalid stream_maps: %s%s", error, cause)
-            self.report.log(self.logger, completed=False)
+            self.logger.error("%s", invalid_stream_maps(error))
+            self.run.report.log(self.logger, completed=False)
             raise SystemExit(1) from None
         except Exception:
-            self.report.log(self.logger, completed=False)
+            self.run.report.log(self.logger, completed=False)
             raise
-        if failed := list(self.failed_streams):
-            self.report.log(self.logger, completed=False, failed=failed)
+        if failed := list(self.run.failed_streams):
+            self.run.report.log(self.logger, completed=False, failed=failed)
             raise SystemExit(1)
-        self.report.log(self.logger, completed=True)
+        self.run.report.log(self.logger, completed=True)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -407,6 +384,24 @@ class TerminatedBySignal(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def invalid_stream_maps(error: MappingError) -> str:
+    """The one line of a `stream_maps` that cannot work: the SDK's words, and what raised them."""
+    cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
+    return f"Invalid stream_maps: {error}{cause}"
+
+
+def _null_schemas_in_any_of(schema: object) -> None:
+    """Each bare `"null"` in an `anyOf` of `schema` (in place, at any depth) made `{"type": "null"}`."""
+    if isinstance(schema, dict):
+        if isinstance(any_of := schema.get("anyOf"), list):
+            schema["anyOf"] = [{"type": "null"} if option == "null" else option for option in any_of]
+        for value in schema.values():
+            _null_schemas_in_any_of(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _null_schemas_in_any_of(value)
 
 
 if __name__ == "__main__":

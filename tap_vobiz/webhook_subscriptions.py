@@ -33,7 +33,7 @@ from tap_vobiz.settings import (
     environment_config,
     trimmed_credentials,
 )
-from tap_vobiz.webhooks_cli import UsageError, receiver_secrets
+from tap_vobiz.webhook_command_input import UsageError, receiver_secrets
 
 TIMEOUT_SECONDS = 60
 

@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from typing_extensions import override
 
+from tap_vobiz.webhook_command_input import SECRET_VARIABLE, UsageError, receiver_secrets
 from tap_vobiz.webhook_receiver import DEFAULT_MAX_BODY_BYTES
 
-SECRET_VARIABLE = "VOBIZ_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
 EXTRA = "pip install 'tap-vobiz[webhooks]'"
-
-
-class UsageError(Exception):
-    """A problem with what the command was given: one line, exit status 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,25 +96,6 @@ class _SecretArgument(argparse.Action):
         )
 
 
-def receiver_secrets(secret_file: Path | None) -> tuple[str, ...]:
-    """The receiver's secrets: the file's non-empty lines, else `VOBIZ_WEBHOOK_SECRET`."""
-    if secret_file is not None:
-        try:
-            text = secret_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(f"cannot read --secret-file {secret_file}: {type(error).__name__}") from None
-        where = f"--secret-file {secret_file}"
-    else:
-        text = os.environ.get(SECRET_VARIABLE, "")
-        where = SECRET_VARIABLE
-    secrets = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if not secrets:
-        raise UsageError(
-            f"no webhook secret: set {SECRET_VARIABLE} or pass --secret-file (got an empty {where})"
-        )
-    return secrets
-
-
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401 - the `webhooks` extra
@@ -173,8 +149,4 @@ def _unsubscribe(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m tap_vobiz.webhooks_cli`: run the module under its own name, so that its UsageError
-    # is the class the subscription commands raise.
-    from tap_vobiz.webhooks_cli import main as named_main
-
-    sys.exit(named_main())
+    sys.exit(main())

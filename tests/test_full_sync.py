@@ -7,8 +7,10 @@ import json
 import re
 import subprocess
 
+import pytest
+
 from tests.expected_output import assert_exact_sync
-from tests.tap_runner import TAP, emulator_config, run_tap
+from tests.tap_runner import TAP, emulator_config, run_tap, tap_log
 
 
 def test_full_sync_of_1000_conversations_and_50000_messages_is_exact(start_emulator, tmp_path):
@@ -212,3 +214,53 @@ def test_a_stream_map_expression_that_raises_on_a_record_is_one_line_naming_it(s
         r"\"content_json\['body'\]\" raised KeyError: 'body'",
         errors[0],
     )
+
+
+def test_a_stream_map_naming_a_stream_not_selected_is_not_applied_and_said_once(start_emulator, tmp_path):
+    # A catalog (or Meltano's `select`) that leaves call_logs and campaigns out, and maps naming them:
+    # the SDK registered them with the schema of their selected properties (none) and failed on their
+    # key properties, with a traceback, before any request.
+    emulator = start_emulator(5, 80)
+    maps = {"call_logs": {"__filter__": "true"}, "campaigns": {"name_upper": "name.upper()"}}
+
+    run = run_tap(emulator_config(emulator, stream_maps=maps), tmp_path)
+
+    assert "Traceback" not in run.stderr
+    assert_exact_sync(run, emulator.state.dataset)
+    assert set(run.records) == {"conversations", "messages"}
+    said = [line for line in tap_log(run.stderr) if "stream_maps" in line]
+    assert said == ["stream_maps: the maps for call_logs, campaigns are not applied: not selected"]
+
+
+@pytest.mark.parametrize(
+    ("stream_maps", "error"),
+    [
+        (
+            {"conversations": {"__key_properties__": ["nope"]}},
+            "Invalid stream_maps: Invalid key properties for 'conversations': [nope]. "
+            "Property 'nope' was not detected in schema.",
+        ),
+        (
+            {"conversations": {"__filter__": "category =="}},
+            "Invalid stream_maps: Failed to parse expression category ==. (SyntaxError: invalid syntax",
+        ),
+        (
+            {"__else__": "everything"},
+            "'everything' is not valid under any of the given schemas in config['stream_maps']['__else__']",
+        ),
+    ],
+)
+def test_an_invalid_stream_map_is_one_error_line_before_any_request(
+    start_emulator, tmp_path, stream_maps, error
+):
+    emulator = start_emulator(3, 30)
+
+    run = run_tap(emulator_config(emulator, stream_maps=stream_maps), tmp_path)
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    errors = tap_log(run.stderr, "ERROR")
+    assert errors[0].startswith(error), errors
+    assert errors[1:] in ([], ["Config validation failed"]), errors
+    assert run.messages == []
+    assert emulator.state.stats["requests"] == 0

@@ -23,7 +23,9 @@ def _private_sdk_names() -> set[str]:
     used: set[str] = set()
     for source in (ROOT / "tap_vobiz").glob("*.py"):
         code = "\n".join(line.split("#")[0] for line in source.read_text().splitlines())
-        used |= set(re.findall(r"\b(_[a-z]\w*)\b", code)) & defined
+        # A private module's name (`singer_sdk.helpers._catalog`) is listed as the module, below.
+        names = re.sub(r"from singer_sdk[\w.]* import", "", code)
+        used |= set(re.findall(r"\b(_[a-z]\w*)\b", names)) & defined
         used |= set(re.findall(r"from (singer_sdk[\w.]*\._\w+) import", code))
     return used
 
