@@ -47,6 +47,8 @@ import typing as t
 SLOW_START = 2
 ADAPTIVE_START = 8
 ADAPTIVE_BOUND = 32
+# Set to 1 by benchmarks/run.py to compare with the pacer off (`Pacer(learns=False)`); not a setting.
+PACER_OFF_VARIABLE = "TAP_VOBIZ_BENCHMARK_PACER_OFF"
 
 
 class LearnedRate:
@@ -184,7 +186,10 @@ class Pacer:
     a pause for all after a 429.
 
     `max_per_second` is a hard cap (None: none); `max_in_flight` a hard cap on requests in flight
-    (None: adaptive, from `ADAPTIVE_START` up to `ADAPTIVE_BOUND`).
+    (None: adaptive, from `ADAPTIVE_START` up to `ADAPTIVE_BOUND`). `learns` False turns the pacer
+    off, for the benchmark's comparison only: `ADAPTIVE_START` requests in flight (or
+    `max_in_flight`), no learned rate and no pause for all, each 429 retried on its own after
+    its wait, as the SDK's backoff does.
     """
 
     WINDOW_SECONDS = 2.0  # the send rate is measured over the last two seconds
@@ -195,13 +200,16 @@ class Pacer:
         clock: t.Callable[[], float] = time.monotonic,
         *,
         max_in_flight: int | None = None,
+        learns: bool = True,
     ) -> None:
         self.max_per_second = max_per_second
+        self.learns = learns
         self.learned = LearnedRate(max_per_second)
+        fixed = max_in_flight if max_in_flight is not None or learns else ADAPTIVE_START
         self.in_flight = InFlightLimit(
-            ADAPTIVE_START if max_in_flight is None else max_in_flight,
-            ADAPTIVE_BOUND if max_in_flight is None else max(1, max_in_flight),
-            adaptive=max_in_flight is None,
+            ADAPTIVE_START if fixed is None else fixed,
+            ADAPTIVE_BOUND if fixed is None else max(1, fixed),
+            adaptive=fixed is None,
         )
         self.clock = clock
         self.last_slot = -math.inf
@@ -282,6 +290,8 @@ class Pacer:
     def slow_down(self, pause_seconds: float, stated_limit: float | None = None) -> None:
         """A 429: pause every request for `pause_seconds`, and learn a lower rate (`stated_limit`:
         the requests a second the 429's body says the API allows)."""
+        if not self.learns:
+            return
         with self._lock:
             now = self.clock()
             # 429s to requests sent before this pause began tell nothing new: one lowering per pause
