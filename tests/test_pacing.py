@@ -254,3 +254,17 @@ def test_a_page_list_gets_its_threads_during_the_slow_start():
     # The places grow while a list's pages are fetched: its threads are not the 2 of the first moment.
     assert Pacer(None).workers_now == 8
     assert Pacer(None, max_in_flight=3).workers_now == 3
+
+
+def test_a_pacer_turned_off_neither_pauses_nor_learns_nor_adapts(clock):
+    # The benchmark's comparison (TAP_VOBIZ_BENCHMARK_PACER_OFF): each 429 is its own request's
+    # business, as with the SDK's backoff alone.
+    pacer = Pacer(None, clock=clock, learns=False)
+    pacer.wait_turn()
+    pacer.slow_down(5.0, stated_limit=10)
+    before = clock.now
+    for _ in range(50):
+        pacer.wait_turn()
+    assert clock.now == before  # no pause, no rate
+    assert pacer.rate is None and pacer.slowdowns == 0
+    assert pacer.in_flight.limit == 8 and not pacer.in_flight.adaptive
