@@ -42,7 +42,8 @@ its first 5 s, the share of requests refused, the seconds until 2 s served 90 % 
 limit); 40 a second at 300 ms a request (30 s); a fixed 30 a second (600 conversations: the
 sync's time against requests / limit); and no limit at 25 ms and 0 ms. With `--before TREE`
 (e.g. `git worktree add --detach ../main-tree main`) the tap of that tree runs beside this one,
-alternately, with this venv's packages.
+alternately, with this venv's packages; in the limited scenarios this tree runs a third time with
+its pacer off (8 requests in flight, each 429 retried on its own after its wait: the SDK's way).
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
@@ -72,6 +73,7 @@ import webhook_load  # noqa: E402 - benchmarks/webhook_load.py, beside this scri
 
 from harness import pipeline_stack  # noqa: E402
 from harness.pipeline_stack import ACCOUNT_CHANGES, select_streams  # noqa: E402
+from tap_vobiz.pacing import PACER_OFF_VARIABLE  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AUTH = {"auth_id": "MA_EMULATOR", "auth_token": "emulator-token"}
@@ -192,11 +194,13 @@ def tap(
     state: dict | None = None,
     source: Path | None = None,
     stop_after: float | None = None,
+    pacer_off: bool = False,
     **settings: object,
 ) -> Measure:
     """A sync of the family's streams (selected by a catalog; the whole account: all), with these
     settings, from `state` if given; its Singer output is kept in workdir/output.jsonl. `source`: the
-    tap's code from another tree (`--before`), run with this venv's packages."""
+    tap's code from another tree (`--before`), run with this venv's packages. `pacer_off`: this tree
+    with its pacer off (8 requests in flight, each 429 retried on its own after its wait)."""
     config = workdir / "config.json"
     config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, **settings}))
     catalog = workdir / f"catalog-{family}.json"
@@ -211,6 +215,8 @@ def tap(
     if source is not None:
         command[:1] = [sys.executable, "-m", "tap_vobiz"]
         env = {**os.environ, "PYTHONPATH": str(source)}
+    if pacer_off:
+        env = {**os.environ, PACER_OFF_VARIABLE: "1"}
     if state is not None:
         (workdir / "state.json").write_text(json.dumps(state))
         command += ["--state", str(workdir / "state.json")]
@@ -676,10 +682,20 @@ def limit_shares(report: dict, phases: list[tuple[float, float]]) -> tuple[list[
     return shares, _served_between(refused, 0, end) / max(sent, 1), raised_at
 
 
+OFF = Path("pacer off")  # a client of the pacing family: this tree, its pacer off
+
+
+def pacing_client(source: Path | None) -> dict[str, t.Any]:
+    """The `tap` arguments of a pacing client: another tree, this one, or this one with its pacer off."""
+    return {"pacer_off": True} if source == OFF else {"source": source}
+
+
 def pacing_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tuple[str, str, str, str]]:
     """A moving limit, a far API and a fixed limit: the share of the limit the tap used and its 429s;
     and no limit at 25 ms and 0 ms; this tree beside `before` (another tree of the tap, e.g. main's)."""
     clients = ([("before", before)] if before else []) + [("after", None)]
+    # The limited scenarios also run this tree with its pacer off: what the SDK's backoff alone does.
+    limited = [*clients, ("pacer off", OFF)]
     rows: list[tuple[str, str, str, str]] = []
 
     def pct(value: float) -> str:
@@ -687,16 +703,22 @@ def pacing_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tu
 
     with Emulator(4000, 40_000) as emulator:
         emulator.faults(latency_ms=25)
-        runs: dict[str, list] = {name: [] for name, _ in clients}
+        runs: dict[str, list] = {name: [] for name, _ in limited}
         schedule = [[sum(s for _, s in STEPS[:i]), rate] for i, (rate, _) in enumerate(STEPS) if i]
         for _ in range(repeat):
-            for name, source in clients:
+            for name, source in limited:
                 emulator.post("/_emulator/rate-limit", {"per_second": STEPS[0][0], "schedule": schedule})
-                tap(emulator, workdir, "conversations", source=source, stop_after=sum(s for _, s in STEPS))
+                tap(
+                    emulator,
+                    workdir,
+                    "conversations",
+                    stop_after=sum(s for _, s in STEPS),
+                    **pacing_client(source),
+                )
                 runs[name].append(limit_shares(emulator.get("/_emulator/rate-limit"), STEPS))
                 print(f"pacing, steps, {name}: {runs[name][-1]}", flush=True)
         title = "limit 20 -> 60 -> 30 req/s (25 s each), 25 ms latency"
-        for name, _ in clients:
+        for name, _ in limited:
             shares = [statistics.median(run[0][i] for run in runs[name]) for i in range(len(STEPS))]
             refused = statistics.median(run[1] for run in runs[name])
             raised = statistics.median(run[2] for run in runs[name])
@@ -709,15 +731,15 @@ def pacing_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tu
 
         emulator.faults(latency_ms=300)
         far = [(40, 30)]
-        runs = {name: [] for name, _ in clients}
+        runs = {name: [] for name, _ in limited}
         for _ in range(repeat):
-            for name, source in clients:
+            for name, source in limited:
                 emulator.post("/_emulator/rate-limit", {"per_second": 40})
-                tap(emulator, workdir, "conversations", source=source, stop_after=30)
+                tap(emulator, workdir, "conversations", stop_after=30, **pacing_client(source))
                 runs[name].append(limit_shares(emulator.get("/_emulator/rate-limit"), far))
                 print(f"pacing, 300 ms, {name}: {runs[name][-1]}", flush=True)
         title = "limit 40 req/s, 300 ms latency (30 s)"
-        for name, _ in clients:
+        for name, _ in limited:
             share = statistics.median(run[0][0] for run in runs[name])
             refused = statistics.median(run[1] for run in runs[name])
             rows.append((title, f"tap ({name})", f"share of the limit {pct(share)}; 429s {refused:.1%}", ""))
@@ -725,17 +747,17 @@ def pacing_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tu
 
     with Emulator(600, 30_000) as emulator:
         emulator.faults(latency_ms=25)
-        fixed: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in clients}
+        fixed: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in limited}
         for _ in range(repeat):
-            for name, source in clients:
+            for name, source in limited:
                 emulator.post("/_emulator/rate-limit", {"per_second": 30})
-                run = tap(emulator, workdir, "conversations", source=source)
+                run = tap(emulator, workdir, "conversations", **pacing_client(source))
                 report = emulator.get("/_emulator/rate-limit")
                 served, refused = len(report["served"]), len(report["refused"])
                 fixed[name].append((run.seconds, refused / (served + refused), served))
                 print(f"pacing, fixed 30, {name}: {fixed[name][-1]}", flush=True)
         title = "limit 30 req/s, 25 ms latency, 600 conversations"
-        for name, _ in clients:
+        for name, _ in limited:
             seconds = statistics.median(r[0] for r in fixed[name])
             refused = statistics.median(r[1] for r in fixed[name])
             needed = fixed[name][0][2]

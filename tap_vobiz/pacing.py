@@ -11,19 +11,23 @@ as they come and go. So the pacer learns it, and adapts how many requests are in
 - **Rate** (`LearnedRate`): no limit until the first 429 (or `max_requests_per_second`,
   a hard cap). A 429 pauses every request for the wait it asks for (`Retry-After`, the
   body's `retryAfter`), and sets the rate to just under what was being sent when it came
-  (over the last two seconds; what the API let through, if less), as botocore's adaptive
-  retry mode does with TCP CUBIC's curve: back to the last rate that worked quickly, flat
-  around it, then probing above it faster and faster, so a limit that rose is found within
-  seconds and one that did not is met again only after a while. A 429 body that states
-  the limit (`details.limit`, `limitType` `cps`) is taken as it is: the rate starts just
-  under it. Low rates are probed more slowly (a 429 every few seconds is a larger share of
-  5 requests a second than of 50).
-- **Requests in flight** (`InFlightLimit`): enough for the rate at the current latency
-  (Little's law: rate x latency, and a margin), grown while workers wait for a place and
-  latency stays near its floor, shrunk back when latency rises well above its floor
-  (requests queueing at the server, or at our own CPU). `max_workers`, when set, bounds it.
-  Probing for a higher rate is slower the more requests are in flight: each is refused
-  when a probe overshoots.
+  (over the last two seconds; what the API let through, if less: early in a run, over the
+  time since its first request and a second more, as a limit in requests a second lets a
+  second's worth through at once), as botocore's adaptive retry mode does with TCP CUBIC's
+  curve: back to the last rate that worked quickly, flat around it, then probing above it
+  faster and faster, so a limit that rose is found within seconds and one that did not is
+  met again only after a while. A 429 body that states the limit (`details.limit`,
+  `limitType` `cps`) is taken as it is: the rate starts just under it. Low rates are probed
+  more slowly (a 429 every few seconds is a larger share of 5 requests a second than of 50).
+- **Requests in flight** (`InFlightLimit`): a slow start, as TCP's: 2 at first, doubled
+  each window while workers wait and latency holds, until the first 429 (a limit met at
+  once refuses every request then in flight: starting at 8, 6 to 9 of a 30 req/s sync's
+  730 requests were refused in its first second, 1 % of them; now 2 or 3). Then enough for
+  the rate at the current latency (Little's law: rate x latency, and a margin), grown while
+  workers wait for a place and latency stays near its floor, shrunk back when latency
+  rises well above its floor (requests queueing at the server, or at our own CPU).
+  `max_workers`, when set, bounds it (and there is no slow start). Probing for a higher
+  rate is slower the more requests are in flight: each is refused when a probe overshoots.
 
 All workers share both: one rate, one set of places, whatever list, page or fan-out a
 request belongs to.
@@ -38,9 +42,13 @@ import threading
 import time
 import typing as t
 
-# Requests in flight when `max_workers` is not set: where the adaptive limit starts, and its bound.
+# Requests in flight when `max_workers` is not set: where the slow start begins, the fewest once it
+# ended, and the most.
+SLOW_START = 2
 ADAPTIVE_START = 8
 ADAPTIVE_BOUND = 32
+# Set to 1 by benchmarks/run.py to compare with the pacer off (`Pacer(learns=False)`); not a setting.
+PACER_OFF_VARIABLE = "TAP_VOBIZ_BENCHMARK_PACER_OFF"
 
 
 class LearnedRate:
@@ -107,9 +115,12 @@ class InFlightLimit:
     is compared with the lowest seen (`floor`, which creeps up 1 % a window so that a server
     that became slower for good is re-learned): above `QUEUEING` times it (plus 2 ms, for
     latencies of a millisecond) requests are queueing, and the limit shrinks by a tenth (not
-    below where it started).
-    Otherwise, if requests waited for a place, it grows by a quarter, up to what the rate
-    needs at this latency when a rate binds (`needed`).
+    below `start`, once there).
+    Otherwise, if requests waited for a place, it grows by a quarter (doubles during the slow
+    start), up to what the rate needs at this latency when a rate binds (`needed`).
+
+    Adaptive, it begins with a slow start at `SLOW_START`, which ends at the first 429
+    (`throttled`: at least `start` in flight from then) or when latency rises.
     """
 
     WINDOW_SECONDS = 0.25
@@ -119,10 +130,11 @@ class InFlightLimit:
     def __init__(self, start: int, bound: int, *, adaptive: bool) -> None:
         self.bound = bound
         self.adaptive = adaptive
-        self.limit = min(start, bound)
-        # Never fewer than it started with: what the tap always had in flight, safe for the API; the
-        # limit shrinks back from what it grew to (a busy machine's latency too would shrink it).
-        self.least = self.limit
+        # Never fewer than `start` once there: what the tap always had in flight, safe for the API;
+        # the limit shrinks back from what it grew to (a busy machine's latency too would shrink it).
+        self.least = min(start, bound)
+        self.slow_start = adaptive and self.least > SLOW_START
+        self.limit = SLOW_START if self.slow_start else self.least
         self.floor: float | None = None
         self.latency = 0.0  # the last window's mean
         self._latencies: list[float] = []
@@ -141,9 +153,10 @@ class InFlightLimit:
         self.latency = mean
         self.floor = mean if self.floor is None else min(self.floor * 1.01, mean)
         if self.adaptive and mean > self.QUEUEING * self.floor + 0.002:
-            self.limit = max(self.least, math.floor(self.limit * 0.9))
+            self.slow_start = False
+            self.limit = max(min(self.least, self.limit), math.floor(self.limit * 0.9))
         elif self.adaptive and self._waited:
-            grown = self.limit + max(1, self.limit // 4)
+            grown = 2 * self.limit if self.slow_start else self.limit + max(1, self.limit // 4)
             if rate is not None:
                 grown = min(grown, max(self.limit, self.needed(rate, mean)))
             self.limit = min(self.bound, grown)
@@ -154,6 +167,13 @@ class InFlightLimit:
     def waited(self) -> None:
         """A request found every place taken."""
         self._waited = True
+
+    def throttled(self) -> None:
+        """A 429 lowered the rate: the slow start is over, and from now on the rate, not the requests
+        in flight, keeps the tap under the limit."""
+        if self.slow_start:
+            self.slow_start = False
+            self.limit = max(self.limit, self.least)
 
     @staticmethod
     def needed(rate: float, latency: float) -> int:
@@ -166,7 +186,10 @@ class Pacer:
     a pause for all after a 429.
 
     `max_per_second` is a hard cap (None: none); `max_in_flight` a hard cap on requests in flight
-    (None: adaptive, from `ADAPTIVE_START` up to `ADAPTIVE_BOUND`).
+    (None: adaptive, from `ADAPTIVE_START` up to `ADAPTIVE_BOUND`). `learns` False turns the pacer
+    off, for the benchmark's comparison only: `ADAPTIVE_START` requests in flight (or
+    `max_in_flight`), no learned rate and no pause for all, each 429 retried on its own after
+    its wait, as the SDK's backoff does.
     """
 
     WINDOW_SECONDS = 2.0  # the send rate is measured over the last two seconds
@@ -177,13 +200,16 @@ class Pacer:
         clock: t.Callable[[], float] = time.monotonic,
         *,
         max_in_flight: int | None = None,
+        learns: bool = True,
     ) -> None:
         self.max_per_second = max_per_second
+        self.learns = learns
         self.learned = LearnedRate(max_per_second)
+        fixed = max_in_flight if max_in_flight is not None or learns else ADAPTIVE_START
         self.in_flight = InFlightLimit(
-            ADAPTIVE_START if max_in_flight is None else max_in_flight,
-            ADAPTIVE_BOUND if max_in_flight is None else max(1, max_in_flight),
-            adaptive=max_in_flight is None,
+            ADAPTIVE_START if fixed is None else fixed,
+            ADAPTIVE_BOUND if fixed is None else max(1, fixed),
+            adaptive=fixed is None,
         )
         self.clock = clock
         self.last_slot = -math.inf
@@ -205,9 +231,10 @@ class Pacer:
     @property
     def workers_now(self) -> int:
         """Threads for a short fetch whose every request may prove useless (the pages a list's
-        `total` promises): the requests in flight allowed now, not the most there may ever be."""
+        `total` promises): the requests in flight allowed now (at least `ADAPTIVE_START` during the
+        slow start: the places grow while the fetch goes on), not the most there may ever be."""
         with self._lock:
-            return self.in_flight.limit
+            return max(self.in_flight.limit, self.in_flight.least)
 
     @property
     def rate(self) -> float | None:
@@ -263,6 +290,8 @@ class Pacer:
     def slow_down(self, pause_seconds: float, stated_limit: float | None = None) -> None:
         """A 429: pause every request for `pause_seconds`, and learn a lower rate (`stated_limit`:
         the requests a second the 429's body says the API allows)."""
+        if not self.learns:
+            return
         with self._lock:
             now = self.clock()
             # 429s to requests sent before this pause began tell nothing new: one lowering per pause
@@ -273,6 +302,7 @@ class Pacer:
                 sending = min(self._sending(now), self._served(now))
                 self.learned.throttled(sending, resume_at, stated_limit, self.in_flight.latency)
                 self.slowdowns += 1
+                self.in_flight.throttled()
             self.paused_until = max(self.paused_until, now + pause_seconds)
 
     def _sending(self, now: float) -> float:
@@ -286,10 +316,12 @@ class Pacer:
         return (len(sent) - 1) / max(sent[-1] - sent[0], 0.1 * self.WINDOW_SECONDS)
 
     def _served(self, now: float) -> float:
-        """Requests a second not refused over the last `WINDOW_SECONDS` (or since the first request,
-        if later; lock held). At the first 429 of a run, requests went as fast as they could: what
-        the API let through, not what was sent, is near its limit (a burst of a second's worth)."""
+        """Requests a second not refused over the last `WINDOW_SECONDS` (or since the first request
+        and a second more, if shorter; lock held). At the first 429 of a run, requests went as fast
+        as they could: what the API let through, not what was sent, is near its limit; and a limit
+        in requests a second lets a second's worth through at once before it refuses any (so 37
+        served in the first 0.4 s of a run under 30 a second are 26 a second, not 92)."""
         while self._refused and self._refused[0] < now - self.WINDOW_SECONDS:
             self._refused.popleft()
-        span = max(0.5, min(self.WINDOW_SECONDS, now - (self._first_sent or now)))
+        span = min(self.WINDOW_SECONDS, now - (self._first_sent or now) + 1.0)
         return max(0, len(self._sent) - len(self._refused)) / span

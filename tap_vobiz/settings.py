@@ -116,9 +116,10 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.IntegerType(minimum=1, maximum=64),
         title="Max Workers",
         description="Cap on requests in flight at once (1: one after another): the messages of "
-        "several conversations, the pages of a page-numbered list. Unset: adaptive, from 8 up to "
-        "32, as many as the allowed rate needs at the API's latency, back to 8 when latency rises "
-        "(requests queueing). Output order and state are the same whatever the value.",
+        "several conversations, the pages of a page-numbered list. Unset: adaptive, a slow start "
+        "from 2 (doubled while answers come back without a 429), then 8 up to 32, as many as the "
+        "allowed rate needs at the API's latency, back to 8 when latency rises (requests "
+        "queueing). Output order and state are the same whatever the value.",
     ),
     th.Property(
         "max_requests_per_second",

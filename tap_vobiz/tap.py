@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import os
 import signal
 import sys
 import typing as t
@@ -26,7 +27,7 @@ from tap_vobiz.conversation_streams import ConversationsStream, MessagesStream
 from tap_vobiz.errors import ApiNotFoundError, EndpointNotFoundError, StreamError, VobizError
 from tap_vobiz.input_files import InputFileError, read_catalog_file, read_config_files, read_state_file
 from tap_vobiz.output import SingerOutput
-from tap_vobiz.pacing import Pacer
+from tap_vobiz.pacing import PACER_OFF_VARIABLE, Pacer
 from tap_vobiz.resume import ResumableFanOut
 from tap_vobiz.run import Run
 from tap_vobiz.run_report import RunReport
@@ -273,6 +274,8 @@ class TapVobiz(Tap):
             pacer=Pacer(
                 float(rate) if rate is not None else None,
                 max_in_flight=int(workers) if workers is not None else None,
+                # benchmarks/run.py's comparison only, not a setting: the pacer off (the SDK's way).
+                learns=os.environ.get(PACER_OFF_VARIABLE) != "1",
             ),
             check_api_url=self._check_api_url,
         )
