@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py --only contacts   # one family of scenarios
     .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
     .venv/bin/python benchmarks/run.py --only pacing --before ../main-tree   # rate limits, before/after
+    .venv/bin/python benchmarks/run.py --only models --before ../main-tree   # dbt build, before/after
 
 For each family (`conversations`: the conversations and messages streams, cursor-paged;
 `contacts`: the contacts stream, a page-numbered list), each figure the median of
@@ -27,10 +28,12 @@ first sync killed -9 at 90 % of its messages and resumed from its last STATE: re
 seconds of the resumed run against an uninterrupted one (one run each). The `models` family
 is that account loaded by `meltano run tap-vobiz target-postgres` into the embedded PostgreSQL
 and `dbt build` of `transform/`: the first build, the incremental one after six hours of
-activity and a second load, and a full refresh of the same data, each checked against the
-emulator's own figures. The `webhooks` family is the webhook receiver (`vobiz-webhooks serve`)
-under signed deliveries: 1,000 a second offered for 10 s (acknowledged rate, p50 and p99 of
-the acknowledgement latency), and as many as it answers from 32 connections
+activity and another load, and a full refresh of the same data, each checked against the
+emulator's own figures; with `--before TREE` that tree's transform/ builds beside this one's,
+alternately, on the same data (into its own schema). The `webhooks` family is the webhook
+receiver (`vobiz-webhooks serve`) under signed deliveries: 1,000 a second offered for 10 s
+(acknowledged rate, p50 and p99 of the acknowledgement latency), and as many as it answers
+from 32 connections
 (`benchmarks/webhook_load.py`); every acknowledged delivery must be in the capture. The
 `capture` family is a webhook capture of 1,000,000 deliveries read by the tap (`webhook_events`,
 `message_statuses`, both) and a rerun from its STATE with nothing new.
@@ -436,24 +439,43 @@ DBT_DONE = re.compile(r"Done\. (PASS=\d+ WARN=\d+ ERROR=\d+ SKIP=\d+(?: NO-OP=\d
 DBT_SECONDS = re.compile(r"Finished running .* \(([\d.]+)s\)")
 
 
-def incremental_marts_seconds() -> dict[str, float]:
-    """How long the last dbt run spent on each incremental mart (dbt's run_results.json)."""
-    results = json.loads((ROOT / "transform" / "target" / "run_results.json").read_text())["results"]
-    wanted = ("model.vobiz.vobiz__messages", "model.vobiz.vobiz__channel_daily")
-    return {
-        r["unique_id"].rsplit(".", 1)[1]: r["execution_time"] for r in results if r["unique_id"] in wanted
-    }
+@dataclass
+class Build:
+    """One `meltano run dbt-postgres:<command>` of one tree's transform/."""
+
+    seconds: float  # wall time: Meltano, dbt starting and parsing, and the run
+    dbt_seconds: float  # dbt's own "Finished running ... (N s)": the nodes on their threads
+    done: str  # dbt's summary line, PASS=.. TOTAL=..
+    nodes: dict[str, float]  # node -> its execution_time, from dbt's run_results.json
+    verdict: str  # the marts against the emulator's figures ("" for a tree whose marts are not checked)
 
 
-def models_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+def node_costs(builds: list[Build]) -> str:
+    """Where a step's time went, medians over its builds: models, tests and the seed summed, and the
+    slowest nodes (a sum over 2 threads exceeds dbt's own time)."""
+    median = {node: statistics.median(b.nodes.get(node, 0.0) for b in builds) for node in builds[0].nodes}
+    kinds = {"model": 0.0, "test": 0.0, "seed": 0.0}
+    for node, seconds in median.items():
+        kinds[node.split(".", 1)[0]] = kinds.get(node.split(".", 1)[0], 0.0) + seconds
+    slowest = sorted(median.items(), key=lambda item: -item[1])[:4]
+    return (
+        ", ".join(f"{kind}s {seconds:.1f} s" for kind, seconds in kinds.items() if seconds)
+        + "; slowest "
+        + ", ".join(f"{node.split('.')[2]} {seconds:.2f} s" for node, seconds in slowest)
+    )
+
+
+def models_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tuple[str, str, str, str]]:
     """`dbt build` of transform/ on the whole account, loaded by `meltano run tap-vobiz target-postgres`
     into the embedded PostgreSQL: the first build, the incremental build after six hours of activity
-    and the second load, and a full refresh of the same data (median of `repeat`); the marts are
-    checked against the emulator's data after each."""
+    and another load, and a full refresh of the same data (medians of `repeat`). With `before` (another
+    tree, e.g. main's), its transform/ builds beside this one's on the same data, alternately (each
+    into its own schema); this tree's marts are checked against the emulator's data after each build."""
     from harness import marts
 
     pipeline_stack.install_plugins()
-    rows: list[tuple[str, str, str, str]] = []
+    trees = ([("before", before.resolve() / "transform")] if before else []) + [("after", ROOT / "transform")]
+    schemas = {"before": f"{marts.MARTS_SCHEMA}_before", "after": marts.MARTS_SCHEMA}
     sizes = {name: value for name, value in ACCOUNT.items() if name not in {"conversations", "messages"}}
     with (
         pipeline_stack.emulator(ACCOUNT["conversations"], ACCOUNT["messages"], 60, **sizes) as api,
@@ -463,31 +485,61 @@ def models_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, st
             api.api_url, pg, MELTANO_DATABASE_URI=f"sqlite:///{workdir / 'meltano.db'}"
         )
 
-        def meltano_run(*blocks: str) -> tuple[float, str]:
+        def meltano_run(*blocks: str, **extra: str) -> tuple[float, str]:
             started = time.perf_counter()
             log = workdir / "meltano.log"
             pipeline_stack.meltano(
-                "--environment", pipeline_stack.ENVIRONMENT, "run", *blocks, env=env, log=log
+                "--environment", pipeline_stack.ENVIRONMENT, "run", *blocks, env={**env, **extra}, log=log
             )
             return time.perf_counter() - started, log.read_text()
 
-        def build(name: str, client: str, *blocks: str) -> tuple[str, str, str, str]:
-            runs, incremental = [], []
-            for _ in range(repeat if "full-refresh" in blocks[0] else 1):
-                runs.append(meltano_run(*blocks))
-                incremental.append(incremental_marts_seconds())
-            seconds = statistics.median(run[0] for run in runs)
-            dbt_seconds = statistics.median(float(DBT_SECONDS.findall(run[1])[-1]) for run in runs)
-            done = DBT_DONE.findall(runs[-1][1])[-1]
-            marts_seconds = ", ".join(
-                f"{mart} {statistics.median(run[mart] for run in incremental):.2f} s"
-                for mart in incremental[0]
+        def build(tree: str, project: Path, command: str) -> Build:
+            seconds, log = meltano_run(
+                f"dbt-postgres:{command}",
+                DBT_POSTGRES_PROJECT_DIR=str(project),
+                DBT_POSTGRES_PROFILES_DIR=str(project / "profiles" / "postgres"),
+                DBT_POSTGRES_SCHEMA=schemas[tree],
             )
-            problems = marts.mart_differences(marts.loaded_marts(pg), api.get("/_emulator/export"))
-            verdict = "the marts = the emulator's figures" if not problems else "MARTS DIFFER: " + problems[0]
-            detail = f"{done}; {marts_seconds}; {verdict}"
-            print(f"models, {client}: {seconds:.1f}s (dbt {dbt_seconds:.1f}s), {detail}", flush=True)
-            return (name, f"{client}: {detail}", f"{seconds:.1f} s (dbt: {dbt_seconds:.1f} s)", "")
+            results = json.loads((project / "target" / "run_results.json").read_text())["results"]
+            verdict = ""
+            if tree == "after":
+                problems = marts.mart_differences(marts.loaded_marts(pg), api.get("/_emulator/export"))
+                verdict = (
+                    "the marts = the emulator's figures" if not problems else "MARTS DIFFER: " + problems[0]
+                )
+            done = Build(
+                seconds,
+                float(DBT_SECONDS.findall(log)[-1]),
+                DBT_DONE.findall(log)[-1],
+                {r["unique_id"]: r["execution_time"] for r in results},
+                verdict,
+            )
+            print(f"models, {command}, {tree}: {seconds:.1f}s (dbt {done.dbt_seconds:.1f}s), "
+                  f"{done.done}; {node_costs([done])}; {verdict}", flush=True)  # fmt: skip
+            return done
+
+        def in_turn(index: int) -> list[tuple[str, Path]]:
+            """The trees in turn, the first one alternating: neither always builds on a warm cache."""
+            return trees if index % 2 == 0 else trees[::-1]
+
+        def step(title: str, builds: dict[str, list[Build]]) -> list[tuple[str, str, str, str]]:
+            rows = []
+            for tree, _ in trees:
+                runs = builds[tree]
+                seconds = statistics.median(b.seconds for b in runs)
+                dbt_seconds = statistics.median(b.dbt_seconds for b in runs)
+                detail = "; ".join(filter(None, [runs[-1].done, node_costs(runs), runs[-1].verdict]))
+                rows.append((title, f"{tree}: {detail}", f"{seconds:.1f} s (dbt: {dbt_seconds:.1f} s)", ""))
+                title = ""
+            if before:
+                ratio = statistics.median(b.dbt_seconds for b in builds["after"]) / statistics.median(
+                    b.dbt_seconds for b in builds["before"]
+                )
+                wall = statistics.median(b.seconds for b in builds["after"]) / statistics.median(
+                    b.seconds for b in builds["before"]
+                )
+                rows.append(("", "**after / before**", f"**{wall:.2f}x (dbt: {ratio:.2f}x)**", ""))
+            return rows
 
         load, _ = meltano_run("tap-vobiz", "target-postgres")
         [(messages,)] = pg.query(f"SELECT count(*) FROM {pipeline_stack.SCHEMA}.messages")  # noqa: S608
@@ -496,19 +548,33 @@ def models_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, st
             f"dbt build (transform/), whole account in PostgreSQL ({messages:,} messages, "
             f"{recipients:,} recipients)"
         )
-        rows.append(
-            (name, "meltano run tap-vobiz target-postgres (the load, for scale)", f"{load:.1f} s", "")
-        )
-        rows.append(build("", "meltano run dbt-postgres:build, first build", "dbt-postgres:build"))
-        api.post("/_emulator/activity", SIX_HOURS)
-        for collection, spec in ACCOUNT_CHANGES.items():
-            api.post("/_emulator/changes", {"collection": collection, **spec})
-        rerun, _ = meltano_run("tap-vobiz", "target-postgres")
-        rows.append(
-            ("", "+6 h: meltano run tap-vobiz target-postgres (incremental load)", f"{rerun:.1f} s", "")
-        )
-        rows.append(build("", "dbt-postgres:build, incremental", "dbt-postgres:build"))
-        rows.append(build("", "dbt-postgres:full-refresh, same data", "dbt-postgres:full-refresh"))
+        rows = [(name, "meltano run tap-vobiz target-postgres (the load, for scale)", f"{load:.1f} s", "")]
+
+        first: dict[str, list[Build]] = {tree: [] for tree, _ in trees}
+        for index in range(repeat):
+            for tree, project in in_turn(index):
+                pg.execute(f"DROP SCHEMA IF EXISTS {schemas[tree]} CASCADE")
+                first[tree].append(build(tree, project, "build"))
+        rows += step("meltano run dbt-postgres:build, first build (the schema dropped before each)", first)
+
+        incremental: dict[str, list[Build]] = {tree: [] for tree, _ in trees}
+        loads = []
+        for index in range(repeat):
+            api.post("/_emulator/activity", SIX_HOURS)
+            for collection, spec in ACCOUNT_CHANGES.items():
+                api.post("/_emulator/changes", {"collection": collection, **spec})
+            loads.append(meltano_run("tap-vobiz", "target-postgres")[0])
+            for tree, project in in_turn(index):
+                incremental[tree].append(build(tree, project, "build"))
+        reload = f"{statistics.median(loads):.1f} s"
+        rows.append(("", "+6 h: meltano run tap-vobiz target-postgres (incremental load)", reload, ""))
+        rows += step("dbt-postgres:build, incremental (after each +6 h load)", incremental)
+
+        refresh: dict[str, list[Build]] = {tree: [] for tree, _ in trees}
+        for index in range(repeat):
+            for tree, project in in_turn(index):
+                refresh[tree].append(build(tree, project, "full-refresh"))
+        rows += step("dbt-postgres:full-refresh, same data", refresh)
     return rows
 
 
@@ -802,7 +868,7 @@ def scenarios(
     if family == "backfill":
         return backfill_scenarios(repeat, workdir)
     if family == "models":
-        return models_scenarios(repeat, workdir)
+        return models_scenarios(repeat, workdir, before)
     if family == "webhooks":
         return webhook_load.scenarios(repeat)
     if family == "pacing":
@@ -865,7 +931,8 @@ def main() -> int:
     parser.add_argument(
         "--before",
         type=Path,
-        help="another tree of the tap (e.g. a worktree of main) run beside this one in the pacing family",
+        help="another tree (e.g. a worktree of main): its tap beside this one in the pacing family, "
+        "its transform/ beside this one in the models family",
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tap-vobiz-bench-"))

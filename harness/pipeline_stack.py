@@ -145,6 +145,13 @@ class Postgres:
         with psycopg.connect(host=self.socket_dir, user="postgres", dbname=self.dbname) as connection:
             return connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns no rows (DDL), committed."""
+        import psycopg
+
+        with psycopg.connect(host=self.socket_dir, user="postgres", dbname=self.dbname, autocommit=True) as c:
+            c.execute(sql)
+
     def new_database(self, name: str) -> Postgres:
         """A new, empty database on the same server (the tests' isolation: one per test)."""
         import psycopg

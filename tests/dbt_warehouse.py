@@ -128,8 +128,11 @@ class RawTables:
             columns = [d.name for d in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
-    def create(self, tables: dict[str, list[dict]], loaded_at: str = "2026-02-01T00:00:00Z") -> None:
-        """The tables (those not named are not created: a deselected stream), with these rows."""
+    def create(
+        self, tables: dict[str, list[dict]], loaded_at: str = "2026-02-01T00:00:00Z", *, keyed: bool = False
+    ) -> None:
+        """The tables (those not named are not created: a deselected stream), with these rows; `keyed`:
+        with `id` as primary key, as target-postgres makes them (it upserts on the stream's key)."""
         statements = ["create schema if not exists vobiz"]
         for table in tables:
             types = {
@@ -137,6 +140,7 @@ class RawTables:
             }
             self.types[table] = {**types, **self.LOADER_COLUMNS}
             columns = ", ".join(f"{name} {kind}" for name, kind in self.types[table].items())
+            columns += ", primary key (id)" if keyed else ""
             statements.append(f"create table vobiz.{table} ({columns})")
         self.sql(*statements, "select 1 as done")
         for table, rows in tables.items():
