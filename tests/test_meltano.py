@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -57,19 +56,6 @@ def _stored_state(env: dict[str, str]) -> dict:
 def meltano_plugins() -> None:
     with meltano_lock():
         stack.install_plugins()
-
-
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    """One embedded PostgreSQL for the test process; tests each get a database of it (`warehouse`)."""
-    with stack.postgres(tmp_path_factory.mktemp("pg") / "data") as pg:
-        yield pg
-
-
-@pytest.fixture
-def warehouse(postgres_server, request):
-    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    return postgres_server.new_database(f"{name}_{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -213,17 +199,9 @@ def test_a_stream_whose_endpoint_refuses_fails_the_run_alone_and_the_next_run_co
     assert "call_logs" in _bookmarks(_stored_state(pipeline.env))
 
 
-def test_the_docs_example_queries_run_on_the_marts(pipeline, warehouse):
-    pipeline()
-    with meltano_lock():
-        stack.meltano("--environment", "demo", "run", "dbt-postgres:build", env=pipeline.env)
-    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "docs" / "models.md").read_text(), re.S)
-    assert len(queries) == 5
-    for query in queries:
-        assert warehouse.query(query), query.splitlines()[0]
-
-
-def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pipeline, warehouse):
+def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh_that_reloads_everything(
+    pipeline, warehouse
+):
     dataset = pipeline.emulator.state.dataset
     pipeline()
     account = dataset.account
@@ -244,8 +222,11 @@ def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pip
     stale_contacts = set(deleted.pop("contacts"))
     rows = warehouse.query(f"SELECT id FROM {stack.SCHEMA}.contacts WHERE _sdc_deleted_at IS NULL")  # noqa: S608
     assert stale_contacts <= {row[0] for row in rows}
-    # ... which retires it.
-    pipeline("--full-refresh")
+    # ... which retires it; and it reloads everything, new messages and statuses changed since
+    # the last run among them, without a duplicate.
+    dataset.add_activity(hours=3, new_messages=50, status_changes=20)
+    refresh = pipeline("--full-refresh")
+    assert "Reading all messages: no bookmark and no start_date" in refresh
     assert_warehouse_equals(warehouse, dataset, deleted={**deleted, "contacts": stale_contacts})
 
 
@@ -341,16 +322,6 @@ def test_start_date_and_a_full_table_catalog_delete_nothing_that_lives(pipeline,
     full_table = pipeline()
     assert "Reading all messages: the catalog's replication method is FULL_TABLE" in full_table
     assert_warehouse_equals(warehouse, dataset, deleted=deleted)
-
-
-def test_full_refresh_reloads_everything_and_leaves_no_duplicates(pipeline, warehouse):
-    pipeline()
-    pipeline.emulator.state.dataset.add_activity(hours=3, new_messages=50, status_changes=20)
-
-    output = pipeline("--full-refresh")
-
-    assert "Reading all messages: no bookmark and no start_date" in output
-    assert_warehouse_equals(warehouse, pipeline.emulator.state.dataset)
 
 
 # meltano.yml
@@ -518,7 +489,12 @@ STOPS = {
 }
 
 
-@pytest.mark.parametrize("stop", list(STOPS))
+# Terminating the whole pipeline ends it as Ctrl-C does (Meltano stores nothing), and the tap
+# handles SIGTERM as when it alone is terminated: a long check (`pytest -m long`).
+@pytest.mark.parametrize(
+    "stop",
+    [pytest.param(stop, marks=pytest.mark.long) if stop == "pipeline-terminated" else stop for stop in STOPS],
+)
 def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     meltano_plugins, start_emulator, warehouse, tmp_path, stop
 ):
@@ -607,7 +583,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
 # The warehouse models (transform/): built by dbt right after the load
 
 
-def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators_data(
+def test_the_marts_built_after_each_load_give_the_emulators_figures_and_answer_the_docs_queries(
     meltano_plugins, start_emulator, warehouse, tmp_path
 ):
     emulator = start_emulator(
@@ -658,6 +634,11 @@ def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators
     assert differences == [], differences
     assert marts.loaded_marts(warehouse) == incremental
     assert "incremental" in (tmp_path / "second.log").read_text()
+    # The example queries of docs/models.md run on these marts, each with rows.
+    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "docs" / "models.md").read_text(), re.S)
+    assert len(queries) == 5
+    for query in queries:
+        assert warehouse.query(query), query.splitlines()[0]
 
 
 def _is_json_object(text: object) -> bool:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 from harness import pipeline_stack as stack
-from tests.test_meltano import meltano_lock, meltano_plugins, postgres_server, warehouse  # noqa: F401
+from tests.test_meltano import meltano_lock, meltano_plugins  # noqa: F401
 from tests.webhook_capture_files import append, envelope, line, status, status_value
 
 WITH_STATUSES = json.dumps({"vobiz_using_message_statuses": True})
@@ -20,7 +20,7 @@ def _time(text: str) -> dt.datetime:
 def test_a_message_read_ten_days_after_the_lookback_ended_is_read_in_the_marts(
     meltano_plugins,  # noqa: F811
     start_emulator,
-    warehouse,  # noqa: F811
+    warehouse,
     tmp_path,
 ):
     emulator = start_emulator(20, 600, days=20)
