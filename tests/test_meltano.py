@@ -7,9 +7,9 @@ Meltano's own system database (where it stores state) is a new one per test, and
 warehouse: one PostgreSQL server per test process (pytest-xdist worker), a database per test.
 Meltano installs the plugins once into this checkout's `.meltano/`; each test's runs keep the
 files Meltano writes for a run (`run/`, `logs/`) and dbt's in a directory of the test's own
-(`own_meltano_files`), so tests run Meltano at the same time. Installs, and the tests that use
-the project's own `.meltano/` (the demo's servers, the docs' `pkill`, which stops any syncing tap of
-this checkout), run alone (`meltano_lock`).
+(`own_meltano_files`), so tests run Meltano at the same time. Installs, and the docs' `pkill`
+(which stops any syncing tap of this checkout), run alone; the tests that use the project's own
+`.meltano/` files (the demo's servers on their fixed port and socket) one at a time (`meltano_lock`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -47,10 +47,17 @@ TIMESTAMPS = {"started_at", "expires_at", "created_at", "updated_at", "last_acti
 
 
 @contextmanager
-def meltano_lock(*, shared: bool = False) -> Iterator[None]:
-    """Held while a test runs Meltano in this project, across test processes: `shared` by runs with
-    files of their own (`own_meltano_files`), alone by the others."""
-    path = stack.ROOT / ".meltano" / "tests.lock"
+def meltano_lock(*, shared: bool = False, project: bool = False) -> Iterator[None]:
+    """Held while a test runs Meltano here, across test processes: `shared` by runs that disturb no
+    other run, alone by installs and the docs' pkill; with `project`, one at a time among the tests
+    that use the project's own `.meltano/` files (not `own_meltano_files`)."""
+    with _flock("tests.lock", shared), _flock("project.lock", False) if project else nullcontext():
+        yield
+
+
+@contextmanager
+def _flock(name: str, shared: bool) -> Iterator[None]:
+    path = stack.ROOT / ".meltano" / name
     path.parent.mkdir(exist_ok=True)
     with path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
@@ -546,7 +553,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     )
     # The uninterrupted first sync, as Meltano runs the tap: its requests, and how far into its
     # output 90 % of its messages are out.
-    with meltano_lock(shared=True), (tmp_path / "full.jsonl").open("wb") as out:
+    with meltano_lock(shared=True, project=alone), (tmp_path / "full.jsonl").open("wb") as out:
         subprocess.run(
             [str(stack.MELTANO), "--environment", "demo", "invoke", "tap-vobiz"],
             cwd=stack.ROOT,
@@ -565,7 +572,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", share)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
-    with meltano_lock(shared=not alone), log.open("w") as out:
+    with meltano_lock(shared=not alone, project=alone), log.open("w") as out:
         run = subprocess.Popen(
             command,
             cwd=stack.ROOT,
@@ -603,7 +610,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         assert stored["singer_state"]["bookmarks"]["messages"]["resume"]["after"] is not None
     emulator.state.stats.clear()
 
-    with meltano_lock(shared=True):
+    with meltano_lock(shared=True, project=alone):
         stack.meltano(*command[1:], env=env, log=tmp_path / "second.log")
 
     second = emulator.state.stats["requests:messages"]
@@ -697,7 +704,7 @@ def test_the_embedded_default_by_hand_as_docs_meltano_md_says(meltano_plugins, t
     }
     small = ["--conversations", "20", "--messages", "400", "--contacts", "50", "--campaigns", "3"]
     small += ["--recipients", "60", "--call-logs", "20"]
-    with meltano_lock():
+    with meltano_lock(shared=True, project=True):
         servers = subprocess.Popen(
             [*serve.replace(".venv/bin/python", str(stack.ROOT / ".venv/bin/python")).split(), *small],
             cwd=stack.ROOT,
@@ -752,7 +759,7 @@ def test_make_demo_interrupted_is_one_line_and_stops_its_servers(meltano_plugins
     # Before: a 25-line KeyboardInterrupt traceback from inside subprocess.run.
     from scripts.pipeline_demo import INTERRUPTED
 
-    with meltano_lock():
+    with meltano_lock(shared=True, project=True):
         returncode, lines = _ctrl_c_once_printed(["make", "demo"], "embedded PostgreSQL")
 
     assert returncode == -signal.SIGINT, lines  # make, after its recipe exited 130, ends by the signal

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import typing as t
+import uuid
 
 import pytest
 
@@ -180,7 +181,9 @@ def warehouses(adapter, dbt_venv, request, tmp_path_factory):
         if adapter == "duckdb":
             where: t.Any = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
         else:
-            where = request.getfixturevalue("postgres_server").new_database(f"{name}_{adapter}")
+            # The server is the test process's: a module set up again on it makes new databases.
+            server = request.getfixturevalue("postgres_server")
+            where = server.new_database(f"{name}_{adapter}_{uuid.uuid4().hex[:8]}")
         return RawTables(adapter, dbt_venv, where, zoned=zoned)
 
     return new
