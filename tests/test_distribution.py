@@ -77,7 +77,10 @@ def test_the_wheel_holds_the_tap_alone_and_the_metadata_pypi_users_expect(wheel)
 def test_the_wheel_installed_with_pip_into_a_clean_venv_runs_the_tap(wheel, tmp_path, start_emulator):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(wheel)]
+    # --no-compile: no byte-compiling of every dependency at install (measured 23-24 s -> 11-16 s);
+    # Python compiles those the tap imports when it runs.
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+    pip.append(str(wheel))
     subprocess.run(pip, check=True, capture_output=True)
     tap = str(venv / "bin" / "tap-vobiz")
 

@@ -71,3 +71,30 @@ def test_the_tap_alone_as_docs_meltano_md_says_a_first_run_then_a_rerun_from_its
 
 def _records(path: Path) -> list[str]:
     return [json.loads(line)["stream"] for line in path.read_text().splitlines() if '"type":"RECORD"' in line]
+
+
+def test_the_long_checks_command_in_docs_development_md_selects_the_tests_marked_long():
+    """docs/development.md, "The long checks": the command as typed (collecting only) finds exactly
+    the tests the page describes."""
+    [typed] = bash_block("docs/development.md", "The long checks")
+    assert typed == ".venv/bin/pytest -m long"
+    command = [
+        str(BIN / "pytest"),
+        *typed.split()[1:],
+        "-p",
+        "no:cacheprovider",
+        "-n0",
+        "--collect-only",
+        "-q",
+    ]
+
+    collected = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+    assert collected.returncode == 0, collected.stdout[-3000:]
+    assert sorted(line for line in collected.stdout.splitlines() if "::" in line) == [
+        "tests/test_meltano.py::test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly"
+        "[pipeline-terminated]",
+        "tests/test_models_odd_data.py::test_a_stream_left_unselected_builds_the_marts_without_it[postgres]",
+        "tests/test_models_odd_data.py::test_rows_the_tap_re_read_long_after_their_day_reach_the_incremental_marts"
+        "[postgres]",
+    ]

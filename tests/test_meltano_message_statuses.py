@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 from harness import pipeline_stack as stack
-from tests.test_meltano import meltano_lock, meltano_plugins, postgres_server, warehouse  # noqa: F401
+from tests.test_meltano import meltano_lock, meltano_plugins, own_meltano_files  # noqa: F401
 from tests.webhook_capture_files import append, envelope, line, status, status_value
 
 WITH_STATUSES = json.dumps({"vobiz_using_message_statuses": True})
@@ -20,7 +20,7 @@ def _time(text: str) -> dt.datetime:
 def test_a_message_read_ten_days_after_the_lookback_ended_is_read_in_the_marts(
     meltano_plugins,  # noqa: F811
     start_emulator,
-    warehouse,  # noqa: F811
+    warehouse,
     tmp_path,
 ):
     emulator = start_emulator(20, 600, days=20)
@@ -46,12 +46,12 @@ def test_a_message_read_ten_days_after_the_lookback_ended_is_read_in_the_marts(
     env = stack.meltano_env(
         emulator.api_url,
         warehouse,
-        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        **own_meltano_files(tmp_path),
         TAP_VOBIZ_WEBHOOK_CAPTURE=str(capture),
     )
 
     def load_and_build(name: str) -> None:
-        with meltano_lock():
+        with meltano_lock(shared=True):
             stack.meltano("--environment", "demo", "run", "tap-vobiz", "target-postgres", env=env,
                           log=tmp_path / f"{name}-run.log")  # fmt: skip
             stack.meltano("--environment", "demo", "invoke", "dbt-postgres", "build", "--vars", WITH_STATUSES,
