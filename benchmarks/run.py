@@ -166,12 +166,13 @@ def measure(
     *,
     env: dict[str, str] | None = None,
     stop_after: float | None = None,
+    cwd: Path | None = None,
 ) -> Measure:
     """Run a command with stdout to /dev/null (or a file); its wall time, records and peak RSS. With
     `stop_after`, it is stopped (SIGTERM) after so many seconds, and counts no records."""
     with tempfile.TemporaryFile("w+") as stderr, open(stdout or os.devnull, "wb") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=stderr, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=stderr, env=env, cwd=cwd)
         if stop_after is not None:
             try:
                 process.wait(stop_after)
@@ -187,6 +188,19 @@ def measure(
     if process.returncode != 0:
         raise SystemExit(f"{command[0]} exited {process.returncode}:\n{log[-2000:]}")
     return Measure(seconds, count_from_stderr(log), usage.ru_maxrss / 1024)
+
+
+def tap_command(source: Path | None) -> tuple[list[str], dict[str, str] | None, Path | None]:
+    """The command, environment and working directory that run this tree's tap, or (`source`)
+    another tree's with this venv's packages.
+
+    `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH: run from anywhere
+    else, a tree of the tap there (this one, when the benchmark runs from the project's folder) is
+    the one imported. So the other tree's tap runs from that tree."""
+    if source is None:
+        return [str(BIN / "tap-vobiz")], None, None
+    source = source.resolve()
+    return [sys.executable, "-m", "tap_vobiz"], {**os.environ, "PYTHONPATH": str(source)}, source
 
 
 def tap(
@@ -213,17 +227,16 @@ def tap(
         ).stdout
         catalog.write_text(json.dumps(select_streams(json.loads(discovered), FAMILIES[family])))
 
-    command = [str(BIN / "tap-vobiz"), "--config", str(config), "--catalog", str(catalog)]
-    env = None
-    if source is not None:
-        command[:1] = [sys.executable, "-m", "tap_vobiz"]
-        env = {**os.environ, "PYTHONPATH": str(source)}
+    command, env, cwd = tap_command(source)
+    command += ["--config", str(config), "--catalog", str(catalog)]
     if pacer_off:
         env = {**os.environ, PACER_OFF_VARIABLE: "1"}
     if state is not None:
         (workdir / "state.json").write_text(json.dumps(state))
         command += ["--state", str(workdir / "state.json")]
-    return measure(command, records_emitted, workdir / "output.jsonl", env=env, stop_after=stop_after)
+    return measure(
+        command, records_emitted, workdir / "output.jsonl", env=env, stop_after=stop_after, cwd=cwd
+    )
 
 
 def last_state(workdir: Path) -> dict:
