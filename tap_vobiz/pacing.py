@@ -247,10 +247,12 @@ class Pacer:
     def turn(self) -> t.Iterator[None]:
         """Hold a place among the requests in flight for one request, once its rate slot has come."""
         with self._place_freed:
-            if self._taken >= self.in_flight.limit:
+            while self._taken >= self.in_flight.limit:
+                # Told each time, not once: a thread whose request was answered takes the place it
+                # freed before the thread it woke can, so threads waiting since an earlier window
+                # would otherwise go unnoticed, and the places would never grow past their first few.
                 self.in_flight.waited()
-                while self._taken >= self.in_flight.limit:
-                    self._place_freed.wait()
+                self._place_freed.wait()
             self._taken += 1
         sent = None
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 import typing as t
 
@@ -118,6 +119,31 @@ def test_requests_in_flight_grow_while_latency_holds_and_shrink_when_it_rises():
             now += 1.5 / limit.limit
             limit.answered(now, 1.5, None)
     assert limit.limit == 8  # back to where it started, what the tap always had in flight
+
+
+def test_requests_in_flight_grow_when_threads_queue_for_a_place():
+    # The pacer as the fan-out uses it: 32 threads, each holding a place for a 50 ms request. A
+    # thread whose request was answered took the place it freed before the thread it woke could,
+    # and only a thread that found every place taken as it arrived counted as waiting: the places
+    # stayed at 4 (a 300 ms API read at 13 requests a second for its first 10 s; no limit at 25 ms
+    # lost a second). Now they double to the bound within a few windows.
+    pacer = Pacer(None)
+    deadline = time.monotonic() + 15
+    reached = threading.Event()
+
+    def work() -> None:
+        while not reached.is_set() and time.monotonic() < deadline:
+            with pacer.turn():
+                time.sleep(0.05)
+            if pacer.in_flight.limit >= ADAPTIVE_BOUND:
+                reached.set()
+
+    threads = [threading.Thread(target=work) for _ in range(ADAPTIVE_BOUND)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert pacer.in_flight.limit == ADAPTIVE_BOUND
 
 
 def test_requests_in_flight_grow_only_to_what_the_rate_needs():
