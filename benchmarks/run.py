@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
     .venv/bin/python benchmarks/run.py --only pacing --before ../main-tree   # rate limits, before/after
     .venv/bin/python benchmarks/run.py --only models --before ../main-tree   # dbt build, before/after
+    .venv/bin/python benchmarks/run.py --only others       # beside dlt and Airbyte, at a fixed limit
 
 For each family (`conversations`: the conversations and messages streams, cursor-paged;
 `contacts`: the contacts stream, a page-numbered list), each figure the median of
@@ -47,6 +48,15 @@ sync's time against requests / limit); and no limit at 25 ms and 0 ms. With `--b
 (e.g. `git worktree add --detach ../main-tree main`) the tap of that tree runs beside this one,
 alternately, with this venv's packages; in the limited scenarios this tree runs a third time with
 its pacer off (8 requests in flight, each 429 retried on its own after its wait: the SDK's way).
+
+The `others` family is the tools a user would pick instead, on the pacing family's fixed limit
+(30 requests a second, 25 ms a request, 600 conversations): dlt's `rest_api` source
+(`benchmarks/others/dlt_rest_api.py`, into DuckDB) and Airbyte's declarative CDK
+(`benchmarks/others/airbyte_manifest.yaml`), each in a venv of its own under the user's cache folder
+(`~/.cache/tap-vobiz-benchmarks`, made on first use from the pins beside them, a minute or two;
+never the project's venv), with their own defaults for retries, and this tree's tap, alternately:
+the moment of each one's last request against requests / limit, its whole run's time, its share of
+requests answered 429, and the ids it read against the emulator's (every one, once).
 
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
