@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/run.py --repeat 1        # one run of each, quicker and noisier
     .venv/bin/python benchmarks/run.py --only pacing --before ../main-tree   # rate limits, before/after
     .venv/bin/python benchmarks/run.py --only models --before ../main-tree   # dbt build, before/after
+    .venv/bin/python benchmarks/run.py --only others       # beside dlt and Airbyte, at a fixed limit
 
 For each family (`conversations`: the conversations and messages streams, cursor-paged;
 `contacts`: the contacts stream, a page-numbered list), each figure the median of
@@ -48,12 +49,22 @@ sync's time against requests / limit); and no limit at 25 ms and 0 ms. With `--b
 alternately, with this venv's packages; in the limited scenarios this tree runs a third time with
 its pacer off (8 requests in flight, each 429 retried on its own after its wait: the SDK's way).
 
+The `others` family is the tools a user would pick instead, on the pacing family's fixed limit
+(30 requests a second, 25 ms a request, 600 conversations): dlt's `rest_api` source
+(`benchmarks/others/dlt_rest_api.py`, into DuckDB) and Airbyte's declarative CDK
+(`benchmarks/others/airbyte_manifest.yaml`), each in a venv of its own under the user's cache folder
+(`~/.cache/tap-vobiz-benchmarks`, made on first use from the pins beside them, a minute or two;
+never the project's venv), with their own defaults for retries, and this tree's tap, alternately:
+the moment of each one's last request against requests / limit, its whole run's time, its share of
+requests answered 429, and the ids it read against the emulator's (every one, once).
+
 The tap and the reference write to /dev/null; the emulator runs in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -101,6 +112,7 @@ FAMILIES = {
     "webhooks": (),
     "capture": ("webhook_events", "message_statuses"),
     "pacing": ("conversations", "messages"),
+    "others": ("conversations", "messages"),
 }
 
 
@@ -203,6 +215,17 @@ def tap_command(source: Path | None) -> tuple[list[str], dict[str, str] | None, 
     return [sys.executable, "-m", "tap_vobiz"], {**os.environ, "PYTHONPATH": str(source)}, source
 
 
+def family_catalog(workdir: Path, family: str) -> Path:
+    """A catalog selecting the family's streams, discovered once a benchmark run."""
+    catalog = workdir / f"catalog-{family}.json"
+    if not catalog.exists():
+        discovered = subprocess.run(
+            [str(BIN / "tap-vobiz"), "--discover"], capture_output=True, text=True, check=True
+        ).stdout
+        catalog.write_text(json.dumps(select_streams(json.loads(discovered), FAMILIES[family])))
+    return catalog
+
+
 def tap(
     emulator: Emulator,
     workdir: Path,
@@ -220,13 +243,7 @@ def tap(
     with its pacer off (8 requests in flight, each 429 retried on its own after its wait)."""
     config = workdir / "config.json"
     config.write_text(json.dumps({**AUTH, "api_url": emulator.api_url, **settings}))
-    catalog = workdir / f"catalog-{family}.json"
-    if not catalog.exists():
-        discovered = subprocess.run(
-            [str(BIN / "tap-vobiz"), "--discover"], capture_output=True, text=True, check=True
-        ).stdout
-        catalog.write_text(json.dumps(select_streams(json.loads(discovered), FAMILIES[family])))
-
+    catalog = family_catalog(workdir, family)
     command, env, cwd = tap_command(source)
     command += ["--config", str(config), "--catalog", str(catalog)]
     if pacer_off:
@@ -870,6 +887,141 @@ def pacing_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tu
     return rows
 
 
+# The `others` family (issue 29): the tools a user would pick instead of the tap, each in a venv of its
+# own under the user's cache folder (made on first use from the pins beside its script, reused after),
+# reading the same conversations and messages from the same emulator, at the same fixed limit.
+OTHERS = ROOT / "benchmarks" / "others"
+TOOLS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tap-vobiz-benchmarks"
+FIXED_LIMIT = 30  # requests a second, as the pacing family's fixed limit
+
+
+def tool_python(requirements: Path) -> Path:
+    """The Python of a venv holding these pinned requirements: made on first use, reused after (a
+    venv is named after its pins' digest, so a change of pins makes a new one)."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    venv = TOOLS_CACHE / f"{requirements.stem.removeprefix('requirements-')}-{digest}"
+    python, done = venv / "bin" / "python", venv / "installed"
+    if not done.exists():
+        print(f"others: installing {requirements.name} into {venv} (once)", flush=True)
+        steps = (
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "-r", str(requirements)],
+        )  # fmt: skip
+        for step in steps:
+            made = subprocess.run(step, capture_output=True, text=True, check=False)
+            if made.returncode != 0:
+                raise SystemExit(f"could not install {requirements.name}: {made.stderr.strip()[-1500:]}")
+        done.write_text(subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True,
+                                       text=True, check=True).stdout)  # fmt: skip
+    return python
+
+
+def tool_version(python: Path, package: str) -> str:
+    """The version of a package installed in a tool's venv (from its `pip freeze` at install)."""
+    for line in (python.parent.parent / "installed").read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.lower() == package:
+            return version
+    return "?"
+
+
+def read_ids(output: Path) -> dict[str, list[str]]:
+    """The ids of the conversations and messages a client read: the tap's RECORD lines, or the JSON
+    object another tool's script prints as its last line."""
+    if output.name == "output.jsonl":
+        ids: dict[str, list[str]] = {"conversations": [], "messages": []}
+        with output.open() as lines:
+            for line in lines:
+                if line.startswith('{"type":"RECORD"'):
+                    message = json.loads(line)
+                    ids[message["stream"]].append(message["record"]["id"])
+        return ids
+    return json.loads(output.read_text().splitlines()[-1])
+
+
+def missed(read: dict[str, list[str]], served: dict[str, set[str]]) -> str:
+    """What a client read against what the emulator serves: 'exact', or the records missed and extra."""
+    problems = []
+    for stream, want in served.items():
+        got = read.get(stream, [])
+        lost, duplicates = len(want - set(got)), len(got) - len(set(got))
+        if lost or duplicates or set(got) - want:
+            problems.append(f"{stream}: {len(set(got) & want):,} of {len(want):,} read, "
+                            f"{duplicates:,} twice, {len(set(got) - want):,} not served")  # fmt: skip
+    return "; ".join(problems) or "exact"
+
+
+def others_scenarios(repeat: int, workdir: Path) -> list[tuple[str, str, str, str]]:
+    """The tap, dlt's `rest_api` and Airbyte's declarative CDK at a fixed 30 req/s, alternately: time
+    against requests / limit, the share of requests refused, and whether each read every record."""
+    dlt, airbyte = (
+        tool_python(OTHERS / "requirements-dlt.txt"),
+        tool_python(OTHERS / "requirements-airbyte.txt"),
+    )
+    versions = {"dlt": tool_version(dlt, "dlt"), "airbyte": tool_version(airbyte, "airbyte-cdk")}
+    rows: list[tuple[str, str, str, str]] = []
+    with Emulator(600, 30_000) as emulator:
+        emulator.faults(latency_ms=25)
+        export = emulator.get("/_emulator/export")
+        served_ids = {
+            "conversations": {row["id"] for row in export["conversations"]},
+            "messages": {row["id"] for rows in export["messages"].values() for row in rows},
+        }
+        auth = [emulator.api_url, AUTH["auth_id"], AUTH["auth_token"]]
+
+        def run(client: str) -> tuple[float, dict[str, list[str]]]:
+            """One read by a client: its process's wall time and the ids it read."""
+            if client == "tap-vobiz":
+                return tap(emulator, workdir, "others").seconds, read_ids(workdir / "output.jsonl")
+            folder = Path(tempfile.mkdtemp(prefix=f"{client}-", dir=workdir))
+            command = (
+                [str(dlt), str(OTHERS / "dlt_rest_api.py"), *auth, str(folder)]
+                if client == "dlt"
+                else [str(airbyte), str(OTHERS / "airbyte_declarative.py"), *auth]
+            )
+            seconds = measure(command, lambda _: 0, folder / "stdout").seconds
+            return seconds, read_ids(folder / "stdout")
+
+        family_catalog(workdir, "others")  # before the first run: its time is the read's alone
+        clients = ("tap-vobiz", "dlt", "airbyte")
+        runs: dict[str, list[dict[str, t.Any]]] = {client: [] for client in clients}
+        for _ in range(repeat):
+            for client in clients:
+                emulator.post("/_emulator/rate-limit", {"per_second": FIXED_LIMIT})
+                seconds, ids = run(client)
+                report = emulator.get("/_emulator/rate-limit")
+                served, refused = len(report["served"]), len(report["refused"])
+                moments = report["served"] + report["refused"]
+                runs[client].append({
+                    "wall": seconds, "first": min(moments), "last": max(moments), "served": served,
+                    "refused": refused / (served + refused), "check": missed(ids, served_ids),
+                })  # fmt: skip
+                print(f"others, fixed {FIXED_LIMIT}, {client}: {runs[client][-1]}", flush=True)
+
+    title = (f"limit {FIXED_LIMIT} req/s, 25 ms latency, 600 conversations / "
+             f"{len(served_ids['messages']):,} messages")  # fmt: skip
+    labels = {
+        "tap-vobiz": "tap (default settings)",
+        "dlt": f"dlt {versions['dlt']} `rest_api`, 8 workers, into DuckDB",
+        "airbyte": f"airbyte-cdk {versions['airbyte']} declarative, concurrency 8",
+    }
+    for client in clients:
+        done = runs[client]
+        requests = statistics.median(r["served"] for r in done)
+        best = requests / FIXED_LIMIT
+        first, last = statistics.median(r["first"] for r in done), statistics.median(r["last"] for r in done)
+        wall = statistics.median(r["wall"] for r in done)
+        refused = statistics.median(r["refused"] for r in done)
+        checks = sorted({r["check"] for r in done})
+        figures = (f"first request at {first:.1f} s, last at {last:.1f} s = {last / best:.2f}x the best; "
+                   f"whole run {wall:.1f} s; "
+                   f"429s {refused:.1%}; records: {', '.join(checks)}")  # fmt: skip
+        rows.append((title, f"{labels[client]}: {requests:,.0f} requests, at best {best:.1f} s", figures, ""))
+        title = ""
+    return rows
+
+
 def scenarios(
     family: str, repeat: int, workdir: Path, before: Path | None
 ) -> list[tuple[str, str, str, str]]:
@@ -886,6 +1038,8 @@ def scenarios(
         return webhook_load.scenarios(repeat)
     if family == "pacing":
         return pacing_scenarios(repeat, workdir, before)
+    if family == "others":
+        return others_scenarios(repeat, workdir)
     scales, rows = SCALES[family], []
     size, name = scales["latency"]
     with Emulator(*size) as emulator:
