@@ -36,7 +36,7 @@ class LeanRecordMessages(_StreamMixin):
     the tap: users prune catalogs to keep personal data out of the warehouse), and
     otherwise does what the SDK does: stream maps, then one RECORD message per map.
 
-    Without stream maps (the stream's one map passes records through unchanged) the
+    Without stream maps or flattening (the stream's one map passes records through as they are) the
     RECORD line is encoded straight from the record, the same bytes without a message
     object, a generator and two writer calls per record (`SingerOutput.write_record`).
     """
@@ -50,7 +50,7 @@ class LeanRecordMessages(_StreamMixin):
         stream = t.cast("Stream", self)
         if self._plain_records is None:
             output, maps = stream._tap.message_writer, stream.stream_maps
-            plain = len(maps) == 1 and type(maps[0]) is SameRecordTransform
+            plain = len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
             self._plain_records = (
                 (output, maps[0].stream_alias) if plain and isinstance(output, SingerOutput) else False
             )
