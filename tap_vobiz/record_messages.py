@@ -8,8 +8,11 @@ import datetime as dt
 import typing as t
 
 from singer_sdk.exceptions import MapExpressionError
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
+
+from tap_vobiz.output import SingerOutput
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Record
@@ -32,14 +35,38 @@ class LeanRecordMessages(_StreamMixin):
     out once per stream (a field pruned from the catalog, or deselected, never leaves
     the tap: users prune catalogs to keep personal data out of the warehouse), and
     otherwise does what the SDK does: stream maps, then one RECORD message per map.
+
+    Without stream maps or flattening (the stream's one map passes records through as they are) the
+    RECORD line is encoded straight from the record, the same bytes without a message
+    object, a generator and two writer calls per record (`SingerOutput.write_record`).
     """
 
     _emitted_fields: frozenset[str] | None = None
+    # The writer and stream name RECORDs go to directly; False: through the stream maps.
+    _plain_records: tuple[SingerOutput, str] | t.Literal[False] | None = None
 
     @override
-    def _generate_record_messages(self, record: Record) -> t.Generator[RecordMessage, None, None]:
+    def _write_record_message(self, record: Record) -> None:
         stream = t.cast("Stream", self)
+        if self._plain_records is None:
+            output, maps = stream._tap.message_writer, stream.stream_maps
+            plain = len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
+            self._plain_records = (
+                (output, maps[0].stream_alias) if plain and isinstance(output, SingerOutput) else False
+            )
+        if self._plain_records:
+            self._keep_emitted_fields(record)
+            writer, alias = self._plain_records
+            writer.write_record(alias, record, stream._stream_version)
+        else:
+            for message in self._generate_record_messages(record):
+                stream._tap.write_message(message)
+        stream.state_manager.is_flushed = False
+
+    def _keep_emitted_fields(self, record: Record) -> None:
+        """Drop the fields the catalog's schema does not declare or does not select."""
         if self._emitted_fields is None:
+            stream = t.cast("Stream", self)
             mask = stream.mask
             self._emitted_fields = frozenset(
                 name for name in stream.effective_schema["properties"] if mask[("properties", name)]
@@ -47,6 +74,11 @@ class LeanRecordMessages(_StreamMixin):
         if not self._emitted_fields.issuperset(record):
             for name in record.keys() - self._emitted_fields:
                 del record[name]
+
+    @override
+    def _generate_record_messages(self, record: Record) -> t.Generator[RecordMessage, None, None]:
+        stream = t.cast("Stream", self)
+        self._keep_emitted_fields(record)
         for stream_map in stream.stream_maps:
             try:
                 mapped_record = stream_map.transform(record)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import re
 
 import pytest
 import requests
+from singer_sdk.singerlib import RecordMessage
 
 from tap_vobiz.conversation_streams import parse_content
 from tap_vobiz.decoding import parse_timestamp
 from tap_vobiz.errors import CursorLoopError
+from tap_vobiz.output import SingerOutput
 from tap_vobiz.pagination import CursorPaginator
 
 
@@ -120,3 +124,27 @@ def test_properties_pruned_from_the_catalog_never_leave_the_tap(start_emulator, 
     for record in run.records["messages"]:
         assert set(record) <= set(schema["properties"])
         assert "contact_id" not in record and "content_json" not in record
+
+
+@pytest.mark.parametrize("version", [None, 1764770000000])
+def test_a_record_line_written_directly_is_the_line_its_message_writes(version):
+    record = {
+        "id": "m1",
+        "content": '{"body": "caf\u00e9 \U0001f600"}',
+        "created_at": "2026-10-31T12:00:00Z",
+        "malformed_fields": None,
+        "content_json": {"body": "caf\u00e9"},
+        "n": 1.5,
+        "ok": True,
+    }
+    direct, through_message = SingerOutput(), SingerOutput()
+    direct._out, through_message._out = io.BytesIO(), io.BytesIO()
+    direct.write_record("messages", record, version)
+    through_message.write_message(
+        RecordMessage(
+            stream="messages", record=record, version=version, time_extracted=dt.datetime.now(dt.timezone.utc)
+        )
+    )
+    moment = re.compile(rb'"time_extracted":"[^"]+"')
+    assert moment.sub(b"T", direct._out.getvalue()) == moment.sub(b"T", through_message._out.getvalue())
+    assert direct._out.getvalue().endswith(b"\n")
