@@ -530,6 +530,8 @@ def models_scenarios(repeat: int, workdir: Path, before: Path | None) -> list[tu
                 DBT_POSTGRES_PROFILES_DIR=str(project / "profiles" / "postgres"),
                 DBT_POSTGRES_SCHEMA=schemas[tree],
             )
+            kept = workdir / f"dbt-{tree}-{command}-{len(list(workdir.glob(f'dbt-{tree}-{command}-*')))}.log"
+            kept.write_text(log)  # each build's log kept beside the others (parsing, node times)
             results = json.loads((project / "target" / "run_results.json").read_text())["results"]
             verdict = ""
             if tree == "after":

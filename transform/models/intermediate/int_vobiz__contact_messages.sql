@@ -1,4 +1,8 @@
 {#- One row per contact with messages: how many, and the first and latest in each direction. -#}
+{#- Ephemeral: read by vobiz__contacts alone, so it is inlined there (a CTE) instead of written as a
+    table and read back; that mart's primary_key test also catches a key this gave twice. -#}
+{{ config(materialized='ephemeral') }}
+
 select
     contact_id,
     count(*) as messages,

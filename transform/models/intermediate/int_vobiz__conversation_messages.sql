@@ -1,4 +1,8 @@
 {#- One row per conversation with messages: its message counts and first messages. -#}
+{#- Ephemeral: read by vobiz__conversation_metrics alone, so it is inlined there (a CTE) instead of written as a
+    table and read back; that mart's primary_key test also catches a key this gave twice. -#}
+{{ config(materialized='ephemeral') }}
+
 with messages as (
     select * from {{ ref('stg_vobiz__messages') }}
 )

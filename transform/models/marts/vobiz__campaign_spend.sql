@@ -4,10 +4,10 @@
 with deliveries as (
     select
         campaign_id,
-        count(*) as delivered,
-        count(price) as priced_deliveries,
-        count(*) - count(price) as unpriced_deliveries,
-        coalesce(sum(price), 0) as estimated_spend,
+        sum(units) as delivered,
+        sum(case when price is not null then units else 0 end) as priced_deliveries,
+        sum(case when price is null then units else 0 end) as unpriced_deliveries,
+        coalesce(sum(price * units), 0) as estimated_spend,
         max(category) as pricing_category,
         max(currency) as currency
     from {{ ref('int_vobiz__priced_units') }}

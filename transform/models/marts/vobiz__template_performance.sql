@@ -41,15 +41,15 @@ message_sends as (
         status,
         cast(null as {{ dbt.type_string() }}) as error_code,
         cast(null as {{ dbt.type_string() }}) as error_desc
-    from {{ ref('stg_vobiz__messages') }}
+    from {{ ref('stg_vobiz__messages') }} as messages
     where message_type = 'template' and direction = 'outbound'
     {%- if var('vobiz_using_campaigns') %}
-        and (
-            meta_message_id is null
-            or meta_message_id not in (
-                select meta_message_id from {{ ref('stg_vobiz__campaign_recipients') }}
-                where meta_message_id is not null
-            )
+        -- An anti join, not `not in (subquery)`: PostgreSQL hashes that subquery only while it fits
+        -- in work_mem, and otherwise scans it for every message (174 s on the models benchmark's
+        -- 200,000 recipients once their table was analyzed, against 0.3 s for the anti join).
+        and not exists (
+            select 1 from {{ ref('stg_vobiz__campaign_recipients') }} as recipients
+            where recipients.meta_message_id = messages.meta_message_id
         )
     {%- endif %}
 ),
