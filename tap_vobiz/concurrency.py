@@ -15,6 +15,9 @@ keep that safe for any target:
   whose buffer is full waits. However large the account or a conversation's history, the
   tap holds at most 128 x 3 pages of 100 records with the defaults (most conversations are
   one page).
+- **Threads**: started as they prove useful, not all at once: one more each time the consumer
+  waits for a result while tasks wait for a thread, up to `workers` and to one more than the
+  pacer's places in flight. When the API answers at once, two keep ahead of the consumer.
 
 A list read on a worker may itself fan its pages out, so threads can nest. How many of
 them have a request in flight, and how fast requests go, is the pacer's (`tap_vobiz.pacing`):
@@ -57,8 +60,16 @@ def fetch_in_order(
     workers: int,
     lookahead: int | None = None,
     buffer: int = 2,
+    wanted: t.Callable[[], int] | None = None,
 ) -> t.Iterator[tuple[T, t.Iterator[R]]]:
-    """`(task, results)` for each task, in task order, with `fetch` running on `workers` threads.
+    """`(task, results)` for each task, in task order, with `fetch` running on up to `workers` threads.
+
+    Threads start as they prove useful (`wanted()`, if given, bounds them further: the pacer's
+    places in flight): one at first, and one more each time the consumer finds its next result
+    not ready while tasks wait that no thread took. When the API answers at once, the consumer
+    (writing records) is the bottleneck, and one or two threads keep ahead of it; more would only
+    take turns for the GIL (32 threads cost a quarter more CPU than 2, in thread switches).
+    When latency is the bottleneck, the consumer keeps waiting, and threads grow to `workers`.
 
     The look-ahead is deep (`LOOKAHEAD` tasks) because a long history is paged one request
     after another: while the consumer waits on it, the other workers go on.
@@ -96,9 +107,20 @@ def fetch_in_order(
             except BaseException as error:
                 put(slot, _Failure(error))
 
-    threads = [threading.Thread(target=work, name=f"vobiz-fetch-{n}", daemon=True) for n in range(workers)]
-    for thread in threads:
+    threads: list[threading.Thread] = []
+
+    def start_worker() -> None:
+        thread = threading.Thread(target=work, name=f"vobiz-fetch-{len(threads)}", daemon=True)
+        threads.append(thread)
         thread.start()
+
+    def starved() -> None:
+        """The consumer found its next result not ready: while tasks wait that no worker took yet,
+        one more worker (up to `workers`)."""
+        if len(threads) < min(workers, wanted() if wanted else workers) and not todo.empty():
+            start_worker()
+
+    start_worker()
     in_flight: collections.deque[_Slot[T]] = collections.deque()
     pending = iter(tasks)
     exhausted = False
@@ -115,15 +137,22 @@ def fetch_in_order(
             if not in_flight:
                 return
             slot = in_flight.popleft()
-            yield slot.task, _drain(slot)
+            yield slot.task, _drain(slot, starved)
     finally:
         cancelled.set()
         for _ in threads:
             todo.put(None)
 
 
-def _drain(slot: _Slot) -> t.Iterator:
-    while (item := slot.results.get()) is not _END:
+def _drain(slot: _Slot, starved: t.Callable[[], None]) -> t.Iterator:
+    while True:
+        try:
+            item = slot.results.get_nowait()
+        except queue.Empty:
+            starved()
+            item = slot.results.get()
+        if item is _END:
+            return
         if isinstance(item, _Failure):
             raise item.error
         yield item

@@ -131,7 +131,9 @@ class FanOutStream(VobizStream):
         stage = f"{parent.noun}s' {self.name} read" if parent else f"{self.name} pages read"
         lists = list(lists)
         read_so_far = gone_lists = 0
-        for item, pages in fetch_in_order(lists, read, workers=self.pacer.workers):
+        for item, pages in fetch_in_order(
+            lists, read, workers=self.pacer.workers, wanted=self.pacer.threads_wanted
+        ):
             try:
                 for page in pages:
                     if parent and item:

@@ -228,6 +228,11 @@ class Pacer:
         """Threads a concurrent fetch may use: as many as there may be requests in flight."""
         return self.in_flight.bound
 
+    def threads_wanted(self) -> int:
+        """Threads a concurrent fetch can use now: one more than the places in flight (a thread
+        waiting for a place is how the places learn that more are wanted)."""
+        return self.in_flight.limit + 1
+
     @property
     def workers_now(self) -> int:
         """Threads for a short fetch whose every request may prove useless (the pages a list's

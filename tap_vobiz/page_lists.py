@@ -515,6 +515,7 @@ class PageListStream(FanOutStream):
                     lambda n: [self.fetch_page(context, n)],
                     workers=workers,
                     lookahead=2 * workers,
+                    wanted=self.pacer.threads_wanted,
                 )
                 for _, fetched in rest:
                     yield from fetched

@@ -142,6 +142,47 @@ def test_a_failure_surfaces_at_its_task_and_stops_the_workers():
     assert not any(t.name.startswith("vobiz-fetch") for t in threading.enumerate())
 
 
+def _fetched_on(threads: set[str], delay: float = 0.0):
+    def fetch(task: int):
+        threads.add(threading.current_thread().name)
+        if delay:
+            time.sleep(delay)
+        yield task
+
+    return fetch
+
+
+def test_threads_stay_few_when_the_consumer_is_the_bottleneck():
+    # An API that answers at once: the records' writing is what takes time. More threads would
+    # only take turns for the GIL; one or two stay ahead of the consumer.
+    threads: set[str] = set()
+    for _, pages in fetch_in_order(range(300), _fetched_on(threads), workers=16):
+        for _ in pages:
+            time.sleep(0.001)
+    assert len(threads) <= 3  # two, or a third started while the machine was busy
+
+
+def test_threads_grow_to_workers_when_fetching_is_the_bottleneck():
+    threads: set[str] = set()
+    results = [
+        r for _, pages in fetch_in_order(range(200), _fetched_on(threads, 0.02), workers=8) for r in pages
+    ]
+    assert results == list(range(200))
+    assert len(threads) == 8
+
+
+def test_threads_wanted_bound_the_threads():
+    threads: set[str] = set()
+    places = [3]
+    fetch = _fetched_on(threads, 0.01)
+    for task, pages in fetch_in_order(range(120), fetch, workers=16, wanted=lambda: places[0]):
+        list(pages)
+        if task == 60:
+            assert len(threads) == 3
+            places[0] = 6  # the pacer's places grew
+    assert len(threads) == 6
+
+
 def test_one_worker_runs_on_the_calling_thread():
     threads = set()
 
