@@ -200,8 +200,11 @@ class MessagesStream(ResumableFanOut):
         page_size = int(self.config["page_size"])
         page: list[dict[str, t.Any]] = []
         for record in self.request_records(parent.context):
-            moment = parse_timestamp(record.get("created_at"))
-            if since is None or moment is None or moment >= since:
+            if (
+                since is None
+                or (moment := parse_timestamp(record.get("created_at"))) is None
+                or moment >= since
+            ):
                 page.append(record)
                 if len(page) == page_size:
                     yield page
