@@ -15,9 +15,9 @@ keep that safe for any target:
   whose buffer is full waits. However large the account or a conversation's history, the
   tap holds at most 128 x 3 pages of 100 records with the defaults (most conversations are
   one page).
-- **Threads**: started as they prove useful, not all at once: one more each time the consumer
-  waits for a result while tasks wait for a thread, up to `workers` and to one more than the
-  pacer's places in flight. When the API answers at once, two keep ahead of the consumer.
+- **Threads**: started as they prove useful, not all at once: twice as many each time the
+  consumer waits for a result while tasks wait for a thread, up to `workers` and to one more
+  than the pacer's places in flight.
 
 A list read on a worker may itself fan its pages out, so threads can nest. How many of
 them have a request in flight, and how fast requests go, is the pacer's (`tap_vobiz.pacing`):
@@ -65,11 +65,12 @@ def fetch_in_order(
     """`(task, results)` for each task, in task order, with `fetch` running on up to `workers` threads.
 
     Threads start as they prove useful (`wanted()`, if given, bounds them further: the pacer's
-    places in flight): one at first, and one more each time the consumer finds its next result
-    not ready while tasks wait that no thread took. When the API answers at once, the consumer
-    (writing records) is the bottleneck, and one or two threads keep ahead of it; more would only
-    take turns for the GIL (32 threads cost a quarter more CPU than 2, in thread switches).
-    When latency is the bottleneck, the consumer keeps waiting, and threads grow to `workers`.
+    places in flight, plus one): one at first, twice as many each time the consumer finds its
+    next result not ready while tasks wait that no thread took. When the consumer (writing
+    records) is the bottleneck, a few threads keep ahead of it; more would only take turns for
+    the GIL. When latency is the bottleneck, the consumer keeps waiting, and threads double
+    until they are `workers` (at 300 ms a request, within a second or two, as the places'
+    own slow start).
 
     The look-ahead is deep (`LOOKAHEAD` tasks) because a long history is paged one request
     after another: while the consumer waits on it, the other workers go on.
@@ -116,8 +117,9 @@ def fetch_in_order(
 
     def starved() -> None:
         """The consumer found its next result not ready: while tasks wait that no worker took yet,
-        one more worker (up to `workers`)."""
-        if len(threads) < min(workers, wanted() if wanted else workers) and not todo.empty():
+        twice the workers (up to `workers`, `wanted()` and the tasks waiting)."""
+        most = min(workers, wanted() if wanted else workers)
+        for _ in range(min(len(threads), most - len(threads), todo.qsize())):
             start_worker()
 
     start_worker()
