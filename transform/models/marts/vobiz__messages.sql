@@ -39,24 +39,42 @@ current_statuses as (
 {% endif %}
 
 {% if is_incremental() %}
-watermark as (
-    select max({{ 'loaded_at' if 'loaded_at' in built_columns else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }})
-        as loaded_at
+-- The rows already built, read once: the values each conversation's rows copied from its channel,
+-- contact and conversation, and when they were loaded. The watermark and the changed keys read
+-- these few thousand groups, not the mart's 100,000 rows four times (models benchmark's account).
+built as (
+    select
+        channel_id,
+        channel_phone_number,
+        channel_name,
+        contact_id,
+        contact_name,
+        contact_phone_number,
+        conversation_id,
+        conversation_category,
+        max({{ 'loaded_at' if 'loaded_at' in built_columns else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }})
+            as loaded_at
     from {{ this }}
+    group by channel_id, channel_phone_number, channel_name, contact_id, contact_name, contact_phone_number,
+        conversation_id, conversation_category
+),
+
+watermark as (
+    select max(loaded_at) as loaded_at from built
 ),
 
 changed_channels as (
-    {{ vobiz_changed_keys(this, 'channel_id', 'channels',
+    {{ vobiz_changed_keys('built', 'channel_id', 'channels',
         {'channel_phone_number': 'phone_number', 'channel_name': 'display_name'}) }}
 ),
 
 changed_contacts as (
-    {{ vobiz_changed_keys(this, 'contact_id', 'contacts',
+    {{ vobiz_changed_keys('built', 'contact_id', 'contacts',
         {'contact_name': 'contact_name', 'contact_phone_number': 'phone_number'}) }}
 ),
 
 changed_conversations as (
-    {{ vobiz_changed_keys(this, 'conversation_id', 'conversations', {'conversation_category': 'category'}) }}
+    {{ vobiz_changed_keys('built', 'conversation_id', 'conversations', {'conversation_category': 'category'}) }}
 ),
 
 {% if using_statuses %}
@@ -65,8 +83,8 @@ changed_conversations as (
 changed_statuses as (
     select current_statuses.message_id
     from current_statuses
-    left join {{ this }} as built on built.message_id = current_statuses.message_id
-    where current_statuses.status_source = 'webhook' and built.status is distinct from current_statuses.status
+    left join {{ this }} as built_rows on built_rows.message_id = current_statuses.message_id
+    where current_statuses.status_source = 'webhook' and built_rows.status is distinct from current_statuses.status
 ),
 {% endif %}
 
