@@ -97,12 +97,18 @@ messages as (
     from {{ ref('stg_vobiz__messages') }} as staged
     {%- if is_incremental() %}
     cross join watermark
+    -- Joined to the changed keys (each once), not `in (subquery)` under the `or`: on staging tables
+    -- just built (no statistics yet) PostgreSQL guessed those lists too long to hash, and its cost
+    -- of scanning them per message planned the joins below as nested loops (3-5 s).
+    left join changed_channels on staged.channel_id = changed_channels.channel_id
+    left join changed_contacts on staged.contact_id = changed_contacts.contact_id
+    left join changed_conversations on staged.conversation_id = changed_conversations.conversation_id
     where staged.loaded_at >= watermark.loaded_at
         or staged.loaded_at is null
         or watermark.loaded_at is null
-        or staged.channel_id in (select channel_id from changed_channels)
-        or staged.contact_id in (select contact_id from changed_contacts)
-        or staged.conversation_id in (select conversation_id from changed_conversations)
+        or changed_channels.channel_id is not null
+        or changed_contacts.contact_id is not null
+        or changed_conversations.conversation_id is not null
         {%- if using_statuses %}
         or staged.message_id in (select message_id from changed_statuses)  -- issue 32
         {%- endif %}
