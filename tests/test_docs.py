@@ -94,6 +94,8 @@ def test_the_long_checks_command_in_docs_development_md_selects_the_tests_marked
     assert sorted(line for line in collected.stdout.splitlines() if "::" in line) == [
         "tests/test_meltano.py::test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly"
         "[pipeline-terminated]",
+        "tests/test_models_odd_data.py::test_a_key_test_with_invariants_fails_on_a_repeated_key_and_on_a_broken_invariant"
+        "[postgres]",
         "tests/test_models_odd_data.py::test_a_stream_left_unselected_builds_the_marts_without_it[postgres]",
         "tests/test_models_odd_data.py::test_rows_the_tap_re_read_long_after_their_day_reach_the_incremental_marts"
         "[postgres]",

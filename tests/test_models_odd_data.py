@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import typing as t
 import uuid
 
@@ -372,3 +373,57 @@ def test_tables_keyed_by_id_build_the_marts_of_appended_ones(warehouses, adapter
 
 def _rows(rows: list[dict]) -> list[str]:
     return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
+
+
+# The data tests that check a model's key and its rows' invariants in one node (primary_key and
+# unique_combination with `expression`): each test's name, the table it reads, its key column
+# (the first, for a combination) and an update that breaks one of its invariants.
+KEY_AND_INVARIANTS = {
+    "primary_key_stg_vobiz__messages_message_id":
+        ("stg_vobiz__messages", "message_id", "direction = 'sideways'"),
+    "primary_key_stg_vobiz__call_logs_call_id": ("stg_vobiz__call_logs", "call_id", "direction = 'sideways'"),
+    "primary_key_stg_vobiz__campaign_recipients_recipient_id":
+        ("stg_vobiz__campaign_recipients", "recipient_id", "campaign_id = null"),
+    "primary_key_vobiz__messages_message_id": ("vobiz__messages", "message_id", "conversation_id = null"),
+    "primary_key_vobiz__campaign_performance_campaign_id":
+        ("vobiz__campaign_performance", "campaign_id", "recipients = recipients + 1"),
+    "primary_key_vobiz__conversation_metrics_conversation_id":
+        ("vobiz__conversation_metrics", "conversation_id", "messages = -1"),
+    "unique_combination_vobiz__channel_daily_channel_id__date_day":
+        ("vobiz__channel_daily", "channel_id", "messages = -1"),
+    "unique_combination_vobiz__template_performance_channel_id__template_name__template_language__date_day":
+        ("vobiz__template_performance", "channel_id", "sends = sends + 1"),
+    "unique_combination_vobiz__channel_daily_spend_channel_id__date_day":
+        ("vobiz__channel_daily_spend", "channel_id", "billable_conversations = billable_conversations + 1"),
+    "unique_combination_int_vobiz__conversation_replies_conversation_id__turn":
+        ("int_vobiz__conversation_replies", "conversation_id", "reply_seconds = 0"),
+    "unique_combination_vobiz_rate_card_calling_code__category":
+        ("vobiz_rate_card", "calling_code", "price = null"),
+}  # fmt: skip
+
+
+@ADAPTER_NEUTRAL
+def test_a_key_test_with_invariants_fails_on_a_repeated_key_and_on_a_broken_invariant(warehouses):
+    """One test node per model checks its key and its rows' invariants: a repeated key and a row
+    breaking an invariant each count among its failures, as two separate tests' would."""
+    raw = warehouses("guards")
+    raw.create(account())
+    assert (built := raw.dbt("build")).returncode == 0, built.stdout[-3000:]
+    expected = {}
+    for name, (table, key, breaking) in KEY_AND_INVARIANTS.items():
+        relation = f"vobiz_analytics.{table}"
+        last, first = (f"{key} = (select {end}({key}) from {relation})" for end in ("max", "min"))  # noqa: S608
+        [repeated] = raw.sql(f"select count(*) as n from {relation} where {last}")  # noqa: S608
+        [broken] = raw.sql(
+            f"insert into {relation} select * from {relation} where {last}",  # noqa: S608
+            f"update {relation} set {breaking} where {first}",  # noqa: S608
+            f"select count(*) as n from {relation} where {first}",  # noqa: S608
+        )
+        # One failing row per repeated key, one per row breaking an invariant.
+        expected[name] = int(repeated["n"]) + int(broken["n"])
+    tested = raw.dbt("test", "--select", "test_type:generic")
+    failures = dict(re.findall(r"Failure in test (\w+) \(.*?\n.*?Got (\d+) results?", tested.stdout))
+    found = {
+        name: int(count) for test, count in failures.items() for name in expected if test.startswith(name)
+    }
+    assert found == expected, tested.stdout[-3000:]

@@ -13,6 +13,21 @@ campaigns as (
     select * from {{ ref('stg_vobiz__campaigns') }}
 ),
 
+-- The recipients grouped by campaign, day, status and error before their campaign and template
+-- are joined: 200,000 recipients on the models benchmark's account make a few thousand groups.
+recipient_groups as (
+    select
+        campaign_id,
+        {{ vobiz_date_day('coalesce(sent_at, created_at)') }} as date_day,
+        status,
+        error_code,
+        max(error_desc) as error_desc,
+        count(*) as sends
+    from {{ ref('stg_vobiz__campaign_recipients') }}
+    where coalesce(sent_at, created_at) is not null
+    group by campaign_id, {{ vobiz_date_day('coalesce(sent_at, created_at)') }}, status, error_code
+),
+
 recipient_sends as (
     select
         campaigns.channel_id,
@@ -20,12 +35,13 @@ recipient_sends as (
             else 'campaigns.template_name' }} as template_name,
         {{ 'coalesce(templates.template_language, campaigns.template_language)' if var('vobiz_using_templates')
             else 'campaigns.template_language' }} as template_language,
-        coalesce(recipients.sent_at, recipients.created_at) as sent_at,
-        case when recipients.status = 'queued' then 'pending' else recipients.status end as status,
-        recipients.error_code,
-        recipients.error_desc
-    from {{ ref('stg_vobiz__campaign_recipients') }} as recipients
-    inner join campaigns on recipients.campaign_id = campaigns.campaign_id
+        recipient_groups.date_day,
+        case when recipient_groups.status = 'queued' then 'pending' else recipient_groups.status end as status,
+        recipient_groups.error_code,
+        recipient_groups.error_desc,
+        recipient_groups.sends
+    from recipient_groups
+    inner join campaigns on recipient_groups.campaign_id = campaigns.campaign_id
     {%- if var('vobiz_using_templates') %}
     left join {{ ref('stg_vobiz__templates') }} as templates on campaigns.template_id = templates.template_id
     {%- endif %}
@@ -37,12 +53,13 @@ message_sends as (
         channel_id,
         template_name,
         template_language,
-        created_at as sent_at,
+        {{ vobiz_date_day('created_at') }} as date_day,
         status,
         cast(null as {{ dbt.type_string() }}) as error_code,
-        cast(null as {{ dbt.type_string() }}) as error_desc
+        cast(null as {{ dbt.type_string() }}) as error_desc,
+        count(*) as sends
     from {{ ref('stg_vobiz__messages') }} as messages
-    where message_type = 'template' and direction = 'outbound'
+    where message_type = 'template' and direction = 'outbound' and created_at is not null
     {%- if var('vobiz_using_campaigns') %}
         -- An anti join, not `not in (subquery)`: PostgreSQL hashes that subquery only while it fits
         -- in work_mem, and otherwise scans it for every message (174 s on the models benchmark's
@@ -52,19 +69,17 @@ message_sends as (
             where recipients.meta_message_id = messages.meta_message_id
         )
     {%- endif %}
+    group by channel_id, template_name, template_language, {{ vobiz_date_day('created_at') }}, status
 ),
 
-sends as (
-    select channel_id, template_name, template_language, {{ vobiz_date_day('sent_at') }} as date_day,
-        status, error_code, error_desc
-    from message_sends
-    where sent_at is not null
+-- Groups of sends alike (`sends` of them): the template messages and the campaigns' recipients.
+send_groups as (
+    select * from message_sends
+    where channel_id is not null and template_name is not null
     {%- if var('vobiz_using_campaigns') %}
     union all
-    select channel_id, template_name, template_language, {{ vobiz_date_day('sent_at') }} as date_day,
-        status, error_code, error_desc
-    from recipient_sends
-    where sent_at is not null
+    select * from recipient_sends
+    where channel_id is not null and template_name is not null
     {%- endif %}
 ),
 
@@ -74,13 +89,12 @@ outcomes as (
         template_name,
         template_language,
         date_day,
-        count(*) as sends,
-        sum(case when status = 'pending' then 1 else 0 end) as pending,
-        {{ vobiz_send_funnel('status') }},
-        sum(case when status = 'skipped' then 1 else 0 end) as skipped,
-        sum(case when status is null or status not in {{ statuses }} then 1 else 0 end) as other_status
-    from sends
-    where channel_id is not null and template_name is not null
+        sum(sends) as sends,
+        sum(case when status = 'pending' then sends else 0 end) as pending,
+        {{ vobiz_send_funnel('status', 'sends') }},
+        sum(case when status = 'skipped' then sends else 0 end) as skipped,
+        sum(case when status is null or status not in {{ statuses }} then sends else 0 end) as other_status
+    from send_groups
     group by channel_id, template_name, template_language, date_day
 ),
 
@@ -88,9 +102,9 @@ error_counts as (
     select
         channel_id, template_name, template_language, date_day, error_code,
         max(error_desc) as error_desc,
-        count(*) as failures
-    from sends
-    where status = 'failed' and error_code is not null and channel_id is not null and template_name is not null
+        sum(sends) as failures
+    from send_groups
+    where status = 'failed' and error_code is not null
     group by channel_id, template_name, template_language, date_day, error_code
 ),
 

@@ -4,12 +4,7 @@
   rows failing any of them (as separate tests would, a null result is no failure).
 -#}
 {% test expression_is_true(model, expression) %}
-{%- set expressions = [expression] if expression is string else expression %}
 select *
 from {{ model }}
-where not (
-    {%- for each in expressions %}
-    ({{ each }}){{ ' and' if not loop.last }}
-    {%- endfor %}
-)
+where {{ vobiz_breaks(expression) }}
 {% endtest %}
