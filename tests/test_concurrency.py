@@ -215,6 +215,7 @@ def test_no_request_reaches_the_api_while_a_429_pause_holds(start_emulator, tmp_
     assert during == []
 
 
+@pytest.mark.long  # a minute against the emulator; test_pacing's fixed limit checks it on a simulated clock
 def test_a_sustained_server_limit_is_met_without_429s_after_30_seconds(start_emulator, tmp_path):
     emulator = start_emulator(280, 280, days=2)
     emulator.state.faults = Faults(max_per_second=5)

@@ -92,6 +92,7 @@ def test_the_long_checks_command_in_docs_development_md_selects_the_tests_marked
 
     assert collected.returncode == 0, collected.stdout[-3000:]
     assert sorted(line for line in collected.stdout.splitlines() if "::" in line) == [
+        "tests/test_concurrency.py::test_a_sustained_server_limit_is_met_without_429s_after_30_seconds",
         "tests/test_meltano.py::test_a_meltano_run_stopped_part_way_then_run_again_loads_postgres_exactly"
         "[pipeline-terminated]",
         "tests/test_models_odd_data.py::test_a_key_test_with_invariants_fails_on_a_repeated_key_and_on_a_broken_invariant"
