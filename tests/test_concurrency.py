@@ -171,6 +171,16 @@ def test_threads_grow_to_workers_when_fetching_is_the_bottleneck():
     assert len(threads) == 8
 
 
+def test_threads_double_while_the_consumer_waits():
+    # At 300 ms a request one more thread per wait took seconds to reach the places in flight (92 %
+    # of the limit against 98 %); doubled at each wait, 16 are there after four or five tasks.
+    threads: set[str] = set()
+    for task, pages in fetch_in_order(range(100), _fetched_on(threads, 0.05), workers=16):
+        list(pages)
+        if task == 10:
+            assert len(threads) == 16
+
+
 def test_threads_wanted_bound_the_threads():
     threads: set[str] = set()
     places = [3]
