@@ -16,6 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError, MapExpressionError, Map
 from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
 from tap_vobiz.account_streams import CannedResponsesStream, ChannelsStream, ContactsStream, TemplatesStream
@@ -319,7 +320,9 @@ class TapVobiz(Tap):
             for stream in self.streams.values():
                 if isinstance(stream, ResumableFanOut):
                     stream.keep_position()
-            self._state_writer.write_state(self.state)
+            # Written even when it equals the last STATE (the SDK's `write_state` would skip it):
+            # records of a list not finished may have gone out since, and the run ends on its STATE.
+            self.write_message(StateMessage(value=self.state))
             self.run.report.log(self.logger, completed=False, interrupted_by=signal.Signals(stop.signum).name)
             _ignore_stop_signals()
             raise SystemExit(128 + stop.signum) from None
