@@ -15,9 +15,12 @@ keep that safe for any target:
   whose buffer is full waits. However large the account or a conversation's history, the
   tap holds at most 128 x 3 pages of 100 records with the defaults (most conversations are
   one page).
-- **Threads**: started as they prove useful, not all at once: twice as many each time the
-  consumer waits for a result while tasks wait for a thread, up to `workers` and to one more
-  than the pacer's places in flight.
+- **Threads**: none while the fetches' time is the interpreter's: the tasks are fetched on
+  the consumer's thread, one after another, as long as less than half the time goes on
+  waiting for the API (a thread per fetch would only hand the GIL back and forth: at zero
+  latency that cost 6-8 % of the rate). Then started as they prove useful, not all at once:
+  twice as many each time the consumer waits for a result while tasks wait for a thread, up
+  to `workers` and to one more than the pacer's places in flight.
 
 A list read on a worker may itself fan its pages out, so threads can nest. How many of
 them have a request in flight, and how fast requests go, is the pacer's (`tap_vobiz.pacing`):
@@ -31,6 +34,7 @@ import queue
 import threading
 import typing as t
 from dataclasses import dataclass, field
+from time import perf_counter, thread_time
 
 T = t.TypeVar("T")
 R = t.TypeVar("R")
@@ -38,6 +42,13 @@ R = t.TypeVar("R")
 _END = object()
 # Tasks in flight at most (more with more than 64 workers: two each).
 LOOKAHEAD = 128
+# Fetching on the consumer's thread stops once this share of the time went on waiting for the
+# API (a fetch's wall time less its thread's CPU time), measured over at least
+# `MEASURE_SECONDS` and at most `WINDOW_SECONDS` (so that an API slowing down is seen within
+# a second).
+NETWORK_BOUND = 0.5
+MEASURE_SECONDS = 0.01
+WINDOW_SECONDS = 1.0
 
 
 @dataclass
@@ -64,9 +75,11 @@ def fetch_in_order(
 ) -> t.Iterator[tuple[T, t.Iterator[R]]]:
     """`(task, results)` for each task, in task order, with `fetch` running on up to `workers` threads.
 
-    Threads start as they prove useful (`wanted()`, if given, bounds them further: the pacer's
-    places in flight, plus one): one at first, twice as many each time the consumer finds its
-    next result not ready while tasks wait that no thread took. When the consumer (writing
+    The first tasks are fetched on the calling thread, while the time waiting for the API is
+    under `NETWORK_BOUND` of the time (`_NetworkWatch`). Then threads start as they prove
+    useful (`wanted()`, if given, bounds them further: the pacer's places in flight, plus
+    one): one at first, twice as many each time the consumer finds its next result not ready
+    while tasks wait that no thread took. When the consumer (writing
     records) is the bottleneck, a few threads keep ahead of it; more would only take turns for
     the GIL. When latency is the bottleneck, the consumer keeps waiting, and threads double
     until they are `workers` (at 300 ms a request, within a second or two, as the places'
@@ -79,9 +92,17 @@ def fetch_in_order(
     `fetch` is raised from its `results` when reached, so failures surface in task order.
     With `workers` 1 everything runs on the calling thread, one task after another.
     """
+    pending = iter(tasks)
     if workers <= 1:
-        for task in tasks:
+        for task in pending:
             yield task, iter(fetch(task))
+        return
+    watch = _NetworkWatch()
+    for task in pending:
+        yield task, watch.timed(fetch(task))
+        if watch.network_bound():
+            break
+    else:
         return
     lookahead = max(lookahead or LOOKAHEAD, 2 * workers)
     todo: queue.Queue[_Slot[T] | None] = queue.Queue()
@@ -124,7 +145,6 @@ def fetch_in_order(
 
     start_worker()
     in_flight: collections.deque[_Slot[T]] = collections.deque()
-    pending = iter(tasks)
     exhausted = False
     try:
         while True:
@@ -158,3 +178,38 @@ def _drain(slot: _Slot, starved: t.Callable[[], None]) -> t.Iterator:
         if isinstance(item, _Failure):
             raise item.error
         yield item
+
+
+class _NetworkWatch:
+    """How much of the time fetches on the consumer's thread spend waiting for the API.
+
+    A fetch's wall time less its thread's CPU time is time off the interpreter: the network,
+    the server, or a machine too busy to run it. When that is under `NETWORK_BOUND` of the
+    time (fetching and consuming both), the process is bound by its own work, and threads
+    would only take turns for the GIL."""
+
+    def __init__(self) -> None:
+        self.since = perf_counter()
+        self.waited = 0.0
+
+    def timed(self, results: t.Iterable[R]) -> t.Iterator[R]:
+        iterator = iter(results)
+        while True:
+            started, cpu = perf_counter(), thread_time()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.waited += (perf_counter() - started) - (thread_time() - cpu)
+            yield item
+
+    def network_bound(self) -> bool:
+        elapsed = perf_counter() - self.since
+        if elapsed < MEASURE_SECONDS:
+            return False
+        if self.waited >= NETWORK_BOUND * elapsed:
+            return True
+        if elapsed > WINDOW_SECONDS:
+            self.since, self.waited = perf_counter(), 0.0
+        return False
