@@ -353,7 +353,7 @@ def test_response_times_count_business_hours_in_their_time_zone(warehouses):
 
 def test_tables_keyed_by_id_build_the_marts_of_appended_ones(warehouses, adapter):
     """target-postgres makes `id` the key and upserts on it: staging then reads PostgreSQL's rows
-    without ranking them per id (vobiz_one_row_per_id), a row the loader retired still left out."""
+    without ranking them per id (vobiz_source_table), a row the loader retired still left out."""
     keyed, appended = warehouses("keyed"), warehouses("appended")
     for raw in (keyed, appended):
         raw.create(account(), keyed=raw is keyed)

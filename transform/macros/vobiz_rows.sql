@@ -1,12 +1,54 @@
-{#- The columns of a loaded stream's table, lower case (none while dbt only parses). -#}
-{% macro vobiz_source_columns(table) -%}
-    {%- set columns = [] -%}
-    {%- if execute -%}
-        {%- for column in adapter.get_columns_in_relation(source('vobiz', table)) -%}
-            {%- do columns.append(column.name | lower) -%}
-        {%- endfor -%}
+{#-
+  What the live rows need to know of a loaded stream's table: its `columns` (lower case) and whether
+  it holds `one_row_per_id` by construction (a primary key or a unique index on `id` alone, as
+  target-postgres makes from the stream's key and upserts on). Such a table's live rows need no
+  ranking per id, a sort of the whole table (4 times the cost of reading the 200,000 recipients of
+  the models benchmark). Known of PostgreSQL's catalogue only: Snowflake does not enforce keys, and
+  elsewhere the rows are ranked. Nothing while dbt only parses.
+-#}
+{% macro vobiz_source_table(table) -%}
+    {%- if not execute -%}
+        {{ return({'columns': [], 'one_row_per_id': false}) }}
     {%- endif -%}
-    {{ return(columns) }}
+    {{ return(adapter.dispatch('vobiz_source_table', 'vobiz')(source('vobiz', table))) }}
+{%- endmacro %}
+
+{% macro default__vobiz_source_table(relation) -%}
+    {%- set columns = [] -%}
+    {%- for column in adapter.get_columns_in_relation(relation) -%}
+        {%- do columns.append(column.name | lower) -%}
+    {%- endfor -%}
+    {{ return({'columns': columns, 'one_row_per_id': false}) }}
+{%- endmacro %}
+
+{#- On PostgreSQL both in one catalogue query, not dbt's get_columns_in_relation (an
+    information_schema query) and another for the key: one statement per staging model. -#}
+{% macro postgres__vobiz_source_table(relation) -%}
+    {%- set query -%}
+        select
+            lower(attribute.attname) as column_name,
+            exists (
+                select 1
+                from pg_index as keys
+                inner join pg_attribute as key_column
+                    on key_column.attrelid = keys.indrelid and key_column.attnum = keys.indkey[0]
+                where keys.indrelid = attribute.attrelid
+                    and keys.indisunique
+                    and keys.indnkeyatts = 1
+                    and keys.indpred is null
+                    and key_column.attname = 'id'
+            ) as one_row_per_id
+        from pg_attribute as attribute
+        where attribute.attrelid = to_regclass('{{ relation.include(database=false) }}')
+            and attribute.attnum > 0
+            and not attribute.attisdropped
+        order by attribute.attnum
+    {%- endset -%}
+    {%- set found = run_query(query) -%}
+    {{ return({
+        'columns': found.columns[0].values() | map('string') | list,
+        'one_row_per_id': true in found.columns[1].values(),
+    }) }}
 {%- endmacro %}
 
 {#-
@@ -17,15 +59,16 @@
   (a row ACTIVATE_VERSION retired). The latest extraction of each id wins, and rows the
   latest one retired are left out; a loader that adds no metadata columns leaves every
   row live, one per id. Each row gets `vobiz_loaded_at` (`vobiz_loaded_at_column`).
-  A table whose key holds one row per id (`vobiz_one_row_per_id`) needs no ranking.
+  A table whose key holds one row per id (`vobiz_source_table`) needs no ranking.
 -#}
 {% macro vobiz_live_rows(table) -%}
-    {%- set columns = vobiz_source_columns(table) -%}
+    {%- set source_table = vobiz_source_table(table) -%}
+    {%- set columns = source_table['columns'] -%}
     {%- set order = [] -%}
     {%- for name in ['_sdc_extracted_at', '_sdc_sequence', '_sdc_batched_at'] if name in columns -%}
         {%- do order.append(name ~ ' desc nulls last') -%}
     {%- endfor -%}
-    {%- if vobiz_one_row_per_id(table) %}
+    {%- if source_table['one_row_per_id'] %}
     select source_rows.*, {{ vobiz_loaded_at_column(columns) }} as vobiz_loaded_at
     from {{ source('vobiz', table) }} as source_rows
     {%- if '_sdc_deleted_at' in columns %}
@@ -47,39 +90,6 @@
         and _sdc_deleted_at is null
     {%- endif %}
     {%- endif %}
-{%- endmacro %}
-
-{#-
-  Whether a loaded stream's table holds one row per `id` by construction: a primary key or a
-  unique index on `id` alone, as target-postgres makes from the stream's key and upserts on.
-  Its live rows then need no ranking per id, a sort of the whole table (4 times the cost of
-  reading the 200,000 recipients of the models benchmark). Asked of PostgreSQL's catalogue
-  only: Snowflake does not enforce keys, and elsewhere the rows are ranked.
--#}
-{% macro vobiz_one_row_per_id(table) -%}
-    {{ return(adapter.dispatch('vobiz_one_row_per_id', 'vobiz')(source('vobiz', table))) }}
-{%- endmacro %}
-
-{% macro default__vobiz_one_row_per_id(relation) -%}
-    {{ return(false) }}
-{%- endmacro %}
-
-{% macro postgres__vobiz_one_row_per_id(relation) -%}
-    {%- if not execute -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {%- set query -%}
-        select count(*)
-        from pg_index as keys
-        inner join pg_attribute as columns
-            on columns.attrelid = keys.indrelid and columns.attnum = keys.indkey[0]
-        where keys.indrelid = to_regclass('{{ relation.include(database=false) }}')
-            and keys.indisunique
-            and keys.indnkeyatts = 1
-            and keys.indpred is null
-            and columns.attname = 'id'
-    {%- endset -%}
-    {{ return(run_query(query).columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 {#-
