@@ -99,7 +99,7 @@ def fetch_in_order(
         return
     watch = _NetworkWatch()
     for task in pending:
-        yield task, watch.timed(fetch(task))
+        yield task, watch.timed(fetch, task)
         if watch.network_bound():
             break
     else:
@@ -192,8 +192,14 @@ class _NetworkWatch:
         self.since = perf_counter()
         self.waited = 0.0
 
-    def timed(self, results: t.Iterable[R]) -> t.Iterator[R]:
-        iterator = iter(results)
+    def timed(self, fetch: t.Callable[[T], t.Iterable[R]], task: T) -> t.Iterator[R]:
+        """`fetch(task)`'s results, timed: the call (a fetch may return a list it read) and each
+        result. Nothing runs before the first result is asked for, and a failure is raised then."""
+        started, cpu = perf_counter(), thread_time()
+        try:
+            iterator = iter(fetch(task))
+        finally:
+            self._waited(started, cpu)
         while True:
             started, cpu = perf_counter(), thread_time()
             try:
@@ -201,8 +207,11 @@ class _NetworkWatch:
             except StopIteration:
                 return
             finally:
-                self.waited += (perf_counter() - started) - (thread_time() - cpu)
+                self._waited(started, cpu)
             yield item
+
+    def _waited(self, started: float, cpu: float) -> None:
+        self.waited += (perf_counter() - started) - (thread_time() - cpu)
 
     def network_bound(self) -> bool:
         elapsed = perf_counter() - self.since

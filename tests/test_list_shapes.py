@@ -189,9 +189,9 @@ def test_a_list_whose_pages_cannot_all_be_had_sends_no_activate_version(start_em
 
     assert run.returncode == 0
     assert len(run.records["contacts"]) == 100
-    assert requests_of(emulator, "contacts") == 3 * (
-        3 + 1
-    )  # three readings of the 3 pages `total` promises, +1
+    # Three readings, each of page 1, the empty page 2 and the last page with rows again; page 3,
+    # which `total` promises, too when a thread had asked for it before page 2 came back empty.
+    assert 3 * 3 <= requests_of(emulator, "contacts") <= 3 * (3 + 1)
     assert not run.activated("contacts") and not run.bookmark("contacts")
     warnings = tap_log(run.stderr, "WARNING")
     assert len(warnings) == 1
