@@ -18,7 +18,7 @@ keep that safe for any target:
 - **Threads**: none while the fetches' time is the interpreter's: the tasks are fetched on
   the consumer's thread, one after another, as long as less than half the time goes on
   waiting for the API (a thread per fetch would only hand the GIL back and forth: at zero
-  latency that cost 6-8 % of the rate). Then started as they prove useful, not all at once:
+  latency that cost a fifth of the tap's CPU). Then started as they prove useful, not all at once:
   twice as many each time the consumer waits for a result while tasks wait for a thread, up
   to `workers` and to one more than the pacer's places in flight.
 
@@ -79,11 +79,10 @@ def fetch_in_order(
     under `NETWORK_BOUND` of the time (`_NetworkWatch`). Then threads start as they prove
     useful (`wanted()`, if given, bounds them further: the pacer's places in flight, plus
     one): one at first, twice as many each time the consumer finds its next result not ready
-    while tasks wait that no thread took. When the consumer (writing
-    records) is the bottleneck, a few threads keep ahead of it; more would only take turns for
-    the GIL. When latency is the bottleneck, the consumer keeps waiting, and threads double
-    until they are `workers` (at 300 ms a request, within a second or two, as the places'
-    own slow start).
+    while tasks wait that no thread took. When the consumer (writing records) is the
+    bottleneck, a few threads keep ahead of it; more would only take turns for the GIL. When
+    latency is the bottleneck, the consumer keeps waiting, and threads double until they are
+    `workers` (at 300 ms a request, within a second or two, as the places' own slow start).
 
     The look-ahead is deep (`LOOKAHEAD` tasks) because a long history is paged one request
     after another: while the consumer waits on it, the other workers go on.
